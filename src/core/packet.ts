@@ -1,0 +1,113 @@
+/**
+ * Packet is the one object that travels from the capture reader through the decoders. The reader
+ * creates it with every field initialised (one hidden class for all packets); each decoding
+ * stage fills in its own fields in place and never replaces the object. Stages pass packets on
+ * in batches (`Packet[]`).
+ *
+ * Ownership: `data` is a view into the chunk the reader read (no copy). Views stay valid as long
+ * as they are referenced (a Buffer keeps its parent alive), so later stages may keep them, but
+ * nobody may write into them. Stages that must hold bytes for long (fragment and out-of-order
+ * buffers) copy them, so that one small view does not pin a 1 MiB chunk.
+ */
+
+import type { Flow } from './flow.js';
+
+/** Why a packet was not decoded down to TCP. `null` on a packet that carries a TCP segment. */
+export type SkipReason =
+  | 'link-unsupported' // link type pcapflow does not decode
+  | 'link-malformed' // link header cut short or inconsistent
+  | 'link-truncated' // snaplen cut the frame inside the link header
+  | 'not-ip' // link payload is not IPv4/IPv6 (ARP, LLDP, ...)
+  | 'ipv4-malformed'
+  | 'ipv6-malformed'
+  | 'ip-truncated' // snaplen cut the packet inside the IP header
+  | 'fragment' // an IP fragment held for reassembly (the completing frame carries the datagram)
+  | 'fragment-invalid' // bad fragment offsets/lengths, or a fragment dropped by the limits
+  | 'not-tcp' // IP payload is another protocol (UDP, ICMP, ESP, ...)
+  | 'tcp-malformed' // data offset < 5 or beyond the segment
+  | 'tcp-truncated'; // snaplen cut the packet inside the TCP header
+
+export class Packet {
+  // --- set by the capture reader ---
+  /** 1-based packet index, as tshark numbers frames; continues across input files. */
+  index = 0;
+  /** Capture timestamp: whole seconds since the epoch. */
+  tsSec = 0;
+  /** Capture timestamp: nanoseconds within the second (0..999 999 999). */
+  tsNsec = 0;
+  /** Captured length: bytes present in `data`. */
+  caplen = 0;
+  /** Original length on the wire. `len > caplen` means the snaplen cut the packet. */
+  len = 0;
+  /** LINKTYPE_* value of the interface the packet came from. */
+  linkType = 0;
+  /** pcapng interface id (0 for classic pcap); unique across sections of one file. */
+  iface = 0;
+  /** The captured bytes, a view into the reader's chunk. */
+  data: Uint8Array = EMPTY;
+
+  // --- set by the frame decoder ---
+  /** VLAN ids, outermost first. Shared empty array when untagged: never mutate. */
+  vlan: number[] = NO_VLAN;
+  /** Network protocol of the link payload: 4, 6, or 0 when not IP. */
+  netVersion = 0;
+  /** Offset of the network header in `data`. */
+  netOffset = 0;
+
+  // --- set by the IP decoder ---
+  /** Source and destination addresses: 4 or 16 bytes (views, or copies for reassembled datagrams). */
+  src: Uint8Array = EMPTY;
+  dst: Uint8Array = EMPTY;
+  /** IP protocol number of the transport payload (6 = TCP), -1 when unknown. */
+  proto = -1;
+  /** Non-zero when the transport segment was rebuilt from this many IP fragments. */
+  fragments = 0;
+  /** The transport segment (TCP header + payload) as captured: a view into `data` or a reassembled buffer. */
+  l4: Uint8Array = EMPTY;
+  /** Length of the transport segment as the IP header gives it (may exceed l4.length when truncated). */
+  l4Len = 0;
+
+  // --- set by the TCP decoder ---
+  sport = 0;
+  dport = 0;
+  /** Sequence and acknowledgment numbers, unsigned 32-bit. */
+  seq = 0;
+  ack = 0;
+  /** TCP flag bits (TCP_FIN, TCP_SYN, ...), the low 9 bits of bytes 12-13. */
+  flags = 0;
+  win = 0;
+  urgPtr = 0;
+  /** TCP header length in bytes (data offset * 4). */
+  tcpHeaderLen = 0;
+  /** The payload bytes present in the capture, a view. */
+  payload: Uint8Array = EMPTY;
+  /** Payload length as the IP header gives it (tshark's tcp.len); `payloadLen - payload.length` bytes are missing. */
+  payloadLen = 0;
+
+  /** Why this packet carries no TCP segment; null when it does. */
+  skip: SkipReason | null = null;
+
+  // --- set by the TCP demux ---
+  /** The connection this segment belongs to; null before the demux. */
+  flow: Flow | null = null;
+  /** Direction within the connection: 0 client to server, 1 server to client. */
+  dir: 0 | 1 = 0;
+  /** Connections the demux ended just before this packet (idle, evicted, replaced); the reassembler closes them first. */
+  expired: Flow[] | null = null;
+}
+
+export const EMPTY: Uint8Array = new Uint8Array(0);
+export const NO_VLAN: number[] = [];
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+export const TCP_URG = 0x20;
+export const TCP_ECE = 0x40;
+export const TCP_CWR = 0x80;
+export const TCP_NS = 0x100;
+
+/** A batch of packets, the unit passed between stages. */
+export type PacketBatch = Packet[];
