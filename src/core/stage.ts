@@ -7,8 +7,8 @@
 export interface Stage<In, Out> {
   write(input: In, emit: (out: Out) => void): void;
   end(emit: (out: Out) => void): void;
-  /** Counters, live: read them at any time. Keys are stable and printed by `--stats`. */
-  readonly stats: Readonly<Record<string, number>>;
+  /** Counters, live: read them at any time. Keys are stable and printed by `--stats` (numbers, or maps of numbers). */
+  readonly stats: object;
 }
 
 /** What a decoder does with a packet it cannot decode: throw a PcapflowError, or count and skip it. */
