@@ -1,0 +1,179 @@
+/**
+ * TcpDecoder: the transport layer. For each packet whose `l4`/`l4Len` the IP decoder set, it
+ * sets sport, dport, seq, ack (unsigned), flags (9 bits), win, urgPtr, tcpHeaderLen, payload (a
+ * view of the bytes present) and payloadLen (l4Len minus the header length: tshark's tcp.len,
+ * also when the snaplen cut the bytes short), or `skip`.
+ *
+ * A data offset below 5 or a header longer than the segment is 'tcp-malformed' (PcapflowError
+ * TCP_BAD_HEADER under onError 'fail'); a fixed 20-byte header cut by the snaplen is
+ * 'tcp-truncated', never an error. When only the options are cut (a SYN in a snaplen-68 capture),
+ * the segment is still decoded, as tshark does: every field comes from the fixed header, the
+ * payload is empty and payloadLen tells what was on the wire (`optionsTruncated` counts them). Options are not parsed here: `tcpOptions(pkt)` reads them on demand. Checksums are not
+ * verified (tshark does not by default either).
+ */
+import { PcapflowError } from './errors.js';
+import { bump, runBatch, type DecoderOptions } from './frame-decoder.js';
+import type { Packet, SkipReason } from './packet.js';
+import type { Stage } from './stage.js';
+
+export class TcpDecoder implements Stage<Packet[], Packet[]> {
+  private readonly keepSkipped: boolean;
+  private readonly failOnError: boolean;
+  private readonly decodeFn: (p: Packet) => boolean;
+  private packets = 0;
+  private tcp = 0;
+  private truncated = 0;
+  private payloadBytes = 0;
+  private optionsTruncated = 0;
+  private readonly skipped = new Map<string | number, number>();
+
+  constructor(options: DecoderOptions = {}) {
+    this.keepSkipped = options.keepSkipped ?? false;
+    this.failOnError = (options.onError ?? 'skip') === 'fail';
+    this.decodeFn = (p) => this.decode(p);
+  }
+
+  write(batch: Packet[], emit: (out: Packet[]) => void): void {
+    runBatch(batch, emit, this.keepSkipped, this.decodeFn);
+  }
+
+  end(): void {}
+
+  /**
+   * stats: packets, tcp (segments decoded), truncated (segments whose payload the snaplen cut),
+   * payloadBytes (payload bytes present), optionsTruncated (segments whose options the snaplen
+   * cut), skipped, `skipped.<reason>`.
+   */
+  get stats(): Readonly<Record<string, number>> {
+    const s: Record<string, number> = {
+      packets: this.packets,
+      tcp: this.tcp,
+      truncated: this.truncated,
+      payloadBytes: this.payloadBytes,
+      optionsTruncated: this.optionsTruncated,
+    };
+    let skipped = 0;
+    for (const [k, v] of this.skipped) {
+      s[`skipped.${k}`] = v;
+      skipped += v;
+    }
+    s.skipped = skipped;
+    return s;
+  }
+
+  /** decode fills the TCP fields of one packet, or its `skip`; throws PcapflowError TCP_BAD_HEADER under onError 'fail'. */
+  decode(p: Packet): boolean {
+    this.packets++;
+    const b = p.l4;
+    const n = b.length;
+    const l4Len = p.l4Len;
+    if (l4Len < 20) return this.skip(p, 'tcp-malformed', `TCP segment of ${l4Len} bytes is shorter than a header`);
+    if (n < 20) return this.skip(p, 'tcp-truncated', '');
+    const hl = (b[12]! >> 4) * 4;
+    if (hl < 20) return this.skip(p, 'tcp-malformed', `TCP data offset ${hl / 4} < 5`);
+    if (hl > l4Len) return this.skip(p, 'tcp-malformed', `TCP header of ${hl} bytes beyond the ${l4Len}-byte segment`);
+    p.sport = (b[0]! << 8) | b[1]!;
+    p.dport = (b[2]! << 8) | b[3]!;
+    p.seq = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
+    p.ack = ((b[8]! << 24) | (b[9]! << 16) | (b[10]! << 8) | b[11]!) >>> 0;
+    p.flags = ((b[12]! & 1) << 8) | b[13]!;
+    p.win = (b[14]! << 8) | b[15]!;
+    p.urgPtr = (b[18]! << 8) | b[19]!;
+    p.tcpHeaderLen = hl;
+    const start = hl < n ? hl : n; // options cut by the snaplen: no payload present
+    if (hl > n) this.optionsTruncated++;
+    p.payload = b.subarray(start, n);
+    p.payloadLen = l4Len - hl;
+    this.tcp++;
+    this.payloadBytes += n - start;
+    if (n - start < p.payloadLen) this.truncated++;
+    return true;
+  }
+
+  private skip(p: Packet, reason: SkipReason, message: string): false {
+    p.skip = reason;
+    bump(this.skipped, reason);
+    if (reason === 'tcp-malformed' && this.failOnError) throw new PcapflowError('TCP_BAD_HEADER', message, { packet: p.index });
+    return false;
+  }
+}
+
+/** TcpOptions: the options of one TCP header; absent fields were not present. */
+export interface TcpOptions {
+  mss?: number;
+  wscale?: number;
+  sackPermitted?: boolean;
+  /** SACK blocks as [left edge, right edge) pairs, unsigned 32-bit. */
+  sack?: Array<[number, number]>;
+  tsVal?: number;
+  tsEcr?: number;
+  /** True when an option's length was invalid or ran past the header: parsing stopped there. */
+  malformed?: boolean;
+  /** True when the snaplen cut the options: only those captured were read. */
+  truncated?: boolean;
+}
+
+/**
+ * tcpOptions parses the options of a decoded TCP packet (bytes 20..tcpHeaderLen of `l4`, as far
+ * as captured). Lazy: call it only when needed (the demux does, on SYNs). Never throws.
+ */
+export function tcpOptions(p: Packet): TcpOptions {
+  const o: TcpOptions = {};
+  const b = p.l4;
+  let end = p.tcpHeaderLen;
+  if (end > b.length) {
+    end = b.length;
+    o.truncated = true;
+  }
+  let i = 20;
+  while (i < end) {
+    const kind = b[i]!;
+    if (kind === 0) break; // end of option list
+    if (kind === 1) {
+      i++;
+      continue;
+    }
+    if (i + 2 > end) {
+      if (!o.truncated) o.malformed = true;
+      break;
+    }
+    const len = b[i + 1]!;
+    if (len < 2 || (i + len > end && (!o.truncated || i + len > p.tcpHeaderLen))) {
+      o.malformed = true;
+      break;
+    }
+    if (i + len > end) break; // cut by the snaplen
+    switch (kind) {
+      case 2:
+        if (len === 4) o.mss = (b[i + 2]! << 8) | b[i + 3]!;
+        break;
+      case 3:
+        if (len === 3) o.wscale = b[i + 2]!;
+        break;
+      case 4:
+        if (len === 2) o.sackPermitted = true;
+        break;
+      case 5:
+        if ((len - 2) % 8 === 0) {
+          const blocks: Array<[number, number]> = [];
+          for (let j = i + 2; j < i + len; j += 8) blocks.push([u32(b, j), u32(b, j + 4)]);
+          o.sack = blocks;
+        }
+        break;
+      case 8:
+        if (len === 10) {
+          o.tsVal = u32(b, i + 2);
+          o.tsEcr = u32(b, i + 6);
+        }
+        break;
+      default:
+        break;
+    }
+    i += len;
+  }
+  return o;
+}
+
+function u32(b: Uint8Array, i: number): number {
+  return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
+}
