@@ -14,13 +14,19 @@ import type { Packet } from '../core/packet.js';
 import { TcpDecoder } from '../core/tcp-decoder.js';
 import { StageTransform } from './stage-transform.js';
 
-/** zlibInflate decompresses an IPComp DEFLATE payload (raw, or with a zlib header); null when it is not DEFLATE. */
+/** An IPComp datagram never inflates beyond an IPv6 jumbo-free datagram; more is a bomb. */
+const MAX_INFLATED = 1 << 17;
+
+/**
+ * zlibInflate decompresses an IPComp DEFLATE payload (raw, or with a zlib header); null when it
+ * is not DEFLATE or would inflate beyond 128 KiB.
+ */
 export function zlibInflate(data: Uint8Array): Uint8Array | null {
   try {
-    return inflateRawSync(data);
+    return inflateRawSync(data, { maxOutputLength: MAX_INFLATED });
   } catch {
     try {
-      return inflateSync(data);
+      return inflateSync(data, { maxOutputLength: MAX_INFLATED });
     } catch {
       return null;
     }

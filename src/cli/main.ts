@@ -1,0 +1,131 @@
+/**
+ * main is the whole CLI: it parses argv with yargs, maps the options onto the library, runs the
+ * pipeline and returns the exit code (0 ok, 1 a PcapflowError or other failure, 2 a usage
+ * error). It never calls process.exit(), so output is flushed before the process ends.
+ */
+import yargs, { type Argv } from 'yargs';
+import { isPcapflowError, PcapflowError } from '../core/errors.js';
+import { runPackets, type PacketsCommand } from './packets-command.js';
+import { runRead, type ReadCommand } from './read-command.js';
+
+/** Where the CLI reads and writes; tests pass their own streams. */
+export interface CliIo {
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+const defaultIo = (): CliIo => ({ stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+
+class UsageError extends Error {}
+
+/** main runs the CLI on argv (without `node` and the script) and resolves to the exit code. */
+export async function main(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
+  let action: (() => Promise<number>) | null = null;
+  let helpText = '';
+  const parser = yargs()
+    .scriptName('pcapflow')
+    .usage('pcapflow <command> [options]\n\nTurn packet captures into clean, ordered TCP byte streams.')
+    .command(
+      'read <inputs..>',
+      'reassemble every TCP connection and write its byte streams',
+      (y: Argv) => readOptions(y),
+      (args) => {
+        action = () => runRead(args as unknown as ReadCommand, io);
+      },
+    )
+    .command(
+      'packets <inputs..>',
+      'print one line per packet, like tcpdump -r (a debugging view)',
+      (y: Argv) => packetsOptions(y),
+      (args) => {
+        action = () => runPackets(args as unknown as PacketsCommand, io);
+      },
+    )
+    .demandCommand(1, 'name a command: read or packets')
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, (io.stdout as { columns?: number }).columns ?? 100))
+    .exitProcess(false)
+    .fail((msg: string | undefined, err: Error | undefined) => {
+      if (err !== undefined && !(err instanceof UsageError)) throw err;
+      throw new UsageError(msg ?? err?.message ?? 'bad usage');
+    });
+  try {
+    await parser.parseAsync([...argv], {}, (_err: Error | undefined, _argv: unknown, output: string) => {
+      helpText = output;
+    });
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`pcapflow: ${err.message}\nTry 'pcapflow --help'.\n`);
+      return 2;
+    }
+    return reportError(err, io);
+  }
+  if (helpText !== '') io.stdout.write(helpText.endsWith('\n') ? helpText : `${helpText}\n`);
+  if (action === null) return 0; // --help or --version
+  try {
+    return await (action as () => Promise<number>)();
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function reportError(err: unknown, io: CliIo): number {
+  if (isPcapflowError(err)) {
+    io.stderr.write(`pcapflow: ${err.describe()}\n`);
+    return err.code === 'INVALID_OPTION' ? 2 : 1;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  io.stderr.write(`pcapflow: INTERNAL: ${message}\n`);
+  if (process.env.PCAPFLOW_DEBUG && err instanceof Error) io.stderr.write(`${err.stack ?? ''}\n`);
+  return 1;
+}
+
+function inputsOption(y: Argv): Argv {
+  return y.positional('inputs', {
+    describe: 'capture files (pcap or pcapng), read one after another; - reads stdin',
+    type: 'string',
+    array: true,
+  });
+}
+
+function decodeOptions(y: Argv): Argv {
+  return y
+    .option('on-error', {
+      describe: 'what to do with a malformed packet: count and skip it, or stop with an error',
+      choices: ['skip', 'fail'],
+      default: 'skip',
+    })
+    .option('stats', { describe: "print every stage's counters on stderr at the end", type: 'boolean', default: false });
+}
+
+function packetsOptions(y: Argv): Argv {
+  return decodeOptions(inputsOption(y))
+    .option('format', { describe: 'text for people, ndjson for tools', choices: ['text', 'ndjson'], default: 'text' })
+    .example('pcapflow packets x.pcap', 'one line per packet, like tcpdump -r')
+    .example("pcapflow packets x.pcap --format ndjson | jq 'select(.skip)'", 'the packets pcapflow could not decode, and why');
+}
+
+function readOptions(y: Argv): Argv {
+  return decodeOptions(inputsOption(y))
+    .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
+    .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
+    .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
+    .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
+    .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
+    .option('chunking', { describe: 'plain in-order chunks, or grouped on PSH boundaries', choices: ['plain', 'push'], default: 'plain' })
+    .option('idle-timeout', { describe: 'close a connection after this many seconds of capture time without packets', type: 'string', default: '300' })
+    .option('max-connections', { describe: 'live connections kept; beyond it the oldest idle one is evicted', type: 'string' })
+    .option('max-buffer-per-conn', { describe: 'out-of-order bytes held per connection (k, m, g suffixes)', type: 'string' })
+    .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
+    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
+    .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
+    .example('pcapflow read x.pcap', 'print every connection for people')
+    .example('pcapflow read x.pcap --sink ndjson | jq -c \'select(.type=="close")\'', 'one close record per connection')
+    .example('pcapflow read x.pcap --sink files -o out/', 'one file per connection direction, named as tcpflow names them');
+}
+
+export { PcapflowError };

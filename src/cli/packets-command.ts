@@ -1,0 +1,45 @@
+/** `pcapflow packets`: one line per packet, text or NDJSON. */
+import type { OnError } from '../core/stage.js';
+import type { Packet } from '../core/packet.js';
+import { packetJson, packetText } from '../core/packet-format.js';
+import { PacketDecodeTransform } from '../transforms/decode-transforms.js';
+import { BatchSink } from '../sinks/byte-sink.js';
+import { openCaptures } from '../sources/capture-source.js';
+import { runPipeline } from '../pipeline.js';
+import { printStats } from './stats.js';
+import type { CliIo } from './main.js';
+import { parseChoice } from './options.js';
+
+export interface PacketsCommand {
+  inputs: string[];
+  format: string;
+  onError: string;
+  stats: boolean;
+}
+
+/** runPacketsCommand decodes every packet of the inputs and prints it; resolves to the exit code. */
+export async function runPackets(args: PacketsCommand, io: CliIo): Promise<number> {
+  const format = parseChoice('format', args.format, ['text', 'ndjson'] as const);
+  const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
+  const source = openCaptures(args.inputs, { stdin: io.stdin });
+  const decode = new PacketDecodeTransform({ keepSkipped: true, onError });
+  const render =
+    format === 'ndjson'
+      ? (batch: readonly Packet[]): string => {
+          let s = '';
+          for (const p of batch) s += `${JSON.stringify(packetJson(p))}\n`;
+          return s;
+        }
+      : (batch: readonly Packet[]): string => {
+          let s = '';
+          for (const p of batch) s += `${packetText(p)}\n`;
+          return s;
+        };
+  const sink = new BatchSink<readonly Packet[]>(render, { dest: io.stdout });
+  try {
+    await runPipeline([source, decode, sink], sink);
+  } finally {
+    if (args.stats) printStats(io.stderr, [["reader", source.inputStats()], ['decoder', decode.core.stats], ['output', sink.stats]]);
+  }
+  return 0;
+}

@@ -1,0 +1,378 @@
+/**
+ * TcpDemux sorts decoded TCP segments into connections. For every packet that carries a TCP
+ * segment (`skip === null`, `proto === 6`) it sets `pkt.flow`, `pkt.dir` (0 client to server,
+ * 1 server to client) and, when it ended other connections just before this packet, `pkt.expired`.
+ * Other packets pass through untouched (`flow` stays null). Batches are passed on as they came.
+ *
+ * Key: both addresses, both ports and the VLAN ids (tcpflow leaves VLANs out and merges distinct
+ * connections; pcapflow does not). The table is a Map from a direction-independent 32-bit hash to
+ * a chain of entries, so no string or object is built per packet.
+ *
+ * Roles: the client is the sender of a SYN (without ACK); when a SYN-ACK comes first, its receiver.
+ * When the first packet is neither (`midstream`), the endpoint with the lower port is the server
+ * (well-known ports are below ephemeral ones); equal ports make the sender the client.
+ *
+ * Numbering follows tshark's `tcp.stream` (Wireshark 4.0): connections are numbered from 0 in
+ * order of first packet, and a SYN (without ACK) whose sequence number differs from the base
+ * sequence number Wireshark would hold for that direction (the SYN's ISN; seq-1 of the first
+ * segment when no SYN was seen; ack-1 of the peer's first ACK) starts a new connection on the same
+ * addresses and ports; the old one ends with `endedBy = 'reused'`. A SYN with the same ISN (a
+ * retransmission) stays in the old connection even after FIN or RST, as tshark keeps it.
+ *
+ * Limits (capture time, never the wall clock):
+ * - `idleTimeout` (seconds, default 300; 0 disables): a connection with no packet for that long
+ *   ends (`endedBy = 'idle'`) when a later packet arrives; at end of input the reassembler's
+ *   `end()` closes whatever is left.
+ * - `maxConnections` (default 100 000): the table never holds more; to admit a new one it ends the
+ *   least recently active connection that has seen FIN both ways or RST, else the least recently
+ *   active one (`endedBy = 'evicted'`). Entries stay in the table after FIN/RST (late ACKs and
+ *   retransmissions must not start a new connection), so the limit counts them.
+ *
+ * Throws PcapflowError INVALID_OPTION for bad options, nothing per packet. Pure: no node:* import.
+ */
+import { formatIp } from './addr.js';
+import { PcapflowError } from './errors.js';
+import type { Endpoint } from './events.js';
+import type { Flow, FlowEnd } from './flow.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Packet } from './packet.js';
+import type { Stage } from './stage.js';
+
+export interface TcpDemuxOptions {
+  /** Most connections held at once (open, or finished but still lingering). Default 100 000. */
+  maxConnections?: number;
+  /** Seconds of capture time without a packet after which a connection ends. Default 300; 0 disables. */
+  idleTimeout?: number;
+}
+
+export const DEMUX_DEFAULTS: Required<TcpDemuxOptions> = {
+  maxConnections: 100_000,
+  idleTimeout: 300,
+};
+
+export interface TcpDemuxStats {
+  /** Packets that carried a TCP segment and got a flow. */
+  packets: number;
+  /** Packets passed through without a flow (not TCP, or skipped by a decoder). */
+  passed: number;
+  /** Connections created (the next connection number). */
+  connections: number;
+  /** Connections picked up without a SYN or SYN-ACK. */
+  midstream: number;
+  /** Connections ended because a new SYN reused their addresses and ports. */
+  reused: number;
+  /** Connections ended by the idle timeout. */
+  idleExpired: number;
+  /** Connections ended by the maxConnections limit. */
+  evicted: number;
+  /** Connections in the table now, and the most ever. */
+  live: number;
+  peakLive: number;
+}
+
+const FLAG_FIN0 = 1;
+const FLAG_FIN1 = 2;
+const FLAG_RST = 4;
+
+/** FlowEntry is the demux's Flow: the public fields plus the table's private links. */
+class FlowEntry implements Flow {
+  readonly id: number;
+  readonly client: Endpoint;
+  readonly server: Endpoint;
+  readonly vlan: number[];
+  midstream: boolean;
+  closed = false;
+  endedBy: FlowEnd | null = null;
+  state: unknown = null;
+
+  // --- demux private ---
+  /** Client and server address bytes (copies) and ports. */
+  readonly addrC: Uint8Array;
+  readonly addrS: Uint8Array;
+  readonly portC: number;
+  readonly portS: number;
+  readonly hash: number;
+  /** Next entry with the same hash. */
+  chain: FlowEntry | null = null;
+  /** LRU list links and which list (0 active, 1 finished: FIN both ways or RST). */
+  prev: FlowEntry | null = null;
+  next: FlowEntry | null = null;
+  list: 0 | 1 = 0;
+  /** Capture time (seconds) of the last packet, monotonic. */
+  last = 0;
+  /** Wireshark's per-direction base sequence number (to tell a new SYN from a retransmitted one). */
+  baseSet0 = false;
+  baseSet1 = false;
+  base0 = 0;
+  base1 = 0;
+  /** FLAG_FIN0 | FLAG_FIN1 | FLAG_RST seen. */
+  ends = 0;
+
+  constructor(id: number, hash: number, addrC: Uint8Array, portC: number, addrS: Uint8Array, portS: number, vlan: number[], midstream: boolean) {
+    this.id = id;
+    this.hash = hash;
+    this.addrC = addrC.slice();
+    this.addrS = addrS.slice();
+    this.portC = portC;
+    this.portS = portS;
+    this.vlan = vlan.length === 0 ? vlan : vlan.slice();
+    this.midstream = midstream;
+    this.client = { ip: formatIp(this.addrC), port: portC };
+    this.server = { ip: formatIp(this.addrS), port: portS };
+  }
+}
+
+/** A doubly linked LRU list of entries, oldest first. */
+class LruList {
+  head: FlowEntry | null = null;
+  tail: FlowEntry | null = null;
+  size = 0;
+
+  push(e: FlowEntry): void {
+    e.prev = this.tail;
+    e.next = null;
+    if (this.tail === null) this.head = e;
+    else this.tail.next = e;
+    this.tail = e;
+    this.size++;
+  }
+
+  remove(e: FlowEntry): void {
+    if (e.prev === null) this.head = e.next;
+    else e.prev.next = e.next;
+    if (e.next === null) this.tail = e.prev;
+    else e.next.prev = e.prev;
+    e.prev = e.next = null;
+    this.size--;
+  }
+}
+
+function hashAddr(a: Uint8Array, port: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i]!, 0x01000193);
+  h = Math.imul(h ^ port, 0x01000193);
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameVlan(a: number[], b: number[]): boolean {
+  const n = a.length;
+  if (n !== b.length) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function checkOptions(o: TcpDemuxOptions): Required<TcpDemuxOptions> {
+  const r = { ...DEMUX_DEFAULTS };
+  if (o.maxConnections !== undefined) {
+    if (!Number.isInteger(o.maxConnections) || o.maxConnections < 1) {
+      throw new PcapflowError('INVALID_OPTION', `maxConnections must be an integer >= 1, got ${o.maxConnections}`);
+    }
+    r.maxConnections = o.maxConnections;
+  }
+  if (o.idleTimeout !== undefined) {
+    if (typeof o.idleTimeout !== 'number' || !(o.idleTimeout >= 0)) {
+      throw new PcapflowError('INVALID_OPTION', `idleTimeout must be a number of seconds >= 0, got ${o.idleTimeout}`);
+    }
+    r.idleTimeout = o.idleTimeout;
+  }
+  return r;
+}
+
+export class TcpDemux implements Stage<Packet[], Packet[]> {
+  readonly options: Readonly<Required<TcpDemuxOptions>>;
+  readonly stats: TcpDemuxStats = {
+    packets: 0,
+    passed: 0,
+    connections: 0,
+    midstream: 0,
+    reused: 0,
+    idleExpired: 0,
+    evicted: 0,
+    live: 0,
+    peakLive: 0,
+  };
+
+  private readonly table = new Map<number, FlowEntry>();
+  private readonly active = new LruList();
+  private readonly finished = new LruList();
+  /** Latest capture time seen (seconds); time never runs backwards here. */
+  private now = -Infinity;
+  /** Flows ended while handling the current packet; attached to it. */
+  private ended: Flow[] | null = null;
+
+  constructor(options: TcpDemuxOptions = {}) {
+    this.options = checkOptions(options);
+  }
+
+  write(batch: Packet[], emit: (out: Packet[]) => void): void {
+    for (let i = 0; i < batch.length; i++) this.demux(batch[i]!);
+    if (batch.length > 0) emit(batch);
+  }
+
+  /** end holds nothing back: the reassembler closes the connections still open (reason eof). */
+  end(_emit: (out: Packet[]) => void): void {
+    this.table.clear();
+    this.active.head = this.active.tail = null;
+    this.finished.head = this.finished.tail = null;
+    this.active.size = this.finished.size = 0;
+    this.stats.live = 0;
+  }
+
+  private demux(pkt: Packet): void {
+    if (pkt.skip !== null || pkt.proto !== 6 || pkt.tcpHeaderLen < 20) {
+      this.stats.passed++;
+      return;
+    }
+    this.stats.packets++;
+    const t = pkt.tsSec + pkt.tsNsec * 1e-9;
+    if (t > this.now) this.now = t;
+    this.ended = null;
+    if (this.options.idleTimeout > 0) this.expireIdle();
+
+    const src = pkt.src;
+    const dst = pkt.dst;
+    const sport = pkt.sport;
+    const dport = pkt.dport;
+    const vlan = pkt.vlan;
+    let h = (hashAddr(src, sport) + hashAddr(dst, dport)) | 0;
+    for (let i = 0; i < vlan.length; i++) h = Math.imul(h ^ vlan[i]!, 0x01000193);
+
+    let e = this.table.get(h) ?? null;
+    let dir: 0 | 1 = 0;
+    while (e !== null) {
+      if (sameVlan(e.vlan, vlan)) {
+        if (e.portC === sport && e.portS === dport && sameBytes(e.addrC, src) && sameBytes(e.addrS, dst)) {
+          dir = 0;
+          break;
+        }
+        if (e.portS === sport && e.portC === dport && sameBytes(e.addrS, src) && sameBytes(e.addrC, dst)) {
+          dir = 1;
+          break;
+        }
+      }
+      e = e.chain;
+    }
+
+    const flags = pkt.flags;
+    if (e !== null && (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      const set = dir === 0 ? e.baseSet0 : e.baseSet1;
+      const base = dir === 0 ? e.base0 : e.base1;
+      if (set && base !== pkt.seq) {
+        this.endFlow(e, 'reused');
+        this.stats.reused++;
+        e = null;
+      }
+    }
+
+    if (e === null) {
+      if (this.table.size >= this.options.maxConnections) this.evictOne();
+      let clientIsSrc: boolean;
+      let midstream = false;
+      if (flags & TCP_SYN) {
+        clientIsSrc = (flags & TCP_ACK) === 0;
+      } else {
+        midstream = true;
+        clientIsSrc = !(sport < dport);
+        this.stats.midstream++;
+      }
+      e = clientIsSrc
+        ? new FlowEntry(this.stats.connections, h, src, sport, dst, dport, vlan, midstream)
+        : new FlowEntry(this.stats.connections, h, dst, dport, src, sport, vlan, midstream);
+      dir = clientIsSrc ? 0 : 1;
+      this.stats.connections++;
+      e.chain = this.table.get(h) ?? null;
+      this.table.set(h, e);
+      e.last = this.now;
+      this.active.push(e);
+      this.stats.live = this.active.size + this.finished.size;
+      if (this.stats.live > this.stats.peakLive) this.stats.peakLive = this.stats.live;
+    } else {
+      // touch: move to the tail of its list
+      if (e.next !== null) {
+        const list = e.list === 0 ? this.active : this.finished;
+        list.remove(e);
+        list.push(e);
+      }
+      e.last = this.now;
+    }
+
+    // Wireshark's base sequence numbers, per direction (see the class comment).
+    if (dir === 0) {
+      if (!e.baseSet0) {
+        e.base0 = flags & TCP_SYN ? pkt.seq : (pkt.seq - 1) >>> 0;
+        e.baseSet0 = true;
+      }
+      if (!e.baseSet1 && flags & TCP_ACK) {
+        e.base1 = (pkt.ack - 1) >>> 0;
+        e.baseSet1 = true;
+      }
+    } else {
+      if (!e.baseSet1) {
+        e.base1 = flags & TCP_SYN ? pkt.seq : (pkt.seq - 1) >>> 0;
+        e.baseSet1 = true;
+      }
+      if (!e.baseSet0 && flags & TCP_ACK) {
+        e.base0 = (pkt.ack - 1) >>> 0;
+        e.baseSet0 = true;
+      }
+    }
+
+    if (flags & (TCP_FIN | TCP_RST) && e.list === 0) {
+      e.ends |= flags & TCP_RST ? FLAG_RST : dir === 0 ? FLAG_FIN0 : FLAG_FIN1;
+      if (e.ends & FLAG_RST || (e.ends & (FLAG_FIN0 | FLAG_FIN1)) === (FLAG_FIN0 | FLAG_FIN1)) {
+        this.active.remove(e);
+        e.list = 1;
+        this.finished.push(e);
+      }
+    }
+
+    pkt.flow = e;
+    pkt.dir = dir;
+    pkt.expired = this.ended;
+  }
+
+  private expireIdle(): void {
+    const limit = this.now - this.options.idleTimeout;
+    for (;;) {
+      const a = this.active.head;
+      const f = this.finished.head;
+      let e: FlowEntry | null;
+      if (a !== null && a.last < limit && (f === null || a.last <= f.last)) e = a;
+      else if (f !== null && f.last < limit) e = f;
+      else break;
+      this.endFlow(e, 'idle');
+      this.stats.idleExpired++;
+    }
+  }
+
+  private evictOne(): void {
+    const e = this.finished.head ?? this.active.head;
+    if (e === null) return;
+    this.endFlow(e, 'evicted');
+    this.stats.evicted++;
+  }
+
+  /** endFlow removes `e` from the table and its list and records it for the current packet. */
+  private endFlow(e: FlowEntry, why: FlowEnd): void {
+    let c = this.table.get(e.hash) ?? null;
+    if (c === e) {
+      if (e.chain === null) this.table.delete(e.hash);
+      else this.table.set(e.hash, e.chain);
+    } else {
+      while (c !== null && c.chain !== e) c = c.chain;
+      if (c !== null) c.chain = e.chain;
+    }
+    e.chain = null;
+    (e.list === 0 ? this.active : this.finished).remove(e);
+    e.endedBy = why;
+    if (this.ended === null) this.ended = [e];
+    else this.ended.push(e);
+    this.stats.live = this.active.size + this.finished.size;
+  }
+}

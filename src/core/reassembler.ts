@@ -1,0 +1,740 @@
+/**
+ * TcpReassembler turns demuxed TCP segments (packets with `flow` and `dir` set by TcpDemux) into
+ * each connection's two byte streams, as StreamEvent batches: one output batch per input batch
+ * (none when a batch produced no event), and the rest from `end()`.
+ *
+ * Contract, per connection:
+ * - `open` first (held back while only SYN/SYN-ACK without data were seen, so it carries both
+ *   sides' options; at the latest it comes just before the first other event), `close` last,
+ *   and nothing for the connection after its close.
+ * - `data` events in stream order per direction; offsets count bytes from the first byte after
+ *   the SYN (or from the first segment seen when the SYN was not: midstream). In-order payloads are
+ *   passed as views of the packet; only out-of-order bytes are copied (SegmentBuffer). With
+ *   `chunking: 'push'` a direction's in-order bytes are grouped until a segment with PSH (or
+ *   `pushMaxBytes`, a gap, the FIN or the close), one copy per grouped chunk.
+ * - A hole is never filled: when bytes beyond it must be delivered, a `gap` event (offset, len,
+ *   reason) comes first. Reasons: `acked` (the peer acknowledged bytes never captured; taken
+ *   when the sender's next segment comes past them or the ACK covers its FIN, since captures
+ *   sometimes show an ACK just before the data it acknowledges), `fin` /
+ *   `rst` / `idle` / `eof` / `evicted` (the connection ended), `limit` (a buffer limit), `truncated`
+ *   (the snaplen cut them: payloadLen > payload.length).
+ * - Retransmitted and duplicate bytes are dropped (counted). Overlaps between out-of-order bytes
+ *   held and new ones follow `overlap` (`first`, default: held bytes win; `last`: new bytes win)
+ *   with an `overlap` event when the bytes differ. Bytes already delivered always win (the
+ *   receiving TCP had already accepted them): a later segment that differs from them gives an
+ *   `overlap` event with `kept: 'first'` whatever the policy, as long as those bytes are still
+ *   kept for the check (as views, until the peer ACKs them, at most `overlapCheckBytes` per
+ *   direction, and only when the peer's packets are in the capture).
+ * - Data on a SYN (TCP Fast Open) is stream data. Keepalives (0 or 1 byte at next-1) and
+ *   zero-window probes (1 byte at next while the peer advertises window 0) are not data.
+ * - Close reasons: `fin` (FIN both ways and all bytes up to each FIN delivered, or FIN both ways
+ *   when the connection is ended otherwise), `rst` (an RST; its payload is delivered first, as
+ *   tshark shows it), `idle` / `evicted` (the demux ended the flow: idle timeout, connection limit,
+ *   or 4-tuple reuse by a new SYN, which is reported as `evicted`), `eof` (end of input).
+ *   An RST or a bare FIN from a side that has not answered the peer's SYN yet does not end the
+ *   connection at once (a refused connection, or an evasion that goes on with a SYN-ACK): an RST
+ *   so held closes the connection as `rst` only when it ends otherwise.
+ * - Limits: out-of-order bytes per connection (`maxBufferedPerConnection`, default 4 MiB) and in
+ *   all (`maxBufferedTotal`, default 64 MiB). Going over one forces delivery past the oldest hole
+ *   (a `gap` with reason `limit`, counted in `limitHits`) until back under it.
+ *
+ * Throws PcapflowError INVALID_OPTION for bad options; nothing per packet. Pure: no node:* import.
+ */
+import { PcapflowError } from './errors.js';
+import {
+  formatTs,
+  type CloseReason,
+  type DirectionSummary,
+  type GapReason,
+  type StreamEvent,
+  type TcpOptionsSeen,
+} from './events.js';
+import type { Flow } from './flow.js';
+import { EMPTY, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type Packet } from './packet.js';
+import { seqAdd, seqDiff } from './seq.js';
+import type { Stage } from './stage.js';
+import { tcpOptions } from './tcp-decoder.js';
+import { SegmentBuffer, type OverlapPolicy } from './stream-buffer.js';
+
+export interface TcpReassemblerOptions {
+  /** Which copy wins where out-of-order segments overlap with different bytes. Default 'first'. */
+  overlap?: OverlapPolicy;
+  /** 'plain' (default): in-order chunks as they come; 'push': grouped until PSH. */
+  chunking?: 'plain' | 'push';
+  /** Out-of-order bytes held per connection (both directions). Default 4 MiB. */
+  maxBufferedPerConnection?: number;
+  /** Out-of-order bytes held over all connections. Default 64 MiB. */
+  maxBufferedTotal?: number;
+  /** With chunking 'push': most bytes grouped in one chunk. Default 256 KiB. */
+  pushMaxBytes?: number;
+  /**
+   * Delivered bytes kept (as views) per direction until the peer acknowledges them, so that a
+   * retransmission with different bytes is reported as an overlap. Default 64 KiB; 0 disables.
+   */
+  overlapCheckBytes?: number;
+}
+
+export const REASSEMBLER_DEFAULTS: Required<TcpReassemblerOptions> = {
+  overlap: 'first',
+  chunking: 'plain',
+  maxBufferedPerConnection: 4 * 1024 * 1024,
+  maxBufferedTotal: 64 * 1024 * 1024,
+  pushMaxBytes: 256 * 1024,
+  overlapCheckBytes: 64 * 1024,
+};
+
+export interface TcpReassemblerStats {
+  /** Connections seen (open events). */
+  connections: number;
+  /** Packets with a flow. */
+  packets: number;
+  /** Packets without a flow (not TCP): ignored. */
+  ignored: number;
+  /** Stream bytes delivered in data events. */
+  bytes: number;
+  /** Data events emitted. */
+  chunks: number;
+  /** Segments that carried only bytes already delivered or held. */
+  retransmitted: number;
+  /** Segments buffered ahead of a hole. */
+  outOfOrder: number;
+  /** Overlap events (overlapping bytes that differed). */
+  overlaps: number;
+  gaps: number;
+  missingBytes: number;
+  keepalives: number;
+  zeroWindowProbes: number;
+  /** RST or bare FIN from a side that had not answered the peer's SYN: not taken as the end. */
+  heldRst: number;
+  ignoredFin: number;
+  /** Packets of a connection that was already closed (late ACKs, retransmissions). */
+  afterClose: number;
+  /** Times a buffer limit forced a gap. */
+  limitHits: number;
+  /** Out-of-order bytes held now, and the most ever held between two packets (within one packet the
+   * newest segment may pass a limit before the limit is enforced). */
+  bufferedBytes: number;
+  peakBufferedBytes: number;
+  /** Close events by reason. */
+  closedFin: number;
+  closedRst: number;
+  idleClosed: number;
+  evicted: number;
+  closedEof: number;
+}
+
+/** One direction of a connection. */
+class Side {
+  readonly name: 'c2s' | 's2c';
+  /** Sequence number of stream offset 0 is known. */
+  synced = false;
+  sawSyn = false;
+  /** Sequence number of stream offset 0. */
+  base = 0;
+  /** Next stream offset to deliver, and its sequence number. */
+  nextOff = 0;
+  nextSeq = 0;
+  readonly buf = new SegmentBuffer();
+  finKnown = false;
+  /** Sequence number and stream offset of the FIN (the offset just past the last byte). */
+  finSeq = 0;
+  finOff = 0;
+  finDone = false;
+  /** Highest stream offset the peer acknowledged (capped at the FIN). */
+  ackedOff = 0;
+  /** Last window this side advertised (for the peer's zero-window probes). */
+  win = -1;
+  readonly opts: TcpOptionsSeen = {};
+  optsSeen = false;
+  // counters for the close summary
+  bytes = 0;
+  packets = 0;
+  retransmitted = 0;
+  outOfOrder = 0;
+  gaps = 0;
+  missing = 0;
+  overlaps = 0;
+  firstSec = -1;
+  firstNsec = 0;
+  lastSec = -1;
+  lastNsec = 0;
+  // delivered bytes not yet acknowledged by the peer (views), for overlap checks
+  readonly sentOff: number[] = [];
+  readonly sentData: Uint8Array[] = [];
+  sentHead = 0;
+  sentBytes = 0;
+  // push chunking
+  readonly pend: Uint8Array[] = [];
+  pendLen = 0;
+  pendOff = 0;
+  pendSec = 0;
+  pendNsec = 0;
+
+  constructor(name: 'c2s' | 's2c') {
+    this.name = name;
+  }
+
+  /** dropSent forgets delivered bytes below `upTo` (acknowledged), or the oldest while over `cap`. */
+  dropSent(upTo: number, cap: number): void {
+    const offs = this.sentOff;
+    const datas = this.sentData;
+    let h = this.sentHead;
+    while (h < offs.length) {
+      const d = datas[h]!;
+      if (offs[h]! + d.length > upTo && this.sentBytes <= cap) break;
+      this.sentBytes -= d.length;
+      datas[h] = EMPTY;
+      h++;
+    }
+    if (h === offs.length) {
+      offs.length = 0;
+      datas.length = 0;
+      h = 0;
+    } else if (h >= 64 && h * 2 >= offs.length) {
+      offs.splice(0, h);
+      datas.splice(0, h);
+      h = 0;
+    }
+    this.sentHead = h;
+  }
+
+  sync(base: number): void {
+    this.synced = true;
+    this.base = base;
+    this.nextOff = 0;
+    this.nextSeq = base;
+  }
+
+  summary(): DirectionSummary {
+    return {
+      bytes: this.bytes,
+      packets: this.packets,
+      retransmitted: this.retransmitted,
+      outOfOrder: this.outOfOrder,
+      gaps: this.gaps,
+      missing: this.missing,
+      overlaps: this.overlaps,
+      firstTs: this.firstSec < 0 ? null : formatTs(this.firstSec, this.firstNsec),
+      lastTs: this.lastSec < 0 ? null : formatTs(this.lastSec, this.lastNsec),
+    };
+  }
+}
+
+/** Per-connection state, kept in `flow.state`. */
+class Conn {
+  readonly flow: Flow;
+  readonly sides: [Side, Side] = [new Side('c2s'), new Side('s2c')];
+  opened = false;
+  firstSec: number;
+  firstNsec: number;
+  /** Index+1 of the side whose RST is held (see the class comment); 0 when none. */
+  heldRst = 0;
+  /** Out-of-order bytes held in both directions. */
+  buffered = 0;
+
+  constructor(flow: Flow, sec: number, nsec: number) {
+    this.flow = flow;
+    this.firstSec = sec;
+    this.firstNsec = nsec;
+  }
+}
+
+function checkOptions(o: TcpReassemblerOptions): Required<TcpReassemblerOptions> {
+  const r = { ...REASSEMBLER_DEFAULTS };
+  if (o.overlap !== undefined) {
+    if (o.overlap !== 'first' && o.overlap !== 'last') throw new PcapflowError('INVALID_OPTION', `overlap must be 'first' or 'last', got ${String(o.overlap)}`);
+    r.overlap = o.overlap;
+  }
+  if (o.chunking !== undefined) {
+    if (o.chunking !== 'plain' && o.chunking !== 'push') throw new PcapflowError('INVALID_OPTION', `chunking must be 'plain' or 'push', got ${String(o.chunking)}`);
+    r.chunking = o.chunking;
+  }
+  for (const k of ['maxBufferedPerConnection', 'maxBufferedTotal', 'pushMaxBytes', 'overlapCheckBytes'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < (k === 'pushMaxBytes' ? 1 : 0)) {
+      throw new PcapflowError('INVALID_OPTION', `${k} must be an integer number of bytes, got ${String(v)}`);
+    }
+    r[k] = v;
+  }
+  return r;
+}
+
+export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
+  readonly options: Readonly<Required<TcpReassemblerOptions>>;
+  readonly stats: TcpReassemblerStats = {
+    connections: 0,
+    packets: 0,
+    ignored: 0,
+    bytes: 0,
+    chunks: 0,
+    retransmitted: 0,
+    outOfOrder: 0,
+    overlaps: 0,
+    gaps: 0,
+    missingBytes: 0,
+    keepalives: 0,
+    zeroWindowProbes: 0,
+    heldRst: 0,
+    ignoredFin: 0,
+    afterClose: 0,
+    limitHits: 0,
+    bufferedBytes: 0,
+    peakBufferedBytes: 0,
+    closedFin: 0,
+    closedRst: 0,
+    idleClosed: 0,
+    evicted: 0,
+    closedEof: 0,
+  };
+
+  /** Open connections, in order of first packet. */
+  private readonly live = new Set<Conn>();
+  /** Connections holding out-of-order bytes, oldest first (the total limit trims these). */
+  private readonly holding = new Set<Conn>();
+  /** Events of the batch being handled. */
+  private out: StreamEvent[] = [];
+
+  constructor(options: TcpReassemblerOptions = {}) {
+    this.options = checkOptions(options);
+  }
+
+  write(batch: Packet[], emit: (out: StreamEvent[]) => void): void {
+    for (let i = 0; i < batch.length; i++) this.packet(batch[i]!);
+    this.flushOut(emit);
+  }
+
+  /** end closes every open connection (reason eof unless FIN both ways or a held RST), flushing all. */
+  end(emit: (out: StreamEvent[]) => void): void {
+    for (const c of this.live) {
+      this.close(c, 'eof', c.sides[0].lastSec >= c.sides[1].lastSec ? c.sides[0].lastSec : c.sides[1].lastSec, this.lastNsec(c));
+    }
+    this.flushOut(emit);
+  }
+
+  private flushOut(emit: (out: StreamEvent[]) => void): void {
+    if (this.out.length > 0) {
+      const out = this.out;
+      this.out = [];
+      emit(out);
+    }
+  }
+
+  private lastNsec(c: Conn): number {
+    const a = c.sides[0];
+    const b = c.sides[1];
+    if (a.lastSec > b.lastSec) return a.lastNsec;
+    if (b.lastSec > a.lastSec) return b.lastNsec;
+    return a.lastNsec > b.lastNsec ? a.lastNsec : b.lastNsec;
+  }
+
+  private packet(pkt: Packet): void {
+    const sec = pkt.tsSec;
+    const nsec = pkt.tsNsec;
+    const expired = pkt.expired;
+    if (expired !== null) {
+      for (let i = 0; i < expired.length; i++) {
+        const f = expired[i]!;
+        const c = f.state as Conn | null;
+        if (c === null || f.closed) continue;
+        this.close(c, f.endedBy === 'idle' ? 'idle' : 'evicted', sec, nsec);
+      }
+    }
+    const flow = pkt.flow;
+    if (flow === null) {
+      this.stats.ignored++;
+      return;
+    }
+    if (flow.closed) {
+      this.stats.afterClose++;
+      return;
+    }
+    this.stats.packets++;
+    let c = flow.state as Conn | null;
+    if (c === null) {
+      c = new Conn(flow, sec, nsec);
+      flow.state = c;
+      this.live.add(c);
+      this.stats.connections++;
+    }
+    const dir = pkt.dir;
+    const d = c.sides[dir];
+    const o = c.sides[dir ^ 1]!;
+    d.packets++;
+    if (d.firstSec < 0) {
+      d.firstSec = sec;
+      d.firstNsec = nsec;
+    }
+    d.lastSec = sec;
+    d.lastNsec = nsec;
+    d.win = pkt.win;
+    const flags = pkt.flags;
+    const len = pkt.payloadLen;
+
+    if (flags & TCP_SYN && !d.optsSeen) {
+      d.optsSeen = true;
+      const t = tcpOptions(pkt);
+      if (t.mss !== undefined) d.opts.mss = t.mss;
+      if (t.wscale !== undefined) d.opts.wscale = t.wscale;
+      if (t.sackPermitted) d.opts.sackPermitted = true;
+    }
+    if (!c.opened && !(flags & TCP_SYN && len === 0)) this.open(c);
+
+    // What this side acknowledges of the peer's stream: a hole the peer got past is a gap.
+    if (flags & TCP_ACK && o.synced) this.acked(c, o, pkt.ack, sec, nsec);
+
+    // Where this side's stream starts.
+    if (!d.synced) {
+      if (flags & TCP_SYN) {
+        d.sawSyn = true;
+        d.sync(seqAdd(pkt.seq, 1));
+      } else if (len === 0 && (o.sawSyn || !(flags & (TCP_FIN | TCP_RST)))) {
+        // A pure ACK says nothing about where data starts; an RST or bare FIN from a side that
+        // has not answered the peer's SYN is held (RST) or ignored (FIN), see the class comment.
+        if (flags & TCP_RST) {
+          c.heldRst = dir + 1;
+          this.stats.heldRst++;
+        } else if (flags & TCP_FIN) {
+          this.stats.ignoredFin++;
+        }
+        return;
+      } else {
+        d.sync(pkt.seq);
+      }
+      if (c.heldRst === dir + 1) c.heldRst = 0;
+    } else if (flags & TCP_SYN) {
+      d.sawSyn = true;
+      const isn1 = seqAdd(pkt.seq, 1);
+      // A SYN with another ISN before any byte was delivered (SYN-ACK after stray segments): restart.
+      if (isn1 !== d.base && d.nextOff === 0 && d.buf.count === 0 && d.gaps === 0) {
+        d.sync(isn1);
+        if (d.finKnown) d.finOff = seqDiff(d.finSeq, isn1);
+      }
+    }
+
+    const segSeq = flags & TCP_SYN ? seqAdd(pkt.seq, 1) : pkt.seq;
+    const off = d.nextOff + seqDiff(segSeq, d.nextSeq);
+    if (len <= 1 && off === d.nextOff - 1 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
+      this.stats.keepalives++;
+    } else if (len > 0) {
+      if (len === 1 && off === d.nextOff && o.win === 0 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
+        this.stats.zeroWindowProbes++;
+      } else {
+        this.segment(c, d, off, pkt.payload, len, sec, nsec, (flags & TCP_PSH) !== 0);
+      }
+    }
+    if (flags & TCP_RST) {
+      this.close(c, 'rst', sec, nsec);
+      return;
+    }
+    if (flags & TCP_FIN && !d.finKnown) {
+      d.finKnown = true;
+      d.finOff = off + len;
+      d.finSeq = seqAdd(segSeq, len);
+    }
+    if (d.finKnown && !d.finDone) this.checkFin(c, d);
+    if (d.finDone && o.finDone) this.close(c, 'fin', sec, nsec);
+  }
+
+  private open(c: Conn): void {
+    c.opened = true;
+    const f = c.flow;
+    this.out.push({
+      type: 'open',
+      conn: f.id,
+      ts: formatTs(c.firstSec, c.firstNsec),
+      client: f.client,
+      server: f.server,
+      vlan: f.vlan,
+      midstream: f.midstream,
+      options: { c2s: { ...c.sides[0].opts }, s2c: { ...c.sides[1].opts } },
+    });
+  }
+
+  /** segment takes `len` bytes at stream offset `off` (`payload` holds the captured ones). */
+  private segment(c: Conn, d: Side, off: number, payload: Uint8Array, len: number, sec: number, nsec: number, psh: boolean): void {
+    const end = off + len;
+    if (off > d.nextOff && d.ackedOff > d.nextOff) {
+      // the peer acknowledged bytes up to ackedOff that never came, and d has gone past them
+      this.skipTo(c, d, d.ackedOff, 'acked', sec, nsec);
+      if (d.finKnown && !d.finDone) this.checkFin(c, d);
+    }
+    if (off < d.nextOff && d.sentHead < d.sentOff.length) this.checkSent(c, d, off, payload, len, sec, nsec);
+    if (end <= d.nextOff) {
+      d.retransmitted++;
+      this.stats.retransmitted++;
+      return;
+    }
+    let present = payload.length < len ? payload.length : len;
+    let data = present === payload.length ? payload : payload.subarray(0, present);
+    if (off < d.nextOff) {
+      const cut = d.nextOff - off;
+      if (cut >= present) {
+        data = payload.subarray(0, 0);
+        present = 0;
+      } else {
+        data = data.subarray(cut);
+        present -= cut;
+      }
+      off = d.nextOff;
+    }
+    const head = d.buf.first();
+    if (off === d.nextOff && (head === null || head.off >= end)) {
+      // in order: pass the view on
+      if (present > 0) this.deliver(c, d, off, data, sec, nsec, psh && present === end - off);
+      if (off + present < end) this.gap(c, d, off + present, end - off - present, 'truncated', sec, nsec);
+      d.nextOff = end;
+      d.nextSeq = seqAdd(d.base, end);
+      if (head !== null) this.drain(c, d);
+      return;
+    }
+    const before = d.buf.bytes;
+    const added = d.buf.insert(off, end, data, sec, nsec, psh, this.options.overlap);
+    if (d.buf.diffStart >= 0) {
+      d.overlaps++;
+      this.stats.overlaps++;
+      this.out.push({
+        type: 'overlap',
+        conn: c.flow.id,
+        dir: d.name,
+        offset: d.buf.diffStart,
+        len: d.buf.diffEnd - d.buf.diffStart,
+        ts: formatTs(sec, nsec),
+        kept: this.options.overlap,
+      });
+    }
+    if (added === 0) {
+      d.retransmitted++;
+      this.stats.retransmitted++;
+    } else if (off > d.nextOff) {
+      d.outOfOrder++;
+      this.stats.outOfOrder++;
+    }
+    this.account(c, d.buf.bytes - before);
+    if (off === d.nextOff) this.drain(c, d);
+    this.enforceLimits(c, d, sec, nsec);
+    if (this.stats.bufferedBytes > this.stats.peakBufferedBytes) this.stats.peakBufferedBytes = this.stats.bufferedBytes;
+  }
+
+  /**
+   * checkSent compares the part of a segment below d.nextOff with the delivered bytes still kept;
+   * differing bytes give an overlap event (the delivered copy was kept: kept 'first').
+   */
+  private checkSent(c: Conn, d: Side, off: number, payload: Uint8Array, len: number, sec: number, nsec: number): void {
+    const present = payload.length < len ? payload.length : len;
+    const stop = off + present < d.nextOff ? off + present : d.nextOff;
+    let first = -1;
+    let last = -1;
+    const offs = d.sentOff;
+    const datas = d.sentData;
+    for (let i = d.sentHead; i < offs.length; i++) {
+      const so = offs[i]!;
+      const sd = datas[i]!;
+      const from = so > off ? so : off;
+      const to = so + sd.length < stop ? so + sd.length : stop;
+      for (let p = from; p < to; p++) {
+        if (sd[p - so] !== payload[p - off]) {
+          if (first < 0) first = p;
+          last = p;
+        }
+      }
+    }
+    if (first < 0) return;
+    d.overlaps++;
+    this.stats.overlaps++;
+    this.out.push({ type: 'overlap', conn: c.flow.id, dir: d.name, offset: first, len: last + 1 - first, ts: formatTs(sec, nsec), kept: 'first' });
+  }
+
+  /** account records a change in held out-of-order bytes. */
+  private account(c: Conn, delta: number): void {
+    if (delta === 0) return;
+    const was = c.buffered;
+    c.buffered += delta;
+    const s = this.stats;
+    s.bufferedBytes += delta;
+    if (was === 0 && c.buffered > 0) this.holding.add(c);
+    else if (c.buffered === 0) this.holding.delete(c);
+  }
+
+  /** drain delivers the held segments that have become contiguous with d.nextOff. */
+  private drain(c: Conn, d: Side): void {
+    const buf = d.buf;
+    const before = buf.bytes;
+    for (let s = buf.first(); s !== null && s.off <= d.nextOff; s = buf.first()) {
+      buf.shift();
+      if (s.end <= d.nextOff) continue;
+      const cut = d.nextOff - s.off;
+      if (s.data === null) {
+        this.gap(c, d, d.nextOff, s.end - d.nextOff, 'truncated', s.sec, s.nsec);
+      } else {
+        this.deliver(c, d, d.nextOff, cut > 0 ? s.data.subarray(cut) : s.data, s.sec, s.nsec, s.psh);
+      }
+      d.nextOff = s.end;
+    }
+    d.nextSeq = seqAdd(d.base, d.nextOff);
+    this.account(c, buf.bytes - before);
+  }
+
+  /** skipTo delivers everything below `to`, with a gap for each hole; then whatever is contiguous. */
+  private skipTo(c: Conn, d: Side, to: number, reason: GapReason, sec: number, nsec: number): void {
+    this.drain(c, d);
+    while (d.nextOff < to) {
+      const head = d.buf.first();
+      const holeEnd = head === null || head.off > to ? to : head.off;
+      if (holeEnd > d.nextOff) {
+        this.gap(c, d, d.nextOff, holeEnd - d.nextOff, reason, sec, nsec);
+        d.nextOff = holeEnd;
+        d.nextSeq = seqAdd(d.base, holeEnd);
+      }
+      this.drain(c, d);
+    }
+  }
+
+  /** acked handles an acknowledgment of side `o`'s stream. */
+  private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number): void {
+    const diff = seqDiff(ack, o.nextSeq);
+    if (o.sentHead < o.sentOff.length) o.dropSent(o.nextOff + diff, this.options.overlapCheckBytes);
+    if (diff <= 0) return;
+    let to = o.nextOff + diff;
+    if (o.finKnown && to > o.finOff) to = o.finOff;
+    if (to > o.ackedOff) o.ackedOff = to;
+    // The hole is skipped when the FIN is acknowledged, or later when o sends past it (segment()):
+    // captures sometimes show an ACK just before the data it acknowledges.
+    if (o.finKnown && to === o.finOff && to > o.nextOff) {
+      this.skipTo(c, o, to, 'acked', sec, nsec);
+      if (!o.finDone) this.checkFin(c, o);
+    }
+  }
+
+  /** checkFin marks side d finished once every byte up to its FIN was delivered. */
+  private checkFin(c: Conn, d: Side): void {
+    if (d.nextOff >= d.finOff) {
+      d.finDone = true;
+      if (d.pendLen > 0) this.flushPending(c, d);
+    }
+  }
+
+  private enforceLimits(c: Conn, d: Side, sec: number, nsec: number): void {
+    const per = this.options.maxBufferedPerConnection;
+    while (c.buffered > per) {
+      const side = d.buf.count > 0 ? d : c.sides[d === c.sides[0] ? 1 : 0];
+      this.forceHole(c, side, sec, nsec);
+    }
+    const total = this.options.maxBufferedTotal;
+    while (this.stats.bufferedBytes > total) {
+      const victim = this.holding.values().next().value;
+      if (victim === undefined) break;
+      const side = victim.sides[0].buf.count > 0 ? victim.sides[0] : victim.sides[1];
+      this.forceHole(victim, side, sec, nsec);
+    }
+  }
+
+  /** forceHole skips the hole before side d's first held segment (reason limit). */
+  private forceHole(c: Conn, d: Side, sec: number, nsec: number): void {
+    const head = d.buf.first();
+    if (head === null) return;
+    this.stats.limitHits++;
+    this.skipTo(c, d, head.off, 'limit', sec, nsec);
+    this.drain(c, d);
+    if (d.finKnown && !d.finDone) this.checkFin(c, d);
+  }
+
+  private deliver(c: Conn, d: Side, off: number, data: Uint8Array, sec: number, nsec: number, psh: boolean): void {
+    d.bytes += data.length;
+    this.stats.bytes += data.length;
+    const cap = this.options.overlapCheckBytes;
+    if (cap > 0 && c.sides[d === c.sides[0] ? 1 : 0].packets > 0) {
+      d.sentOff.push(off);
+      d.sentData.push(data);
+      d.sentBytes += data.length;
+      if (d.sentBytes > cap) d.dropSent(-1, cap);
+    }
+    if (this.options.chunking === 'plain') {
+      this.dataEvent(c, d, off, data, sec, nsec);
+      return;
+    }
+    if (d.pendLen === 0) d.pendOff = off;
+    d.pend.push(data);
+    d.pendLen += data.length;
+    d.pendSec = sec;
+    d.pendNsec = nsec;
+    if (psh || d.pendLen >= this.options.pushMaxBytes) this.flushPending(c, d);
+  }
+
+  private flushPending(c: Conn, d: Side): void {
+    const pend = d.pend;
+    let data: Uint8Array;
+    if (pend.length === 1) {
+      data = pend[0]!;
+    } else {
+      data = new Uint8Array(d.pendLen);
+      let p = 0;
+      for (let i = 0; i < pend.length; i++) {
+        data.set(pend[i]!, p);
+        p += pend[i]!.length;
+      }
+    }
+    pend.length = 0;
+    d.pendLen = 0;
+    this.dataEvent(c, d, d.pendOff, data, d.pendSec, d.pendNsec);
+  }
+
+  private dataEvent(c: Conn, d: Side, off: number, data: Uint8Array, sec: number, nsec: number): void {
+    this.stats.chunks++;
+    this.out.push({ type: 'data', conn: c.flow.id, dir: d.name, offset: off, ts: formatTs(sec, nsec), data });
+  }
+
+  private gap(c: Conn, d: Side, off: number, len: number, reason: GapReason, sec: number, nsec: number): void {
+    if (d.pendLen > 0) this.flushPending(c, d);
+    d.gaps++;
+    d.missing += len;
+    this.stats.gaps++;
+    this.stats.missingBytes += len;
+    this.out.push({ type: 'gap', conn: c.flow.id, dir: d.name, offset: off, len, ts: formatTs(sec, nsec), reason });
+  }
+
+  /** close flushes both directions (gaps carry `why` unless FIN both ways) and emits the close event. */
+  private close(c: Conn, why: CloseReason, sec: number, nsec: number): void {
+    const a = c.sides[0];
+    const b = c.sides[1];
+    let reason: CloseReason = why;
+    if (why !== 'rst' && a.finKnown && b.finKnown) reason = 'fin';
+    else if (why !== 'fin' && c.heldRst !== 0) reason = 'rst';
+    if (!c.opened) this.open(c);
+    const gapReason: GapReason = why;
+    for (const d of c.sides) {
+      if (d.synced) {
+        let to = d.buf.lastEnd();
+        if (d.finKnown && d.finOff > to) to = d.finOff;
+        if (to > d.nextOff) this.skipTo(c, d, to, gapReason, sec, nsec);
+      }
+      if (d.pendLen > 0) this.flushPending(c, d);
+      if (d.buf.count > 0) {
+        this.account(c, -d.buf.bytes);
+        d.buf.clear();
+      }
+    }
+    const f = c.flow;
+    this.out.push({
+      type: 'close',
+      conn: f.id,
+      ts: formatTs(sec, nsec),
+      reason,
+      client: f.client,
+      server: f.server,
+      vlan: f.vlan,
+      c2s: a.summary(),
+      s2c: b.summary(),
+    });
+    f.closed = true;
+    f.state = null;
+    this.live.delete(c);
+    this.holding.delete(c);
+    const s = this.stats;
+    if (reason === 'fin') s.closedFin++;
+    else if (reason === 'rst') s.closedRst++;
+    else if (reason === 'idle') s.idleClosed++;
+    else if (reason === 'evicted') s.evicted++;
+    else s.closedEof++;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * SegmentBuffer holds one direction's out-of-order bytes: segments that arrived ahead of a hole,
+ * as stream offsets (JS numbers, past 2^32 when needed), sorted and never overlapping. It owns its
+ * bytes: `insert` copies what it keeps, so a small view never pins a reader's large chunk, and
+ * the copies may be written in place (policy `last`). A piece with `data === null` stands for
+ * bytes that were on the wire but cut by the snaplen (a truncated segment's tail).
+ *
+ * Overlaps: a new segment only adds the byte ranges nobody holds yet. Where it overlaps held real
+ * bytes, `policy` decides (`first`: keep the held bytes; `last`: overwrite them with the new ones)
+ * and the span from the first to the last differing byte is reported in `diffStart`/`diffEnd`.
+ * Truncated (null) pieces are never replaced, and never replace held bytes.
+ *
+ * Pure, no I/O, throws nothing. Used by TcpReassembler (reassembler.ts).
+ */
+
+/** BufferedSegment is one held piece: [off, end) with its bytes (or null when they were not captured). */
+export class BufferedSegment {
+  off: number;
+  end: number;
+  data: Uint8Array | null;
+  /** Capture time of the packet that brought it. */
+  sec: number;
+  nsec: number;
+  /** PSH was set on that packet and this piece ends where the packet's payload ended. */
+  psh: boolean;
+
+  constructor(off: number, end: number, data: Uint8Array | null, sec: number, nsec: number, psh: boolean) {
+    this.off = off;
+    this.end = end;
+    this.data = data;
+    this.sec = sec;
+    this.nsec = nsec;
+    this.psh = psh;
+  }
+}
+
+export type OverlapPolicy = 'first' | 'last';
+
+export class SegmentBuffer {
+  private segs: BufferedSegment[] = [];
+  /** Index of the first live segment in `segs` (shifted ones are dropped lazily). */
+  private head = 0;
+  /** Sequence space held: the sum of (end - off) over the segments, truncated pieces included. */
+  bytes = 0;
+  /** After `insert`: first and last+1 offsets of the bytes that differed from held bytes; -1 when none. */
+  diffStart = -1;
+  diffEnd = -1;
+
+  get count(): number {
+    return this.segs.length - this.head;
+  }
+
+  /** first returns the lowest segment, or null when empty. */
+  first(): BufferedSegment | null {
+    return this.segs[this.head] ?? null;
+  }
+
+  /** lastEnd returns the end offset of the highest segment, or -1 when empty. */
+  lastEnd(): number {
+    const n = this.segs.length;
+    return n > this.head ? this.segs[n - 1]!.end : -1;
+  }
+
+  /** shift removes and returns the lowest segment, or null when empty. */
+  shift(): BufferedSegment | null {
+    const s = this.segs[this.head];
+    if (s === undefined) return null;
+    this.segs[this.head] = undefined as unknown as BufferedSegment;
+    this.head++;
+    this.bytes -= s.end - s.off;
+    if (this.head === this.segs.length) {
+      this.segs.length = 0;
+      this.head = 0;
+    } else if (this.head >= 64 && this.head * 2 >= this.segs.length) {
+      this.segs.splice(0, this.head);
+      this.head = 0;
+    }
+    return s;
+  }
+
+  /**
+   * insert adds [off, end): `data` holds the bytes present from `off` (data.length <= end - off;
+   * the rest of the range was cut by the snaplen). Returns how much sequence space was added (0:
+   * the whole range was already held). Sets diffStart/diffEnd.
+   */
+  insert(off: number, end: number, data: Uint8Array, sec: number, nsec: number, psh: boolean, policy: OverlapPolicy): number {
+    this.diffStart = -1;
+    this.diffEnd = -1;
+    const presentEnd = off + data.length;
+    let added = 0;
+    if (data.length > 0) added += this.insertPiece(off, presentEnd, data, off, sec, nsec, psh && presentEnd === end, policy);
+    if (presentEnd < end) added += this.insertPiece(presentEnd, end, null, off, sec, nsec, false, policy);
+    return added;
+  }
+
+  /** clear drops everything. */
+  clear(): void {
+    this.segs.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  private insertPiece(off: number, end: number, data: Uint8Array | null, dataOff: number, sec: number, nsec: number, psh: boolean, policy: OverlapPolicy): number {
+    const segs = this.segs;
+    // first segment whose end is past `off`
+    let lo = this.head;
+    let hi = segs.length;
+    if (hi > lo && segs[hi - 1]!.end <= off) lo = hi; // the common case: appending past the last
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (segs[mid]!.end <= off) lo = mid + 1;
+      else hi = mid;
+    }
+    let i = lo;
+    let pos = off;
+    let added = 0;
+    while (pos < end) {
+      const s = segs[i];
+      if (s === undefined || s.off >= end) {
+        segs.splice(i, 0, this.piece(pos, end, data, dataOff, sec, nsec, psh));
+        added += end - pos;
+        break;
+      }
+      if (s.off > pos) {
+        segs.splice(i, 0, this.piece(pos, s.off, data, dataOff, sec, nsec, false));
+        added += s.off - pos;
+        i++;
+        pos = s.off;
+      }
+      const oe = end < s.end ? end : s.end;
+      if (data !== null && s.data !== null) this.overlap(s, pos, oe, data, dataOff, policy);
+      pos = oe;
+      i++;
+    }
+    this.bytes += added;
+    return added;
+  }
+
+  private piece(off: number, end: number, data: Uint8Array | null, dataOff: number, sec: number, nsec: number, psh: boolean): BufferedSegment {
+    return new BufferedSegment(off, end, data === null ? null : data.slice(off - dataOff, end - dataOff), sec, nsec, psh);
+  }
+
+  /** overlap compares the new bytes of [from, to) with held segment `s` and applies the policy. */
+  private overlap(s: BufferedSegment, from: number, to: number, data: Uint8Array, dataOff: number, policy: OverlapPolicy): void {
+    const held = s.data!;
+    let first = -1;
+    let last = -1;
+    for (let p = from; p < to; p++) {
+      if (held[p - s.off] !== data[p - dataOff]) {
+        if (first < 0) first = p;
+        last = p;
+      }
+    }
+    if (first < 0) return;
+    if (this.diffStart < 0 || first < this.diffStart) this.diffStart = first;
+    if (last + 1 > this.diffEnd) this.diffEnd = last + 1;
+    if (policy === 'last') held.set(data.subarray(from - dataOff, to - dataOff), from - s.off);
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * pcapflow's public API. Every stage is exported twice: as a pure, synchronous core (src/core;
+ * `write(input, emit)`, `end(emit)`, `stats`) and as an object-mode Transform around it.
+ */
+export { PcapflowError, ERROR_CODES, isPcapflowError, type ErrorCode, type ErrorContext } from './core/errors.js';
+export {
+  Packet,
+  type PacketBatch,
+  type SkipReason,
+  TCP_FIN,
+  TCP_SYN,
+  TCP_RST,
+  TCP_PSH,
+  TCP_ACK,
+  TCP_URG,
+  TCP_ECE,
+  TCP_CWR,
+  TCP_NS,
+} from './core/packet.js';
+export type { Stage, OnError } from './core/stage.js';
+export * from './core/events.js';
+export type { Flow } from './core/flow.js';
+
+// Capture input
+export { CaptureReader, type CaptureReaderOptions, type CaptureFormat } from './core/capture-reader.js';
+export { ReaderTransform, type ReaderTransformOptions } from './sources/reader-transform.js';
+export { openCaptures, captureInputStats, CaptureSource, type OpenCapturesOptions, type InputStats } from './sources/capture-source.js';
+
+// Decoding
+export { FrameDecoder, type DecoderOptions } from './core/frame-decoder.js';
+export { IpDecoder, type IpDecoderOptions } from './core/ip-decoder.js';
+export { TcpDecoder, tcpOptions, type TcpOptions } from './core/tcp-decoder.js';
+export { PacketDecoder, type PacketDecoderOptions } from './core/packet-decoder.js';
+export { FrameDecodeTransform, IpDecodeTransform, TcpDecodeTransform, PacketDecodeTransform } from './transforms/decode-transforms.js';
+export { formatIp, parseIp } from './core/addr.js';
+export { packetJson, packetText, tcpFlagString, type PacketJson } from './core/packet-format.js';
+
+// Plumbing
+export { StageTransform, type StageTransformOptions } from './transforms/stage-transform.js';
+export { runPipeline } from './pipeline.js';

@@ -1,0 +1,171 @@
+import { Writable } from 'node:stream';
+import { PcapflowError } from '../core/errors.js';
+import type { StreamEvent } from '../core/events.js';
+
+/** Options shared by the sinks that write text to a byte stream (stdout, NDJSON). */
+export interface ByteSinkOptions {
+  /** Where the text goes; process.stdout by default. */
+  dest?: NodeJS.WritableStream;
+  /**
+   * End `dest` when the sink finishes. Default true, except for process.stdout and
+   * process.stderr, which are never ended (as with Readable.pipe).
+   */
+  end?: boolean;
+  /** Batches the sink buffers before it pushes back on its writer (object mode); default 4. */
+  highWaterMark?: number;
+}
+
+/** Counters of a ByteSink; keys are stable (printed by `--stats`). */
+export interface ByteSinkStats {
+  batches: number;
+  /** Items (events, packets) received. */
+  events: number;
+  /** write() calls on the destination. */
+  writes: number;
+  /** Characters handed to the destination (bytes for ASCII output). */
+  chars: number;
+  /** Times a write returned false and the sink waited for 'drain'. */
+  drains: number;
+  /** Items dropped after the destination closed early (EPIPE). */
+  dropped: number;
+}
+
+/**
+ * ByteSink is the object-mode Writable behind the stdout and NDJSON sinks (and BatchSink): it
+ * consumes batches (arrays: StreamEvent[] by default), renders each batch to one string (`render`, given by the subclass) and
+ * hands it to `dest` with a single write() call.
+ *
+ * Backpressure: when write() returns false, the batch's callback waits for the destination's
+ * 'drain' (or its 'close'/'error'), so a slow reader slows the pipeline and at most
+ * highWaterMark batches plus one rendered batch are held.
+ *
+ * Closed pipe: when the destination reports EPIPE (its reader went away, as with `| head`) or
+ * is destroyed, the sink stops quietly: later batches are counted in `stats.dropped` and
+ * discarded, it finishes without error, `closedEarly` becomes true and a 'closedEarly' event is
+ * emitted once (a caller may then stop reading its input). Any other destination error fails
+ * the sink with PcapflowError OUTPUT_FAILED (cause attached). A render error fails the sink too.
+ */
+export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEvent[]> extends Writable {
+  /** True once the destination closed before everything was written. */
+  closedEarly = false;
+  readonly stats: ByteSinkStats = { batches: 0, events: 0, writes: 0, chars: 0, drains: 0, dropped: 0 };
+  protected readonly dest: NodeJS.WritableStream;
+  private readonly endDest: boolean;
+  private failure: PcapflowError | null = null;
+  private readonly onDestError = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') this.markClosedEarly();
+    else if (this.failure === null && !this.closedEarly) {
+      this.failure = new PcapflowError('OUTPUT_FAILED', `cannot write output: ${err.code ?? err.message}`, { cause: err });
+    }
+  };
+
+  constructor(options: ByteSinkOptions = {}) {
+    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 4 });
+    this.dest = options.dest ?? process.stdout;
+    this.endDest = options.end ?? (this.dest !== process.stdout && this.dest !== process.stderr);
+    this.dest.on('error', this.onDestError);
+  }
+
+  /** render turns one batch into the text to write ('' writes nothing). */
+  protected abstract render(batch: T): string;
+
+  /** renderEnd is what to write after the last batch ('' by default). */
+  protected renderEnd(): string {
+    return '';
+  }
+
+  override _write(batch: T, _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.failure !== null) return callback(this.failure);
+    this.stats.batches++;
+    this.stats.events += batch.length;
+    if (this.closedEarly || this.destGone()) {
+      this.stats.dropped += batch.length;
+      return callback();
+    }
+    let text: string;
+    try {
+      text = this.render(batch);
+    } catch (err) {
+      return callback(err as Error);
+    }
+    this.writeText(text, callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.failure !== null) return callback(this.failure);
+    const finish = (err?: Error | null): void => {
+      if (err) return callback(err);
+      if (!this.endDest || this.closedEarly || this.destGone()) return callback(this.failure);
+      this.waitFor('finish', callback);
+      this.dest.end();
+    };
+    if (this.closedEarly || this.destGone()) return callback();
+    let text: string;
+    try {
+      text = this.renderEnd();
+    } catch (err) {
+      return callback(err as Error);
+    }
+    this.writeText(text, finish);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // The error listener stays on dest: an EPIPE may still arrive after the last write, and an
+    // unhandled 'error' on stdout would crash the process.
+    callback(err);
+  }
+
+  private writeText(text: string, callback: (error?: Error | null) => void): void {
+    if (text.length === 0) return callback();
+    this.stats.writes++;
+    this.stats.chars += text.length;
+    if (this.dest.write(text)) return callback(this.failure);
+    this.stats.drains++;
+    this.waitFor('drain', callback);
+  }
+
+  /** waitFor calls back once `event`, 'error' or 'close' happens on dest (or at once if it is gone). */
+  private waitFor(event: 'drain' | 'finish', callback: (error?: Error | null) => void): void {
+    if (this.destGone()) return callback(this.failure);
+    const dest = this.dest;
+    const done = (): void => {
+      dest.off(event, done);
+      dest.off('error', done);
+      dest.off('close', done);
+      if (this.failure === null && this.destGone()) this.markClosedEarly();
+      callback(this.failure);
+    };
+    dest.on(event, done);
+    dest.on('error', done);
+    dest.on('close', done);
+  }
+
+  /** destGone: the destination was destroyed (by its own error or by someone else). */
+  private destGone(): boolean {
+    return (this.dest as { destroyed?: boolean }).destroyed === true && !(this.dest as { writableFinished?: boolean }).writableFinished;
+  }
+
+  private markClosedEarly(): void {
+    if (this.closedEarly || this.failure !== null) return;
+    this.closedEarly = true;
+    this.emit('closedEarly');
+  }
+}
+
+/**
+ * BatchSink is a ByteSink for any kind of batch, rendered by the given function (one write()
+ * per batch); `pcapflow packets` uses it for its packet lines. Same backpressure, EPIPE and
+ * OUTPUT_FAILED behaviour as every ByteSink.
+ */
+export class BatchSink<T extends readonly unknown[]> extends ByteSink<T> {
+  private readonly renderBatch: (batch: T) => string;
+
+  constructor(render: (batch: T) => string, options: ByteSinkOptions = {}) {
+    super(options);
+    this.renderBatch = render;
+  }
+
+  protected override render(batch: T): string {
+    return this.renderBatch(batch);
+  }
+}

@@ -1,0 +1,226 @@
+import fs from 'node:fs';
+
+/** Counters of an FdPool; keys are stable. */
+export interface FdPoolStats {
+  /** Files opened for the first time (created or truncated). */
+  opened: number;
+  /** Files opened again in append mode after an eviction. */
+  reopened: number;
+  /** Descriptors closed to make room (least recently used first). */
+  evicted: number;
+  /** writev() calls. */
+  writes: number;
+  bytes: number;
+  /** Most descriptors open at once. */
+  peakOpen: number;
+}
+
+interface Entry {
+  readonly path: string;
+  fd: number;
+  /** The file was created by this pool: later opens append. */
+  created: boolean;
+  /** Operations using the descriptor right now: a pinned entry is never evicted. */
+  pins: number;
+}
+
+const OPEN_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC;
+const OPEN_APPEND = fs.constants.O_WRONLY | fs.constants.O_APPEND;
+
+function openFd(path: string, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd)));
+  });
+}
+
+function closeFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.close(fd, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+function writevFd(fd: number, chunks: readonly Uint8Array[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.writev(fd, chunks as Uint8Array[], (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+/**
+ * FdPool keeps at most `maxOpen` file descriptors open for many files, least recently used
+ * first out: a file evicted from the pool is closed and reopened in append mode when it is next
+ * written, so any number of files can be written without running out of descriptors and
+ * without losing a byte. The first open of a path creates or truncates it.
+ *
+ * Concurrency: operations on different paths may run at once (each pins its descriptor while it
+ * runs, and the pool never holds more than maxOpen descriptors, counting those being opened); at
+ * most maxOpen operations may run at once, and operations on one path must not overlap (the
+ * caller serialises them). Errors are Node's fs errors (with `code` and `path`), passed through
+ * as they are: the caller wraps them. EMFILE/ENFILE on open makes the pool close one more of its
+ * own descriptors and retry, as long as it has one to close.
+ */
+export class FdPool {
+  readonly maxOpen: number;
+  readonly stats: FdPoolStats = { opened: 0, reopened: 0, evicted: 0, writes: 0, bytes: 0, peakOpen: 0 };
+  /** Every path the pool knows (open or not), until `close(path)`. */
+  private readonly entries = new Map<string, Entry>();
+  /** Open entries, least recently used first (Map iteration order = insertion order). */
+  private readonly lru = new Map<string, Entry>();
+  /** Descriptors open or being opened (never above maxOpen). */
+  private reserved = 0;
+
+  constructor(maxOpen: number) {
+    if (!Number.isInteger(maxOpen) || maxOpen < 1) throw new RangeError(`maxOpen must be a positive integer, got ${maxOpen}`);
+    this.maxOpen = maxOpen;
+  }
+
+  /** Descriptors open right now. */
+  get openCount(): number {
+    return this.lru.size;
+  }
+
+  /**
+   * write appends `chunks` to `path` with one writev (more only on a partial write), opening the
+   * file first when it is not open (created or truncated on its first open, appended later).
+   */
+  async write(path: string, chunks: readonly Uint8Array[]): Promise<void> {
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) total += chunks[i]!.byteLength;
+    const entry = await this.acquire(path);
+    try {
+      let rest = chunks;
+      let left = total;
+      while (left > 0) {
+        const n = await writevFd(entry.fd, rest);
+        this.stats.writes++;
+        this.stats.bytes += n;
+        left -= n;
+        if (left > 0) rest = dropPrefix(rest, n);
+      }
+    } finally {
+      entry.pins--;
+    }
+  }
+
+  /** close closes the file's descriptor if it is open and forgets the path. */
+  async close(path: string): Promise<void> {
+    const entry = this.entries.get(path);
+    if (entry === undefined) return;
+    this.entries.delete(path);
+    if (entry.fd >= 0 && this.lru.delete(path)) {
+      const fd = entry.fd;
+      entry.fd = -1;
+      try {
+        await closeFd(fd);
+      } finally {
+        this.reserved--;
+      }
+    }
+  }
+
+  /** closeAll closes every open descriptor and forgets every path; the first error is thrown after all were tried. */
+  async closeAll(): Promise<void> {
+    let first: unknown = null;
+    for (const path of [...this.entries.keys()]) {
+      try {
+        await this.close(path);
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== null) throw first;
+  }
+
+  private async acquire(path: string): Promise<Entry> {
+    let entry = this.entries.get(path);
+    if (entry === undefined) {
+      entry = { path, fd: -1, created: false, pins: 0 };
+      this.entries.set(path, entry);
+    }
+    entry.pins++;
+    if (entry.fd >= 0) {
+      this.lru.delete(path);
+      this.lru.set(path, entry);
+      return entry;
+    }
+    try {
+      await this.reserve();
+      let fd: number;
+      while (true) {
+        try {
+          fd = await openFd(path, entry.created ? OPEN_APPEND : OPEN_NEW);
+          break;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // The process ran out of descriptors elsewhere: give one of ours back and retry.
+          if ((code === 'EMFILE' || code === 'ENFILE') && (await this.evictOne())) continue;
+          this.reserved--;
+          throw err;
+        }
+      }
+      if (entry.created) this.stats.reopened++;
+      else this.stats.opened++;
+      entry.created = true;
+      entry.fd = fd;
+      this.lru.set(path, entry);
+      if (this.lru.size > this.stats.peakOpen) this.stats.peakOpen = this.lru.size;
+      return entry;
+    } catch (err) {
+      entry.pins--;
+      throw err;
+    }
+  }
+
+  /** reserve takes one descriptor slot, evicting the least recently used unpinned file when full. */
+  private async reserve(): Promise<void> {
+    if (this.reserved < this.maxOpen) {
+      this.reserved++;
+      return;
+    }
+    // Take over the victim's slot: `reserved` does not change.
+    const victim = this.pickVictim();
+    if (victim === null) throw new Error('FdPool: more concurrent operations than maxOpen');
+    await this.closeVictim(victim);
+  }
+
+  /** evictOne closes one unpinned descriptor and releases its slot; false when none can go. */
+  private async evictOne(): Promise<boolean> {
+    const victim = this.pickVictim();
+    if (victim === null) return false;
+    try {
+      await this.closeVictim(victim);
+    } finally {
+      this.reserved--;
+    }
+    return true;
+  }
+
+  private pickVictim(): Entry | null {
+    for (const e of this.lru.values()) {
+      if (e.pins === 0) return e;
+    }
+    return null;
+  }
+
+  private async closeVictim(victim: Entry): Promise<void> {
+    this.lru.delete(victim.path);
+    const fd = victim.fd;
+    victim.fd = -1;
+    this.stats.evicted++;
+    await closeFd(fd);
+  }
+}
+
+/** dropPrefix returns the chunks that remain after the first `n` bytes (views, no copy). */
+function dropPrefix(chunks: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = n;
+  for (const c of chunks) {
+    if (skip >= c.byteLength) {
+      skip -= c.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c);
+    skip = 0;
+  }
+  return out;
+}

@@ -1,0 +1,474 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { PcapflowError } from '../core/errors.js';
+import type {
+  CloseEvent,
+  CloseReason,
+  Direction,
+  DirectionSummary,
+  Endpoint,
+  GapReason,
+  OpenEvent,
+  StreamEvent,
+} from '../core/events.js';
+import { flowBaseName, flowFileName } from '../core/format.js';
+import { FdPool, type FdPoolStats } from './fd-pool.js';
+
+export interface FilesSinkOptions {
+  /** Output directory; created (with its parents) when missing. */
+  dir: string;
+  /**
+   * Most flow-file descriptors open at once (default 64). Files beyond it are closed least
+   * recently used first and reopened in append mode when written again. connections.ndjson holds
+   * one more descriptor for the whole run.
+   */
+  maxOpenFiles?: number;
+  /** Files written (or closed and renamed) at once within a batch (default 4, at most maxOpenFiles). */
+  concurrency?: number;
+  /** Gaps and overlaps listed per direction in connections.ndjson (default 1000); the rest are counted in `unlisted`. */
+  maxListed?: number;
+  /** Batches buffered before the sink pushes back on its writer (object mode); default 4. */
+  highWaterMark?: number;
+}
+
+export const DEFAULT_MAX_OPEN_FILES = 64;
+export const CONNECTIONS_FILE = 'connections.ndjson';
+export const PART_SUFFIX = '.part';
+
+/** One gap as listed in connections.ndjson: stream offset and length of the missing bytes. */
+export interface GapRecord {
+  offset: number;
+  len: number;
+  reason: GapReason;
+}
+
+export interface OverlapRecord {
+  offset: number;
+  len: number;
+  kept: 'first' | 'last';
+}
+
+/** A direction in connections.ndjson: the close event's counters plus the file and the lists. */
+export interface FileDirectionRecord extends DirectionSummary {
+  /** File name in the output directory; null when the direction carried no data (no file). */
+  file: string | null;
+  /** Gaps in stream order. The file holds no filler: file offset = stream offset - missing bytes before it. */
+  gapList: GapRecord[];
+  overlapList: OverlapRecord[];
+  /** Gaps and overlaps beyond maxListed: counted, not listed. */
+  unlisted: number;
+}
+
+/**
+ * ConnectionRecord is one line of DIR/connections.ndjson, written when the connection closed and
+ * after its files got their final names. `reason` is 'unclosed' only for a connection still
+ * open when the input ended without a close event; such a record knows only bytes, gaps, missing
+ * and overlaps (the other counters are 0, the times null).
+ */
+export interface ConnectionRecord {
+  conn: number;
+  /** Time of the close event (of the last event seen, for 'unclosed'). */
+  ts: string;
+  reason: CloseReason | 'unclosed';
+  /** Time of the open event. */
+  openTs: string;
+  client: Endpoint;
+  server: Endpoint;
+  vlan: number[];
+  midstream: boolean;
+  c2s: FileDirectionRecord;
+  s2c: FileDirectionRecord;
+}
+
+/** Counters of a FilesSink; keys are stable. */
+export interface FilesSinkStats extends FdPoolStats {
+  batches: number;
+  events: number;
+  /** Flow files created (renamed to their final name at close). */
+  files: number;
+  /** Records written to connections.ndjson. */
+  connections: number;
+  gaps: number;
+  overlaps: number;
+}
+
+interface DirState {
+  readonly dir: Direction;
+  /** Final file name; null until the first data. */
+  name: string | null;
+  /** Chunks of the batch being written (views of the events' data). */
+  pending: Uint8Array[];
+  queued: boolean;
+  bytes: number;
+  gaps: number;
+  missing: number;
+  overlaps: number;
+  gapList: GapRecord[];
+  overlapList: OverlapRecord[];
+  unlisted: number;
+}
+
+interface ConnState {
+  readonly open: OpenEvent;
+  readonly c2s: DirState;
+  readonly s2c: DirState;
+  lastTs: string;
+  close: CloseEvent | null;
+}
+
+function newDir(dir: Direction): DirState {
+  return { dir, name: null, pending: [], queued: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: [], overlapList: [], unlisted: 0 };
+}
+
+function errCode(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code ?? e.message;
+}
+
+function writeAllFd(fd: number, buf: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number): void => {
+      fs.write(fd, buf, off, buf.length - off, null, (err, n) => {
+        if (err) return reject(err);
+        if (off + n < buf.length) step(off + n);
+        else resolve();
+      });
+    };
+    step(0);
+  });
+}
+
+/**
+ * FilesSink writes each connection direction that carries data to its own file in `dir`, named
+ * as tcpflow names them (`%A.%a-%B.%b%V%v%C%c`, see flowBaseName/flowFileName in
+ * src/core/format.ts): `SRCIP.SPORT-DSTIP.DPORT`, `--<vlan>` when tagged, `c<N>` when N earlier
+ * files of this run had the same name (a reused 4-tuple). An empty direction gets no file.
+ *
+ * Each file holds exactly its direction's bytes in stream order, with nothing at gaps; the gaps
+ * (and overlaps) are listed in DIR/connections.ndjson, one ConnectionRecord per closed
+ * connection, written after its files were renamed. A file is written as NAME.part and renamed to
+ * NAME when its connection closes (or at the end), so a watcher only sees finished files. The
+ * directory is treated as this run's: existing files with the same names are replaced, and
+ * connections.ndjson is truncated at start.
+ *
+ * Writes: each batch's chunks are collected per file and written with one writev per file
+ * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
+ * mode). The batch's callback waits for the disk, so a slow disk slows the pipeline, and memory
+ * holds at most highWaterMark batches plus the bookkeeping of open connections (their names and
+ * listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
+ *
+ * Errors: any file-system failure (ENOSPC, EACCES, ENOENT, EMFILE beyond the pool, ...) fails
+ * the sink with PcapflowError OUTPUT_FAILED, with the file in `file` and the fs error as
+ * `cause`; a data, gap or overlap event for a connection never opened is OUTPUT_FAILED too (the
+ * producer broke the event order). After a failure, descriptors are closed and .part files are
+ * left as they are.
+ */
+export class FilesSink extends Writable {
+  readonly dir: string;
+  private readonly pool: FdPool;
+  private readonly concurrency: number;
+  private readonly maxListed: number;
+  private readonly conns = new Map<number, ConnState>();
+  /** How many files of this run used each base name (for `c<N>`). */
+  private readonly nameCounts = new Map<string, number>();
+  private recordsFd = -1;
+  /** The batch being written, so that destroy waits for it before closing descriptors. */
+  private inflight: Promise<void> | null = null;
+  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0 };
+  private readonly queue: DirState[] = [];
+  private readonly closing: ConnState[] = [];
+
+  constructor(options: FilesSinkOptions) {
+    const maxOpen = options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES;
+    const concurrency = options.concurrency ?? 4;
+    // Checked before super(): a half-built stream would still run _construct.
+    positiveInteger('maxOpenFiles', maxOpen);
+    positiveInteger('concurrency', concurrency);
+    positiveInteger('maxListed', options.maxListed ?? 1000, 0);
+    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 4 });
+    this.dir = options.dir;
+    this.pool = new FdPool(maxOpen);
+    this.concurrency = Math.min(concurrency, maxOpen);
+    this.maxListed = options.maxListed ?? 1000;
+  }
+
+  /** Live counters (a fresh object each read). */
+  get stats(): Readonly<FilesSinkStats> {
+    return { ...this.counters, ...this.pool.stats };
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    const records = path.join(this.dir, CONNECTIONS_FILE);
+    fs.mkdir(this.dir, { recursive: true }, (err) => {
+      if (err) return callback(this.outputError(this.dir, err));
+      fs.open(records, 'w', 0o644, (err2, fd) => {
+        if (err2) return callback(this.outputError(records, err2));
+        this.recordsFd = fd;
+        callback();
+      });
+    });
+  }
+
+  override _write(batch: readonly StreamEvent[], _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
+    let work: Promise<void>;
+    try {
+      this.collect(batch);
+      work = this.flush();
+    } catch (err) {
+      return callback(err as Error);
+    }
+    this.inflight = work;
+    work.then(
+      () => {
+        this.inflight = null;
+        callback();
+      },
+      (err: unknown) => {
+        this.inflight = null;
+        callback(err as Error);
+      },
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const work = (async () => {
+      for (const st of this.conns.values()) this.closing.push(st);
+      this.conns.clear();
+      await this.finishClosed();
+      await this.pool.closeAll();
+      await this.closeRecords();
+    })();
+    this.inflight = work;
+    work.then(
+      () => {
+        this.inflight = null;
+        callback();
+      },
+      (err: unknown) => {
+        this.inflight = null;
+        callback(isOutputError(err) ? err : this.outputError(this.dir, err));
+      },
+    );
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const pending = this.inflight ?? Promise.resolve();
+    pending
+      .catch(() => undefined)
+      .then(async () => {
+        await this.pool.closeAll().catch(() => undefined);
+        await this.closeRecords().catch(() => undefined);
+      })
+      .then(() => callback(err));
+  }
+
+  /** collect files the batch's chunks per direction and its gaps, overlaps and closes (synchronous). */
+  private collect(batch: readonly StreamEvent[]): void {
+    this.counters.batches++;
+    this.counters.events += batch.length;
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      switch (e.type) {
+        case 'data': {
+          if (e.data.length === 0) break;
+          const st = this.state(e.conn);
+          const d = e.dir === 'c2s' ? st.c2s : st.s2c;
+          if (d.name === null) this.nameFile(st, d);
+          d.pending.push(e.data);
+          d.bytes += e.data.length;
+          st.lastTs = e.ts;
+          if (!d.queued) {
+            d.queued = true;
+            this.queue.push(d);
+          }
+          break;
+        }
+        case 'open':
+          this.conns.set(e.conn, { open: e, c2s: newDir('c2s'), s2c: newDir('s2c'), lastTs: e.ts, close: null });
+          break;
+        case 'gap': {
+          const st = this.state(e.conn);
+          const d = e.dir === 'c2s' ? st.c2s : st.s2c;
+          d.gaps++;
+          d.missing += e.len;
+          this.counters.gaps++;
+          st.lastTs = e.ts;
+          if (d.gapList.length < this.maxListed) d.gapList.push({ offset: e.offset, len: e.len, reason: e.reason });
+          else d.unlisted++;
+          break;
+        }
+        case 'overlap': {
+          const st = this.state(e.conn);
+          const d = e.dir === 'c2s' ? st.c2s : st.s2c;
+          d.overlaps++;
+          this.counters.overlaps++;
+          st.lastTs = e.ts;
+          if (d.overlapList.length < this.maxListed) d.overlapList.push({ offset: e.offset, len: e.len, kept: e.kept });
+          else d.unlisted++;
+          break;
+        }
+        case 'close': {
+          const st = this.state(e.conn);
+          st.close = e;
+          this.conns.delete(e.conn);
+          this.closing.push(st);
+          break;
+        }
+      }
+    }
+  }
+
+  private state(conn: number): ConnState {
+    const st = this.conns.get(conn);
+    if (st === undefined) {
+      throw new PcapflowError('OUTPUT_FAILED', `event for connection ${conn} before its open event`, { conn });
+    }
+    return st;
+  }
+
+  private nameFile(st: ConnState, d: DirState): void {
+    const { client, server, vlan } = st.open;
+    const base = d.dir === 'c2s' ? flowBaseName(client, server, vlan) : flowBaseName(server, client, vlan);
+    const count = this.nameCounts.get(base) ?? 0;
+    this.nameCounts.set(base, count + 1);
+    d.name = flowFileName(base, count);
+    this.counters.files++;
+  }
+
+  /** flush writes the collected chunks (one writev per file), then finishes the closed connections. */
+  private async flush(): Promise<void> {
+    const queue = this.queue.splice(0);
+    await this.runAll(queue, async (d) => {
+      const chunks = d.pending;
+      d.pending = [];
+      d.queued = false;
+      const part = path.join(this.dir, d.name! + PART_SUFFIX);
+      try {
+        await this.pool.write(part, chunks);
+      } catch (err) {
+        throw this.outputError(part, err);
+      }
+    });
+    await this.finishClosed();
+  }
+
+  /** finishClosed closes and renames the files of the connections in `closing`, then writes their records. */
+  private async finishClosed(): Promise<void> {
+    if (this.closing.length === 0) return;
+    const closing = this.closing.splice(0);
+    const files: DirState[] = [];
+    for (const st of closing) {
+      if (st.c2s.name !== null) files.push(st.c2s);
+      if (st.s2c.name !== null) files.push(st.s2c);
+    }
+    await this.runAll(files, async (d) => {
+      const part = path.join(this.dir, d.name! + PART_SUFFIX);
+      const final = path.join(this.dir, d.name!);
+      try {
+        await this.pool.close(part);
+        await fs.promises.rename(part, final);
+      } catch (err) {
+        throw this.outputError(part, err);
+      }
+    });
+    let lines = '';
+    for (const st of closing) lines += JSON.stringify(this.record(st)) + '\n';
+    const records = path.join(this.dir, CONNECTIONS_FILE);
+    try {
+      await writeAllFd(this.recordsFd, Buffer.from(lines));
+    } catch (err) {
+      throw this.outputError(records, err);
+    }
+    this.counters.connections += closing.length;
+  }
+
+  private record(st: ConnState): ConnectionRecord {
+    const o = st.open;
+    const c = st.close;
+    return {
+      conn: o.conn,
+      ts: c === null ? st.lastTs : c.ts,
+      reason: c === null ? 'unclosed' : c.reason,
+      openTs: o.ts,
+      client: o.client,
+      server: o.server,
+      vlan: o.vlan,
+      midstream: o.midstream,
+      c2s: dirRecord(st.c2s, c === null ? null : c.c2s),
+      s2c: dirRecord(st.s2c, c === null ? null : c.s2c),
+    };
+  }
+
+  /** runAll runs `fn` over `items`, `concurrency` at a time; on a failure it starts no more and waits for the running ones. */
+  private async runAll<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+    if (items.length === 0) return;
+    let next = 0;
+    let failure: unknown = null;
+    const worker = async (): Promise<void> => {
+      while (failure === null && next < items.length) {
+        const item = items[next++]!;
+        try {
+          await fn(item);
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+    };
+    const workers: Promise<void>[] = [];
+    for (let i = Math.min(this.concurrency, items.length); i > 0; i--) workers.push(worker());
+    await Promise.all(workers);
+    if (failure !== null) throw failure;
+  }
+
+  private async closeRecords(): Promise<void> {
+    if (this.recordsFd < 0) return;
+    const fd = this.recordsFd;
+    this.recordsFd = -1;
+    await new Promise<void>((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  private outputError(file: string, err: unknown): PcapflowError {
+    if (isOutputError(err)) return err;
+    return new PcapflowError('OUTPUT_FAILED', `cannot write ${file}: ${errCode(err)}`, { file, cause: err });
+  }
+}
+
+function positiveInteger(name: string, n: number, min = 1): void {
+  if (!Number.isInteger(n) || n < min) {
+    throw new PcapflowError('INVALID_OPTION', `${name} must be an integer >= ${min}, got ${n}`);
+  }
+}
+
+function isOutputError(err: unknown): err is PcapflowError {
+  return err instanceof PcapflowError;
+}
+
+function dirRecord(d: DirState, s: DirectionSummary | null): FileDirectionRecord {
+  const summary: DirectionSummary = s ?? {
+    bytes: d.bytes,
+    packets: 0,
+    retransmitted: 0,
+    outOfOrder: 0,
+    gaps: d.gaps,
+    missing: d.missing,
+    overlaps: d.overlaps,
+    firstTs: null,
+    lastTs: null,
+  };
+  return {
+    file: d.name,
+    bytes: summary.bytes,
+    packets: summary.packets,
+    retransmitted: summary.retransmitted,
+    outOfOrder: summary.outOfOrder,
+    gaps: summary.gaps,
+    missing: summary.missing,
+    overlaps: summary.overlaps,
+    firstTs: summary.firstTs,
+    lastTs: summary.lastTs,
+    gapList: d.gapList,
+    overlapList: d.overlapList,
+    unlisted: d.unlisted,
+  };
+}

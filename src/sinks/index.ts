@@ -1,0 +1,17 @@
+/** Sinks: where the stream events end up (text for people, NDJSON, one file per direction). */
+export { BatchSink, ByteSink, type ByteSinkOptions, type ByteSinkStats } from './byte-sink.js';
+export { StdoutSink, type StdoutSinkOptions } from './stdout-sink.js';
+export { NdjsonSink, type NdjsonSinkOptions } from './ndjson-sink.js';
+export {
+  FilesSink,
+  CONNECTIONS_FILE,
+  DEFAULT_MAX_OPEN_FILES,
+  PART_SUFFIX,
+  type ConnectionRecord,
+  type FileDirectionRecord,
+  type FilesSinkOptions,
+  type FilesSinkStats,
+  type GapRecord,
+  type OverlapRecord,
+} from './files-sink.js';
+export { FdPool, type FdPoolStats } from './fd-pool.js';

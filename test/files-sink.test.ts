@@ -1,0 +1,299 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Direction, StreamEvent } from '../src/core/events.js';
+import { FdPool } from '../src/sinks/fd-pool.js';
+import { CONNECTIONS_FILE, FilesSink, type ConnectionRecord } from '../src/sinks/files-sink.js';
+import { closeEvent, dataEvent, drive, endpoints, gapEvent, openEvent, pattern } from './helpers/sink-events.js';
+
+// tmpfs when there is one: the big test is about descriptors and bytes, not disk speed
+const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+const root = fs.mkdtempSync(path.join(base, 'pcapflow-files-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+let dirCount = 0;
+const newDir = (): string => path.join(root, `out${dirCount++}`);
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function records(dir: string): ConnectionRecord[] {
+  return fs
+    .readFileSync(path.join(dir, CONNECTIONS_FILE), 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as ConnectionRecord);
+}
+
+/** writeBatch hands one batch to the sink and waits until it is on disk. */
+function writeBatch(sink: FilesSink, batch: StreamEvent[]): Promise<void> {
+  return new Promise((resolve, reject) => sink.write(batch, (err) => (err ? reject(err) : resolve())));
+}
+
+const A = { ip: '10.180.156.1', port: 40008 };
+const B = { ip: '10.180.156.2', port: 80 };
+
+describe('FilesSink', () => {
+  it('writes each direction to its own file, no filler at gaps, and records the connection', async () => {
+    const dir = newDir();
+    const sink = new FilesSink({ dir });
+    const o = openEvent(0, A, B);
+    const o2 = openEvent(1, { ip: '10.0.0.9', port: 5555 }, { ip: '10.0.0.10', port: 25 });
+    await drive(sink, [
+      [o, o2, dataEvent(0, 'c2s', 0, text('GET / HTTP/1.1\r\n')), dataEvent(1, 'c2s', 0, text('EHLO x\r\n'))],
+      [dataEvent(0, 's2c', 0, text('HTTP/1.1 200 OK\r\n')), gapEvent(0, 's2c', 17, 1000), dataEvent(0, 's2c', 1017, text('tail'))],
+      [dataEvent(0, 'c2s', 16, text('\r\n')), closeEvent(o, 18, 21, { s2c: [1, 1000] }), closeEvent(o2, 8, 0)],
+    ]);
+    const c2s = '010.180.156.001.40008-010.180.156.002.00080';
+    const s2c = '010.180.156.002.00080-010.180.156.001.40008';
+    const smtp = '010.000.000.009.05555-010.000.000.010.00025';
+    expect(fs.readdirSync(dir).sort()).toEqual([c2s, s2c, smtp, CONNECTIONS_FILE].sort());
+    expect(fs.readFileSync(path.join(dir, c2s), 'utf8')).toBe('GET / HTTP/1.1\r\n\r\n');
+    expect(fs.readFileSync(path.join(dir, s2c), 'utf8')).toBe('HTTP/1.1 200 OK\r\ntail');
+    expect(fs.readFileSync(path.join(dir, smtp), 'utf8')).toBe('EHLO x\r\n');
+    const recs = records(dir);
+    expect(recs.map((r) => r.conn)).toEqual([0, 1]);
+    expect(recs[0]).toMatchObject({
+      conn: 0,
+      reason: 'fin',
+      client: A,
+      server: B,
+      vlan: [],
+      midstream: false,
+      openTs: o.ts,
+      c2s: { file: c2s, bytes: 18, gaps: 0, gapList: [], overlapList: [], unlisted: 0 },
+      s2c: { file: s2c, bytes: 21, gaps: 1, missing: 1000, gapList: [{ offset: 17, len: 1000, reason: 'acked' }] },
+    });
+    // an empty direction has no file
+    expect(recs[1]).toMatchObject({ c2s: { file: smtp, bytes: 8 }, s2c: { file: null, bytes: 0 } });
+    expect(sink.stats).toMatchObject({ files: 3, connections: 2, gaps: 1, batches: 3 });
+  });
+
+  it('names reused 4-tuples c<N> and VLAN-tagged flows --<id> as tcpflow does', async () => {
+    // arkime__tcp-reassembly-scenarios.pcap: port 40008 is used twice; the second connection's
+    // server sends no data. tcpflow 1.6.1 (`tcpflow -r F -o DIR`) wrote exactly these three files.
+    const dir = newDir();
+    const sink = new FilesSink({ dir });
+    const first = openEvent(7, A, B);
+    const second = openEvent(8, A, B);
+    const tagged = openEvent(9, A, B, [4093, 5]);
+    await drive(sink, [
+      [first, dataEvent(7, 'c2s', 0, text('req1')), dataEvent(7, 's2c', 0, text('resp1')), closeEvent(first, 4, 5)],
+      [second, dataEvent(8, 'c2s', 0, text('req2')), closeEvent(second, 4, 0)],
+      [tagged, dataEvent(9, 's2c', 0, text('v')), closeEvent(tagged, 0, 1)],
+    ]);
+    expect(fs.readdirSync(dir).sort()).toEqual(
+      [
+        '010.180.156.001.40008-010.180.156.002.00080',
+        '010.180.156.001.40008-010.180.156.002.00080c1',
+        '010.180.156.002.00080-010.180.156.001.40008',
+        '010.180.156.002.00080-010.180.156.001.40008--4093',
+        CONNECTIONS_FILE,
+      ].sort(),
+    );
+    expect(fs.readFileSync(path.join(dir, '010.180.156.001.40008-010.180.156.002.00080c1'), 'utf8')).toBe('req2');
+    expect(records(dir).map((r) => [r.c2s.file, r.s2c.file])).toEqual([
+      ['010.180.156.001.40008-010.180.156.002.00080', '010.180.156.002.00080-010.180.156.001.40008'],
+      ['010.180.156.001.40008-010.180.156.002.00080c1', null],
+      [null, '010.180.156.002.00080-010.180.156.001.40008--4093'],
+    ]);
+  });
+
+  it('writes NAME.part and renames it only when the connection closes', async () => {
+    const dir = newDir();
+    const sink = new FilesSink({ dir });
+    const o = openEvent(0, A, B);
+    await writeBatch(sink, [o, dataEvent(0, 'c2s', 0, text('abc'))]);
+    const name = '010.180.156.001.40008-010.180.156.002.00080';
+    expect(fs.readdirSync(dir).sort()).toEqual([name + '.part', CONNECTIONS_FILE]);
+    expect(fs.readFileSync(path.join(dir, name + '.part'), 'utf8')).toBe('abc'); // on disk when the callback ran
+    expect(records(dir)).toEqual([]);
+    await writeBatch(sink, [dataEvent(0, 'c2s', 3, text('def'))]);
+    expect(fs.existsSync(path.join(dir, name))).toBe(false);
+    await writeBatch(sink, [closeEvent(o, 6, 0)]);
+    expect(fs.readdirSync(dir).sort()).toEqual([name, CONNECTIONS_FILE]);
+    expect(fs.readFileSync(path.join(dir, name), 'utf8')).toBe('abcdef');
+    expect(records(dir)).toHaveLength(1);
+    await new Promise<void>((resolve) => sink.end(resolve));
+  });
+
+  it('at the end, closes and renames the files of connections that never closed', async () => {
+    const dir = newDir();
+    const sink = new FilesSink({ dir });
+    await drive(sink, [[openEvent(0, A, B), dataEvent(0, 's2c', 0, text('xyz')), gapEvent(0, 's2c', 3, 5)]]);
+    expect(fs.readdirSync(dir).sort()).toEqual(['010.180.156.002.00080-010.180.156.001.40008', CONNECTIONS_FILE]);
+    expect(records(dir)[0]).toMatchObject({ reason: 'unclosed', s2c: { bytes: 3, gaps: 1, missing: 5 }, c2s: { file: null } });
+  });
+
+  it('one writev per file per batch, even with more chunks than IOV_MAX', async () => {
+    const dir = newDir();
+    const sink = new FilesSink({ dir });
+    const o = openEvent(0, A, B);
+    const batch: StreamEvent[] = [o];
+    const expected: number[] = [];
+    for (let i = 0; i < 3000; i++) {
+      batch.push(dataEvent(0, 'c2s', i * 3, pattern(0, 'c2s', i * 3, 3)));
+      expected.push(...pattern(0, 'c2s', i * 3, 3));
+    }
+    batch.push(closeEvent(o, 9000, 0));
+    await drive(sink, [batch]);
+    expect(sink.stats.writes).toBe(1);
+    expect(new Uint8Array(fs.readFileSync(path.join(dir, '010.180.156.001.40008-010.180.156.002.00080')))).toEqual(Uint8Array.from(expected));
+  });
+
+  // 100 000 connections pass too (about a minute on tmpfs on a loaded 2-core machine); 20 000
+  // keep the suite quick while still cycling every descriptor thousands of times.
+  it('20 000 connections through 16 descriptors: every byte present, descriptors bounded, memory bounded', async () => {
+    const dir = newDir();
+    const maxOpenFiles = 16;
+    const sink = new FilesSink({ dir, maxOpenFiles });
+    const N = 20_000;
+    const PER_BATCH = 250; // connections opened per batch; each stays open for 3 batches
+    const chunk = (c: number, dir: Direction, part: number): Uint8Array => pattern(c, dir, part * 5, 5 + (c % 3));
+    function* batches(): Generator<StreamEvent[]> {
+      const opens = new Map<number, ReturnType<typeof openEvent>>();
+      for (let b = 0; b * PER_BATCH < N + 3 * PER_BATCH; b++) {
+        const batch: StreamEvent[] = [];
+        for (let c = b * PER_BATCH; c < Math.min(N, (b + 1) * PER_BATCH); c++) {
+          const { client, server } = endpoints(c);
+          const o = openEvent(c, client, server);
+          opens.set(c, o);
+          batch.push(o);
+        }
+        // connections opened 0, 1 and 2 batches ago write now; those opened 2 batches ago close
+        for (let age = 0; age < 3; age++) {
+          const from = (b - age) * PER_BATCH;
+          if (from < 0 || from >= N) continue;
+          for (let c = from; c < Math.min(N, from + PER_BATCH); c++) {
+            batch.push(dataEvent(c, 'c2s', age * 5, chunk(c, 'c2s', age)));
+            if (c % 2 === 0 && age === 1) batch.push(dataEvent(c, 's2c', 0, chunk(c, 's2c', 0)));
+            if (age === 2) {
+              const c2sLen = 3 * (5 + (c % 3));
+              batch.push(closeEvent(opens.get(c)!, c2sLen, c % 2 === 0 ? 5 + (c % 3) : 0));
+              opens.delete(c);
+            }
+          }
+        }
+        yield batch;
+      }
+    }
+    const { maxAhead } = await drive(sink, batches());
+    const stats = sink.stats;
+    expect(stats.connections).toBe(N);
+    expect(stats.files).toBe(N + N / 2);
+    expect(stats.peakOpen).toBeLessThanOrEqual(maxOpenFiles);
+    expect(stats.reopened).toBeGreaterThan(N); // files were evicted and appended to again
+    expect(maxAhead).toBeLessThanOrEqual(10);
+    const names = fs.readdirSync(dir);
+    expect(names).toHaveLength(N + N / 2 + 1);
+    expect(names.some((n) => n.endsWith('.part'))).toBe(false);
+    const recs = records(dir);
+    expect(recs).toHaveLength(N);
+    let checked = 0;
+    for (const r of recs) {
+      const c = r.conn;
+      const want = Buffer.concat([chunk(c, 'c2s', 0), chunk(c, 'c2s', 1), chunk(c, 'c2s', 2)]);
+      expect(fs.readFileSync(path.join(dir, r.c2s.file!)).equals(want)).toBe(true);
+      if (c % 2 === 0) expect(fs.readFileSync(path.join(dir, r.s2c.file!)).equals(Buffer.from(chunk(c, 's2c', 0)))).toBe(true);
+      else expect(r.s2c.file).toBeNull();
+      checked++;
+    }
+    expect(checked).toBe(N);
+  }, 180_000);
+
+  it('an unwritable directory fails with OUTPUT_FAILED', async () => {
+    const file = path.join(root, 'not-a-dir');
+    fs.writeFileSync(file, 'x');
+    const sink = new FilesSink({ dir: path.join(file, 'out') });
+    await expect(drive(sink, [[openEvent(0, A, B)]])).rejects.toMatchObject({ name: 'PcapflowError', code: 'OUTPUT_FAILED' });
+  });
+
+  it('a directory removed under it fails with OUTPUT_FAILED naming the file', async () => {
+    const dir = newDir();
+    const sink = new FilesSink({ dir });
+    sink.on('error', () => undefined); // the write callback gets the error too
+    const o = openEvent(0, A, B);
+    await writeBatch(sink, [o]);
+    fs.rmSync(dir, { recursive: true });
+    const err = await writeBatch(sink, [dataEvent(0, 'c2s', 0, text('x'))]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'OUTPUT_FAILED', file: path.join(dir, '010.180.156.001.40008-010.180.156.002.00080.part') });
+    expect((err as Error).cause).toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a full disk (ENOSPC) fails with OUTPUT_FAILED and leaves the .part file', async () => {
+    if (!fs.existsSync('/dev/full')) return;
+    const dir = newDir();
+    fs.mkdirSync(dir);
+    const part = path.join(dir, '010.180.156.001.40008-010.180.156.002.00080.part');
+    fs.symlinkSync('/dev/full', part);
+    const sink = new FilesSink({ dir });
+    const err = await drive(sink, [[openEvent(0, A, B), dataEvent(0, 'c2s', 0, text('x'))]]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'OUTPUT_FAILED', file: part });
+    expect((err as Error).cause).toMatchObject({ code: 'ENOSPC' });
+    expect(fs.lstatSync(part).isSymbolicLink()).toBe(true);
+  });
+
+  it('an event for a connection that was never opened is OUTPUT_FAILED', async () => {
+    const sink = new FilesSink({ dir: newDir() });
+    await expect(drive(sink, [[dataEvent(5, 'c2s', 0, text('x'))]])).rejects.toMatchObject({ code: 'OUTPUT_FAILED', conn: 5 });
+  });
+
+  it('rejects a bad maxOpenFiles with INVALID_OPTION', () => {
+    expect(() => new FilesSink({ dir: newDir(), maxOpenFiles: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
+  });
+});
+
+describe('FdPool', () => {
+  it('keeps at most maxOpen descriptors, evicts the least recently used, appends after reopening', async () => {
+    const dir = newDir();
+    fs.mkdirSync(dir);
+    const pool = new FdPool(2);
+    const p = (n: string): string => path.join(dir, n);
+    await pool.write(p('a'), [text('a1')]);
+    await pool.write(p('b'), [text('b1')]);
+    await pool.write(p('a'), [text('a2')]); // a is now the most recent
+    await pool.write(p('c'), [text('c1')]); // evicts b
+    expect(pool.openCount).toBe(2);
+    expect(pool.stats).toMatchObject({ opened: 3, reopened: 0, evicted: 1 });
+    await pool.write(p('b'), [text('b2'), text('b3')]); // reopened in append mode, evicts a
+    expect(pool.stats).toMatchObject({ opened: 3, reopened: 1, evicted: 2, peakOpen: 2 });
+    await Promise.all([pool.write(p('a'), [text('a3')]), pool.write(p('c'), [text('c2')])]);
+    await pool.closeAll();
+    expect(pool.openCount).toBe(0);
+    expect(fs.readFileSync(p('a'), 'utf8')).toBe('a1a2a3');
+    expect(fs.readFileSync(p('b'), 'utf8')).toBe('b1b2b3');
+    expect(fs.readFileSync(p('c'), 'utf8')).toBe('c1c2');
+  });
+
+  it('the first open truncates a file left from before', async () => {
+    const dir = newDir();
+    fs.mkdirSync(dir);
+    const f = path.join(dir, 'old');
+    fs.writeFileSync(f, 'left over from an earlier run');
+    const pool = new FdPool(4);
+    await pool.write(f, [text('new')]);
+    await pool.close(f);
+    expect(fs.readFileSync(f, 'utf8')).toBe('new');
+  });
+
+  it('many concurrent writers never hold more than maxOpen descriptors', async () => {
+    const dir = newDir();
+    fs.mkdirSync(dir);
+    const pool = new FdPool(3);
+    const names = Array.from({ length: 40 }, (_, i) => path.join(dir, `f${i}`));
+    for (let round = 0; round < 5; round++) {
+      // three at a time, as the files sink does (concurrency <= maxOpen)
+      for (let i = 0; i < names.length; i += 3) {
+        await Promise.all(names.slice(i, i + 3).map((n) => pool.write(n, [text(`${round}`)])));
+        expect(pool.openCount).toBeLessThanOrEqual(3);
+      }
+    }
+    await pool.closeAll();
+    expect(pool.stats.peakOpen).toBe(3);
+    for (const n of names) expect(fs.readFileSync(n, 'utf8')).toBe('01234');
+  });
+});
