@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import { runPackets, type PacketsCommand } from './packets-command.js';
 import { runRead, type ReadCommand } from './read-command.js';
+import { STDIN_TOKEN } from './options.js';
 
 /** Where the CLI reads and writes; tests pass their own streams. */
 export interface CliIo {
@@ -18,6 +19,7 @@ export interface CliIo {
 const defaultIo = (): CliIo => ({ stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
 
 class UsageError extends Error {}
+
 
 /** main runs the CLI on argv (without `node` and the script) and resolves to the exit code. */
 export async function main(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
@@ -54,7 +56,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
       throw new UsageError(msg ?? err?.message ?? 'bad usage');
     });
   try {
-    await parser.parseAsync([...argv], {}, (_err: Error | undefined, _argv: unknown, output: string) => {
+    await parser.parseAsync(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)), {}, (_err: Error | undefined, _argv: unknown, output: string) => {
       helpText = output;
     });
   } catch (err) {

@@ -37,3 +37,11 @@ export function parseChoice<T extends string>(name: string, value: unknown, choi
 function bad(name: string, value: unknown, want: string): PcapflowError {
   return new PcapflowError('INVALID_OPTION', `--${name} must be ${want}, not ${JSON.stringify(value)}`);
 }
+
+/** yargs drops a lone `-` argument; it is carried through parsing as this token instead. */
+export const STDIN_TOKEN = '\u0000stdin';
+
+/** inputNames maps parsed input names back (the stdin token to `-`). */
+export function inputNames(inputs: readonly string[]): string[] {
+  return inputs.map((name) => (name === STDIN_TOKEN ? '-' : String(name)));
+}

@@ -8,7 +8,7 @@ import { openCaptures } from '../sources/capture-source.js';
 import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
 import type { CliIo } from './main.js';
-import { parseChoice } from './options.js';
+import { inputNames, parseChoice } from './options.js';
 
 export interface PacketsCommand {
   inputs: string[];
@@ -21,7 +21,7 @@ export interface PacketsCommand {
 export async function runPackets(args: PacketsCommand, io: CliIo): Promise<number> {
   const format = parseChoice('format', args.format, ['text', 'ndjson'] as const);
   const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
-  const source = openCaptures(args.inputs, { stdin: io.stdin });
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin });
   const decode = new PacketDecodeTransform({ keepSkipped: true, onError });
   const render =
     format === 'ndjson'

@@ -15,7 +15,7 @@ import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
-import { parseChoice, parseCount, parseSeconds } from './options.js';
+import { inputNames, parseChoice, parseCount, parseSeconds } from './options.js';
 
 export interface ReadCommand {
   inputs: string[];
@@ -63,7 +63,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
     sink = new StdoutSink({ dest: io.stdout, direction });
   }
 
-  const source = openCaptures(args.inputs, { stdin: io.stdin });
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin });
   const decode = new PacketDecodeTransform({ onError });
   const demux = new TcpDemuxTransform(demuxOptions);
   const reassemble = new TcpReassemblerTransform(reassemblyOptions);
