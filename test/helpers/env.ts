@@ -12,9 +12,9 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
 export const SHARED_PCAPS = path.resolve(REPO_ROOT, '../shared/pcaps');
 export const FIXTURES = path.join(REPO_ROOT, 'test/fixtures');
 
-/** Every capture file in ../shared/pcaps (full paths, sorted); [] when the folder is missing. */
+/** Every capture file in ../shared/pcaps (full paths, sorted). A missing folder is an error, never an empty list. */
 export function sharedCaptures(): string[] {
-  if (!existsSync(SHARED_PCAPS)) return [];
+  if (!existsSync(SHARED_PCAPS)) throw new Error(`the shared captures are missing: ${SHARED_PCAPS}`);
   return readdirSync(SHARED_PCAPS)
     .filter((f) => /\.(pcap|pcapng|cap)$/.test(f))
     .sort()
