@@ -35,6 +35,26 @@ export { FrameDecodeTransform, IpDecodeTransform, TcpDecodeTransform, PacketDeco
 export { formatIp, parseIp } from './core/addr.js';
 export { packetJson, packetText, tcpFlagString, type PacketJson } from './core/packet-format.js';
 
+// TCP
+export { TcpDemux, DEMUX_DEFAULTS, type TcpDemuxOptions, type TcpDemuxStats } from './core/flow-table.js';
+export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';
+export { TcpDemuxTransform, TcpReassemblerTransform } from './transforms/tcp-transforms.js';
+
+// Sinks
+export {
+  StdoutSink,
+  NdjsonSink,
+  FilesSink,
+  BatchSink,
+  ByteSink,
+  type StdoutSinkOptions,
+  type NdjsonSinkOptions,
+  type FilesSinkOptions,
+  type ByteSinkOptions,
+  type ConnectionRecord,
+} from './sinks/index.js';
+export { type PayloadEncoding } from './core/format.js';
+
 // Plumbing
 export { StageTransform, type StageTransformOptions } from './transforms/stage-transform.js';
 export { runPipeline } from './pipeline.js';

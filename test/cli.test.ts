@@ -3,7 +3,7 @@
  * shell for pipes (jq recipes from the README, `| head`, stdin).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -231,5 +231,18 @@ describe('shell pipes (built bin)', () => {
       expect(r.status).toBe(0);
       expect(r.stdout.toString()).toBe(readFileSync(path.join(tmp, 'files', '141.142.228.005.59856-192.150.187.043.00080'), 'utf8'));
     });
+  });
+});
+
+describe('the README library example', () => {
+  it('runs as written and prints what its comment says', () => {
+    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const m = /<!-- library-example -->\n```js\n([\s\S]*?)\n```/.exec(readme);
+    expect(m).not.toBeNull();
+    const code = (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
+    const file = path.join(tmp, 'example.mjs');
+    writeFileSync(file, code);
+    const out = execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(out.trim()).toBe("{ '0 c2s': 136, '0 s2c': 5007 }");
   });
 });
