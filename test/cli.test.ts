@@ -246,3 +246,13 @@ describe('the README library example', () => {
     expect(out.trim()).toBe("{ '0 c2s': 136, '0 s2c': 5007 }");
   });
 });
+
+describe('the README error table', () => {
+  it('lists exactly the codes of the closed union', async () => {
+    const { ERROR_CODES } = await import('../src/core/errors.js');
+    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Error codes'), readme.indexOf('### Exit status'));
+    const listed = new Set([...section.matchAll(/^\| `([A-Z0-9_]+)`(?:, `([A-Z0-9_]+)`)?/gm)].flatMap((m) => [m[1], m[2]]).filter(Boolean));
+    expect([...listed].sort()).toEqual([...ERROR_CODES].sort());
+  });
+});

@@ -10,7 +10,6 @@ export const ERROR_CODES = [
   'CAPTURE_BAD_MAGIC', // not a pcap or pcapng file
   'CAPTURE_EMPTY', // input ended before a complete file header
   'PCAP_BAD_VERSION', // classic pcap with a version other than 2.x
-  'PCAP_BAD_HEADER', // classic pcap file header with impossible fields
   'PCAP_RECORD_TOO_LARGE', // record captured length over the snaplen or over 256 KiB
   'PCAP_TRUNCATED_RECORD', // input ended inside a record (header or data)
   'PCAPNG_BAD_BLOCK', // pcapng block with a corrupt length or layout
@@ -29,8 +28,6 @@ export const ERROR_CODES = [
   'INPUT_READ_FAILED',
   'INVALID_OPTION',
   'OUTPUT_FAILED', // a sink could not write (disk full, permissions, closed pipe)
-  'LIMIT_EXCEEDED',
-  'LIVE_UNAVAILABLE', // live capture binding missing
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
