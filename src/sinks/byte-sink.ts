@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { PcapflowError } from '../core/errors.js';
 import type { StreamEvent } from '../core/events.js';
@@ -44,6 +45,10 @@ export interface ByteSinkStats {
  * discarded, it finishes without error, `closedEarly` becomes true and a 'closedEarly' event is
  * emitted once (a caller may then stop reading its input). Any other destination error fails
  * the sink with PcapflowError OUTPUT_FAILED (cause attached). A render error fails the sink too.
+ *
+ * Whole lines: when the destination is a regular file (stdout redirected to a file, say) and a
+ * write fails (a full disk), the file is truncated back to the end of the last batch that was
+ * written completely, so it never ends in half a line.
  */
 export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEvent[]> extends Writable {
   /** True once the destination closed before everything was written. */
@@ -52,10 +57,14 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   protected readonly dest: NodeJS.WritableStream;
   private readonly endDest: boolean;
   private failure: PcapflowError | null = null;
+  /** For a regular-file destination: its descriptor and its size when the sink started. */
+  private readonly fileFd: number | null;
+  private startSize = 0;
   private readonly onDestError = (err: NodeJS.ErrnoException): void => {
     if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') this.markClosedEarly();
     else if (this.failure === null && !this.closedEarly) {
       this.failure = new PcapflowError('OUTPUT_FAILED', `cannot write output: ${err.code ?? err.message}`, { cause: err });
+      this.cutToWholeLines();
     }
   };
 
@@ -63,6 +72,8 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 4 });
     this.dest = options.dest ?? process.stdout;
     this.endDest = options.end ?? (this.dest !== process.stdout && this.dest !== process.stderr);
+    this.fileFd = regularFileFd(this.dest);
+    if (this.fileFd !== null) this.startSize = fstatSync(this.fileFd).size;
     this.dest.on('error', this.onDestError);
   }
 
@@ -140,6 +151,39 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     dest.on('close', done);
   }
 
+  /**
+   * cutToWholeLines truncates a regular-file destination after its last newline (never below
+   * the size it had when the sink started), so a failed write leaves no half line. Best effort:
+   * the error reported is the write error. (A short write can be lost silently by Node's
+   * synchronous stdout stream, so the file itself is read back rather than counting bytes.)
+   */
+  private cutToWholeLines(): void {
+    if (this.fileFd === null) return;
+    let reader = -1;
+    try {
+      const fd = this.fileFd;
+      // The destination may be open for writing only (a shell's `>`): read it through /proc.
+      reader = openSync(`/proc/self/fd/${fd}`, 'r');
+      let end = fstatSync(fd).size;
+      const window = Buffer.allocUnsafe(64 * 1024);
+      while (end > this.startSize) {
+        const from = Math.max(this.startSize, end - window.length);
+        const n = readSync(reader, window, 0, end - from, from);
+        const nl = window.subarray(0, n).lastIndexOf(0x0a);
+        if (nl >= 0) {
+          end = from + nl + 1;
+          break;
+        }
+        end = from;
+      }
+      ftruncateSync(fd, end);
+    } catch {
+      // no /proc, or the descriptor is gone: the error reported stays the write error
+    } finally {
+      if (reader >= 0) closeSync(reader);
+    }
+  }
+
   /** destGone: the destination was destroyed (by its own error or by someone else). */
   private destGone(): boolean {
     return (this.dest as { destroyed?: boolean }).destroyed === true && !(this.dest as { writableFinished?: boolean }).writableFinished;
@@ -167,5 +211,16 @@ export class BatchSink<T extends readonly unknown[]> extends ByteSink<T> {
 
   protected override render(batch: T): string {
     return this.renderBatch(batch);
+  }
+}
+
+/** regularFileFd: the descriptor of a destination that writes to a regular file, else null. */
+function regularFileFd(dest: NodeJS.WritableStream): number | null {
+  const fd = (dest as { fd?: unknown }).fd;
+  if (typeof fd !== 'number') return null;
+  try {
+    return fstatSync(fd).isFile() ? fd : null;
+  } catch {
+    return null;
   }
 }
