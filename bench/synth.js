@@ -164,3 +164,110 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   console.log(JSON.stringify(r));
 }
+
+/**
+ * writeSynFlood writes a capture of `syns` SYN-only connection attempts (each from its own
+ * address and port, never answered) with `realConns` real connections interleaved: each real one
+ * handshakes at the start, sends its server bytes (payloadByte pattern) in `mss`-size segments
+ * spread evenly through the flood, and closes with FINs at the end. Resolves to {packets, bytes}.
+ */
+export async function writeSynFlood(path, { syns = 2_000_000, realConns = 10, bytesPerConn = 200_000, mss = 1400 } = {}) {
+  const out = createWriteStream(path, { highWaterMark: 1 << 20 });
+  let packets = 0;
+  let fileBytes = 0;
+  let usec = 0;
+  let pending = [];
+  let pendingBytes = 0;
+  const push = async (b) => {
+    pending.push(b);
+    pendingBytes += b.length;
+    fileBytes += b.length;
+    packets++;
+    if (pendingBytes >= 1 << 20) {
+      const buf = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      if (!out.write(buf)) await once(out, 'drain');
+    }
+  };
+  const frame = (src, dst, sport, dport, seq, ack, flags, payload) => {
+    const len = 14 + 20 + 20 + payload.length;
+    const b = Buffer.alloc(16 + len);
+    usec += 3;
+    b.writeUInt32LE(1700000000 + Math.floor(usec / 1e6), 0);
+    b.writeUInt32LE(usec % 1e6, 4);
+    b.writeUInt32LE(len, 8);
+    b.writeUInt32LE(len, 12);
+    const f = 16;
+    b[f + 12] = 0x08;
+    const ip = f + 14;
+    b[ip] = 0x45;
+    b.writeUInt16BE(40 + payload.length, ip + 2);
+    b[ip + 8] = 64;
+    b[ip + 9] = 6;
+    b.writeUInt32BE(src >>> 0, ip + 12);
+    b.writeUInt32BE(dst >>> 0, ip + 16);
+    b.writeUInt16BE(0xffff - csum16(b, ip, ip + 20), ip + 10);
+    const t = ip + 20;
+    b.writeUInt16BE(sport, t);
+    b.writeUInt16BE(dport, t + 2);
+    b.writeUInt32BE(seq >>> 0, t + 4);
+    b.writeUInt32BE(ack >>> 0, t + 8);
+    b[t + 12] = 5 << 4;
+    b[t + 13] = flags;
+    b.writeUInt16BE(65535, t + 14);
+    payload.copy(b, t + 20);
+    return b;
+  };
+  const hdr = Buffer.alloc(24);
+  hdr.writeUInt32LE(0xa1b2c3d4, 0);
+  hdr.writeUInt16LE(2, 4);
+  hdr.writeUInt16LE(4, 6);
+  hdr.writeUInt32LE(65535, 16);
+  hdr.writeUInt32LE(1, 20);
+  out.write(hdr);
+  fileBytes += 24;
+  const server = 0x0a640001; // 10.100.0.1
+  const real = [];
+  for (let c = 0; c < realConns; c++) {
+    const r = { c, ip: 0x0a650000 + c + 1, port: 40000 + c, cseq: 1000 + c, sseq: 5000000 + c, sent: 0 };
+    real.push(r);
+    await push(frame(r.ip, server, r.port, 80, r.cseq, 0, 0x02, Buffer.alloc(0)));
+    await push(frame(server, r.ip, 80, r.port, r.sseq, r.cseq + 1, 0x12, Buffer.alloc(0)));
+    await push(frame(r.ip, server, r.port, 80, r.cseq + 1, r.sseq + 1, 0x10, Buffer.alloc(0)));
+  }
+  const segsPerConn = Math.ceil(bytesPerConn / mss);
+  const every = Math.max(1, Math.floor(syns / (segsPerConn + 1)));
+  for (let i = 0; i < syns; i++) {
+    // SYN flood source: 10.0.0.0/8 spread over addresses and ports, never repeating a 4-tuple
+    const src = 0x0b000000 + (i >>> 4);
+    await push(frame(src, server, 1024 + (i & 15) * 3000 + (i % 7), 80, i * 2654435761, 0, 0x02, Buffer.alloc(0)));
+    if (i % every === 0) {
+      for (const r of real) {
+        if (r.sent >= bytesPerConn) continue;
+        const n = Math.min(mss, bytesPerConn - r.sent);
+        const p = Buffer.allocUnsafe(n);
+        for (let k = 0; k < n; k++) p[k] = payloadByte(r.c, r.sent + k);
+        await push(frame(server, r.ip, 80, r.port, r.sseq + 1 + r.sent, r.cseq + 1, 0x18, p));
+        r.sent += n;
+        await push(frame(r.ip, server, r.port, 80, r.cseq + 1, r.sseq + 1 + r.sent, 0x10, Buffer.alloc(0)));
+      }
+    }
+  }
+  for (const r of real) {
+    while (r.sent < bytesPerConn) {
+      const n = Math.min(mss, bytesPerConn - r.sent);
+      const p = Buffer.allocUnsafe(n);
+      for (let k = 0; k < n; k++) p[k] = payloadByte(r.c, r.sent + k);
+      await push(frame(server, r.ip, 80, r.port, r.sseq + 1 + r.sent, r.cseq + 1, 0x18, p));
+      r.sent += n;
+    }
+    await push(frame(server, r.ip, 80, r.port, r.sseq + 1 + r.sent, r.cseq + 1, 0x11, Buffer.alloc(0)));
+    await push(frame(r.ip, server, r.port, 80, r.cseq + 1, r.sseq + 2 + r.sent, 0x11, Buffer.alloc(0)));
+    await push(frame(server, r.ip, 80, r.port, r.sseq + 2 + r.sent, r.cseq + 2, 0x10, Buffer.alloc(0)));
+  }
+  if (pendingBytes > 0) out.write(Buffer.concat(pending, pendingBytes));
+  out.end();
+  await once(out, 'finish');
+  return { packets, bytes: fileBytes };
+}
