@@ -415,3 +415,92 @@ describe('TcpReassembler: table of segment scenarios', () => {
     expect(closeOf(ev).c2s.missing).toBe(5_500_000_000 - 5);
   });
 });
+
+describe('TcpReassembler: regressions found by the tshark differential test', () => {
+  const WS = (shift: number): number[] => [3, 3, shift, 1]; // window scale option + NOP
+
+  it('drops a segment beyond any window the receiver could offer (arkime tcp-seq-wraparound conn 0), and its FIN', () => {
+    const c = new Conv();
+    // no window scale on the SYNs: the receiver never offered more than 65535
+    const ev = run([...hs(c), c.c('PA', 101, 501, 'ABCD'), c.c('FPA', 101 + 251_658_111, 501, 'JUNK')]);
+    expect(kinds(ev).slice(1)).toEqual(['data 0 c2s 0 ABCD', 'close 0 eof']);
+    expect(lastStats!.reasm.outOfWindow).toBe(1);
+    expect(closeOf(ev).c2s).toMatchObject({ bytes: 4, gaps: 0 });
+  });
+
+  it('the window bound follows the receiver\'s window scale, and is 65535 << 14 when no SYN was seen', () => {
+    const c = new Conv();
+    const scaled = run([c.c('S', 100, 0, '', { options: WS(7) }), c.s('SA', 500, 101, '', { options: WS(2) }), c.c('A', 101, 501), c.c('PA', 101 + 200_000, 501, 'FAR')]);
+    // the server (receiver of c2s) scales by 2: 262140 > 200000, so the segment is held, then flushed
+    expect(kinds(scaled).slice(1)).toEqual(['gap 0 c2s 0+200000 eof', 'data 0 c2s 200000 FAR', 'close 0 eof']);
+    const c2 = new Conv();
+    const far = run([c2.c('S', 100, 0, '', { options: WS(7) }), c2.s('SA', 500, 101, '', { options: WS(2) }), c2.c('A', 101, 501), c2.c('PA', 101 + 300_000, 501, 'FAR')]);
+    expect(kinds(far).slice(1)).toEqual(['close 0 eof']);
+    const c3 = new Conv();
+    const mid = run([c3.c('PA', 101, 501, 'AB'), c3.c('PA', 103 + 100_000_000, 501, 'CD')]);
+    expect(kinds(mid).slice(1)).toEqual(['data 0 c2s 0 AB', 'gap 0 c2s 2+100000000 eof', 'data 0 c2s 100000002 CD', 'close 0 eof']);
+  });
+
+  it('takes an out-of-window segment after all when the next one continues it (the capture lost more than a window)', () => {
+    const c = new Conv();
+    const ev = run([...hs(c), c.c('PA', 101, 501, 'AB'), c.c('PA', 103 + 1_000_000, 501, 'CD'), c.c('PA', 105 + 1_000_000, 501, 'EF')]);
+    expect(kinds(ev).slice(1)).toEqual(['data 0 c2s 0 AB', 'gap 0 c2s 2+1000000 eof', 'data 0 c2s 1000002 CD', 'data 0 c2s 1000004 EF', 'close 0 eof']);
+    expect(lastStats!.reasm.outOfWindow).toBe(0);
+  });
+
+  it('takes an out-of-window segment and its FIN when the peer acknowledges up to it (zeek ftp-bigtransfer)', () => {
+    const c = new Conv();
+    const far = 101 + 2 + 740_934_032;
+    const ev = run([...hs(c), c.c('PA', 101, 501, 'AB'), c.c('FPA', far, 501, 'END'), c.s('A', 501, far), c.s('FA', 501, far + 4), c.c('A', far + 4, 502)]);
+    expect(kinds(ev).slice(1)).toEqual(['data 0 c2s 0 AB', 'gap 0 c2s 2+740934032 acked', 'data 0 c2s 740934034 END', 'close 0 fin']);
+    expect(lastStats!.reasm.outOfWindow).toBe(0);
+  });
+
+  it('a segment below the ACK but past a hole is delivered: only the hole up to it is skipped', () => {
+    const c = new Conv();
+    // the server ACKs 111 (10 bytes) before the client's segments at 106 and 101 come
+    const ev = run([...hs(c), c.s('A', 501, 111), c.c('PA', 106, 501, 'FGHIJ'), c.c('PA', 111, 501, 'KL')]);
+    expect(kinds(ev).slice(1)).toEqual(['gap 0 c2s 0+5 acked', 'data 0 c2s 5 FGHIJ', 'data 0 c2s 10 KL', 'close 0 eof']);
+  });
+
+  it('a hole the peer acknowledged keeps reason acked when the connection ends (suricata tcp-leading-gap)', () => {
+    const c = new Conv();
+    const ev = run([...hs(c), c.c('PA', 105, 501, 'GOOD'), c.s('A', 501, 109)]);
+    expect(kinds(ev).slice(1)).toEqual(['gap 0 c2s 0+4 acked', 'data 0 c2s 4 GOOD', 'close 0 eof']);
+  });
+
+  it('in a connection whose capture times go backwards, an acknowledged hole waits for the data (tcpflow http-lines-randomized)', () => {
+    const c = new Conv().at(10);
+    const pk = [...hs(c)];
+    c.at(10.5);
+    pk.push(c.s('FA', 511, 101)); // server FIN after 10 bytes, captured before the data
+    c.at(10.4);
+    pk.push(c.c('A', 101, 512)); // the client ACKs the FIN: time went back
+    c.at(10.3);
+    pk.push(c.s('PA', 506, 101, 'FGHIJ'));
+    c.at(10.6);
+    pk.push(c.c('FA', 101, 512));
+    c.at(10.2);
+    pk.push(c.s('PA', 501, 101, 'ABCDE'));
+    const ev = run(pk);
+    expect(stream(ev).s2c).toBe('ABCDEFGHIJ');
+    expect(kinds(ev).filter((k) => k.startsWith('gap'))).toEqual([]);
+    expect(closeOf(ev).reason).toBe('fin');
+    expect(lastStats!.reasm.disordered).toBe(1);
+    // in capture-time order the same ACK makes the hole a gap at once
+    const d = new Conv();
+    const inOrder = run([...hs(d), d.s('PA', 506, 101, 'FGHIJ'), d.s('FA', 511, 101), d.c('A', 101, 512), d.c('FA', 101, 512), d.s('PA', 501, 101, 'ABCDE')]);
+    expect(kinds(inOrder).slice(1, 3)).toEqual(['gap 0 s2c 0+5 acked', 'data 0 s2c 5 FGHIJ']);
+  });
+
+  it('a SYN-ACK that restarts a direction after its FIN was seen un-finishes that FIN', () => {
+    const c = new Conv().at(10);
+    // shuffled: the server's FIN (seq 511) comes first and syncs s2c there; the SYN-ACK restarts it at 501
+    const pk = [c.s('FA', 511, 101)];
+    c.at(9);
+    pk.push(c.c('S', 100), c.s('SA', 500, 101), c.c('A', 101, 512), c.c('FA', 101, 512), c.s('PA', 501, 101, '0123456789'), c.s('A', 512, 102));
+    const ev = run(pk);
+    expect(stream(ev).s2c).toBe('0123456789');
+    expect(closeOf(ev).reason).toBe('fin');
+  });
+});

@@ -16,13 +16,22 @@
  * order of first packet, and a SYN (without ACK) whose sequence number differs from the base
  * sequence number Wireshark would hold for that direction (the SYN's ISN; seq-1 of the first
  * segment when no SYN was seen; ack-1 of the peer's first ACK) starts a new connection on the same
- * addresses and ports; the old one ends with `endedBy = 'reused'`. A SYN with the same ISN (a
- * retransmission) stays in the old connection even after FIN or RST, as tshark keeps it.
+ * addresses and ports; the old one ends with `endedBy = 'reused'`. A SYN with the same ISN stays
+ * in the old connection even after FIN or RST, as tshark 4.0 keeps it: it is that connection's SYN
+ * again (a retransmission, or a capture that shows it late), since a new connection on the same
+ * addresses and ports takes a new ISN (RFC 9293 3.4.1; reuse out of TIME-WAIT even needs a
+ * higher one). This is how pcapflow reads the issue's "a SYN on a 4-tuple whose earlier connection
+ * has closed starts a new connection": a new SYN does, a repeated one does not. Checked on every
+ * shared capture by stream-tshark-diff.test.ts (arkime tcp-reassembly-scenarios reuses a port
+ * after FIN with both a new and the same ISN).
  *
  * Limits (capture time, never the wall clock):
  * - `idleTimeout` (seconds, default 300; 0 disables): a connection with no packet for that long
- *   ends (`endedBy = 'idle'`) when a later packet arrives; at end of input the reassembler's
- *   `end()` closes whatever is left.
+ *   ends (`endedBy = 'idle'`) when a later packet of another connection arrives; at end of input
+ *   the reassembler's `end()` closes whatever is left. A packet never ends its own connection by
+ *   the timeout: a connection that speaks again after a long silence was not dead (TCP keepalives
+ *   come every 2 hours by default), and a single bogus timestamp far ahead (seen in real pcapng
+ *   files) must not split the connection it belongs to. tshark, which has no timeout, agrees.
  * - `maxConnections` (default 100 000): the table never holds more; to admit a new one it ends the
  *   least recently active connection that has seen FIN both ways or RST, else the least recently
  *   active one (`endedBy = 'evicted'`). Entries stay in the table after FIN/RST (late ACKs and
@@ -233,7 +242,6 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     const t = pkt.tsSec + pkt.tsNsec * 1e-9;
     if (t > this.now) this.now = t;
     this.ended = null;
-    if (this.options.idleTimeout > 0) this.expireIdle();
 
     const src = pkt.src;
     const dst = pkt.dst;
@@ -258,6 +266,11 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
       }
       e = e.chain;
     }
+
+    // The packet's own connection is touched before the idle sweep: it never ends by the timeout
+    // that this very packet would trigger (see the class comment).
+    if (e !== null) this.touch(e);
+    if (this.options.idleTimeout > 0) this.expireIdle();
 
     const flags = pkt.flags;
     if (e !== null && (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
@@ -292,14 +305,6 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
       this.active.push(e);
       this.stats.live = this.active.size + this.finished.size;
       if (this.stats.live > this.stats.peakLive) this.stats.peakLive = this.stats.live;
-    } else {
-      // touch: move to the tail of its list
-      if (e.next !== null) {
-        const list = e.list === 0 ? this.active : this.finished;
-        list.remove(e);
-        list.push(e);
-      }
-      e.last = this.now;
     }
 
     // Wireshark's base sequence numbers, per direction (see the class comment).
@@ -335,6 +340,16 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     pkt.flow = e;
     pkt.dir = dir;
     pkt.expired = this.ended;
+  }
+
+  /** touch marks `e` active now: the tail of its LRU list. */
+  private touch(e: FlowEntry): void {
+    if (e.next !== null) {
+      const list = e.list === 0 ? this.active : this.finished;
+      list.remove(e);
+      list.push(e);
+    }
+    e.last = this.now;
   }
 
   private expireIdle(): void {

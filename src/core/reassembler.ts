@@ -15,7 +15,7 @@
  * - A hole is never filled: when bytes beyond it must be delivered, a `gap` event (offset, len,
  *   reason) comes first. Reasons: `acked` (the peer acknowledged bytes never captured; taken
  *   when the sender's next segment comes past them or the ACK covers its FIN, since captures
- *   sometimes show an ACK just before the data it acknowledges), `fin` /
+ *   sometimes show an ACK just before the data it acknowledges; at the latest at the close), `fin` /
  *   `rst` / `idle` / `eof` / `evicted` (the connection ended), `limit` (a buffer limit), `truncated`
  *   (the snaplen cut them: payloadLen > payload.length).
  * - Retransmitted and duplicate bytes are dropped (counted). Overlaps between out-of-order bytes
@@ -29,11 +29,23 @@
  *   zero-window probes (1 byte at next while the peer advertises window 0) are not data.
  * - Close reasons: `fin` (FIN both ways and all bytes up to each FIN delivered, or FIN both ways
  *   when the connection is ended otherwise), `rst` (an RST; its payload is delivered first, as
- *   tshark shows it), `idle` / `evicted` (the demux ended the flow: idle timeout, connection limit,
+ *   tshark shows it; bytes the peer sends after it, in flight when it was sent, are not taken,
+ *   while tshark shows them), `idle` / `evicted` (the demux ended the flow: idle timeout, connection limit,
  *   or 4-tuple reuse by a new SYN, which is reported as `evicted`), `eof` (end of input).
  *   An RST or a bare FIN from a side that has not answered the peer's SYN yet does not end the
  *   connection at once (a refused connection, or an evasion that goes on with a SYN-ACK): an RST
  *   so held closes the connection as `rst` only when it ends otherwise.
+ * - Junk: a segment that starts further past the receiver's left window edge (the highest of the
+ *   next byte due and the highest ACK seen) than any window it could have offered (65535 when a
+ *   SYN shows window scaling off, 65535 << the receiver's shift when both SYNs carry it, else
+ *   65535 << 14) is not buffered: it is set aside, and dropped (stats `outOfWindow`) unless the
+ *   next such segment continues it exactly, which shows that the stream really went there (a
+ *   capture that lost more than a window and every ACK in between). Its FIN is ignored.
+ * - Reordered captures: a hole the peer acknowledged is skipped when the sender goes past it with
+ *   a segment captured at or after the ACK's time, not with one that was sent before (a shuffled
+ *   or merged capture); once a connection's capture times went backwards, a hole before an
+ *   acknowledged FIN likewise waits for a packet the sender sent after the ACK, or the close
+ *   (reason `acked` either way), since the missing segments may still come.
  * - Limits: out-of-order bytes per connection (`maxBufferedPerConnection`, default 4 MiB) and in
  *   all (`maxBufferedTotal`, default 64 MiB). Going over one forces delivery past the oldest hole
  *   (a `gap` with reason `limit`, counted in `limitHits`) until back under it.
@@ -111,6 +123,13 @@ export interface TcpReassemblerStats {
   afterClose: number;
   /** Times a buffer limit forced a gap. */
   limitHits: number;
+  /**
+   * Segments dropped as lying beyond any window the receiver could have offered (junk, see the
+   * class comment). A set-aside segment that the next one continues is not counted.
+   */
+  outOfWindow: number;
+  /** Connections whose packets' capture times went backwards (reordered or merged captures). */
+  disordered: number;
   /** Out-of-order bytes held now, and the most ever held between two packets (within one packet the
    * newest segment may pass a limit before the limit is enforced). */
   bufferedBytes: number;
@@ -140,10 +159,19 @@ class Side {
   finSeq = 0;
   finOff = 0;
   finDone = false;
-  /** Highest stream offset the peer acknowledged (capped at the FIN). */
+  /** Highest stream offset the peer acknowledged (capped at the FIN), and the capture time of that ACK. */
   ackedOff = 0;
+  ackedT = -Infinity;
   /** Last window this side advertised (for the peer's zero-window probes). */
   win = -1;
+  /** A segment set aside as beyond any window (a copy), -1 when none: [junkOff, junkOff+junkLen). */
+  junkOff = -1;
+  junkLen = 0;
+  junkData: Uint8Array = EMPTY;
+  junkSec = 0;
+  junkNsec = 0;
+  junkPsh = false;
+  junkFin = false;
   readonly opts: TcpOptionsSeen = {};
   optsSeen = false;
   // counters for the close summary
@@ -231,12 +259,32 @@ class Conn {
   heldRst = 0;
   /** Out-of-order bytes held in both directions. */
   buffered = 0;
+  /** Latest capture time (seconds) of the connection's packets, and whether time ever went back. */
+  lastT = -Infinity;
+  disordered = false;
 
   constructor(flow: Flow, sec: number, nsec: number) {
     this.flow = flow;
     this.firstSec = sec;
     this.firstNsec = nsec;
   }
+}
+
+/** The largest window a receiver can offer: 65535 unscaled, 65535 << 14 scaled (RFC 7323). */
+const MAX_WINDOW = 65535;
+const MAX_SCALED_WINDOW = 65535 * 2 ** 14;
+
+/**
+ * windowBound is how far past the receiver's left window edge sender `d` could possibly send:
+ * 65535 when window scaling is known to be off (a SYN without the option: scaling needs both),
+ * 65535 << the receiver's shift when both SYNs carried it, else the largest scaled window.
+ */
+function windowBound(d: Side, o: Side): number {
+  const dOff = d.optsSeen && d.opts.wscale === undefined;
+  const oOff = o.optsSeen && o.opts.wscale === undefined;
+  if (dOff || oOff) return MAX_WINDOW;
+  if (d.optsSeen && o.optsSeen) return MAX_WINDOW * 2 ** Math.min(o.opts.wscale ?? 0, 14);
+  return MAX_SCALED_WINDOW;
 }
 
 function checkOptions(o: TcpReassemblerOptions): Required<TcpReassemblerOptions> {
@@ -279,6 +327,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     ignoredFin: 0,
     afterClose: 0,
     limitHits: 0,
+    outOfWindow: 0,
+    disordered: 0,
     bufferedBytes: 0,
     peakBufferedBytes: 0,
     closedFin: 0,
@@ -357,6 +407,12 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       this.live.add(c);
       this.stats.connections++;
     }
+    const t = sec + nsec * 1e-9;
+    if (t >= c.lastT) c.lastT = t;
+    else if (!c.disordered) {
+      c.disordered = true;
+      this.stats.disordered++;
+    }
     const dir = pkt.dir;
     const d = c.sides[dir];
     const o = c.sides[dir ^ 1]!;
@@ -381,7 +437,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (!c.opened && !(flags & TCP_SYN && len === 0)) this.open(c);
 
     // What this side acknowledges of the peer's stream: a hole the peer got past is a gap.
-    if (flags & TCP_ACK && o.synced) this.acked(c, o, pkt.ack, sec, nsec);
+    if (flags & TCP_ACK && o.synced) this.acked(c, o, pkt.ack, sec, nsec, t);
 
     // Where this side's stream starts.
     if (!d.synced) {
@@ -408,26 +464,38 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       // A SYN with another ISN before any byte was delivered (SYN-ACK after stray segments): restart.
       if (isn1 !== d.base && d.nextOff === 0 && d.buf.count === 0 && d.gaps === 0) {
         d.sync(isn1);
-        if (d.finKnown) d.finOff = seqDiff(d.finSeq, isn1);
+        if (d.finKnown) {
+          d.finOff = seqDiff(d.finSeq, isn1);
+          d.finDone = d.finOff <= 0;
+        }
       }
     }
 
     const segSeq = flags & TCP_SYN ? seqAdd(pkt.seq, 1) : pkt.seq;
     const off = d.nextOff + seqDiff(segSeq, d.nextSeq);
+    let junk = false;
     if (len <= 1 && off === d.nextOff - 1 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
       this.stats.keepalives++;
     } else if (len > 0) {
+      const psh = (flags & TCP_PSH) !== 0;
       if (len === 1 && off === d.nextOff && o.win === 0 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
         this.stats.zeroWindowProbes++;
+      } else if (off > d.nextOff && off - (d.ackedOff > d.nextOff ? d.ackedOff : d.nextOff) > windowBound(d, o)) {
+        junk = this.outOfWindow(c, d, off, pkt.payload, len, (flags & TCP_FIN) !== 0, sec, nsec, psh);
+        if (!junk) this.segment(c, d, off, pkt.payload, len, sec, nsec, psh);
       } else {
-        this.segment(c, d, off, pkt.payload, len, sec, nsec, (flags & TCP_PSH) !== 0);
+        this.segment(c, d, off, pkt.payload, len, sec, nsec, psh);
       }
+    }
+    if (c.disordered && d.finKnown && !d.finDone && d.ackedOff >= d.finOff && d.finOff > d.nextOff && t >= d.ackedT) {
+      // d sent this after the ACK of its FIN, and the hole before the FIN is still open
+      this.skipTo(c, d, d.finOff, 'acked', sec, nsec);
     }
     if (flags & TCP_RST) {
       this.close(c, 'rst', sec, nsec);
       return;
     }
-    if (flags & TCP_FIN && !d.finKnown) {
+    if (flags & TCP_FIN && !d.finKnown && !junk) {
       d.finKnown = true;
       d.finOff = off + len;
       d.finSeq = seqAdd(segSeq, len);
@@ -451,12 +519,56 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     });
   }
 
+  /**
+   * outOfWindow handles a segment that starts beyond any window the receiver could have offered.
+   * It is set aside (copied) in place of the one set aside before, which is dropped (counted in
+   * `outOfWindow`), and true is returned: the caller ignores the segment's FIN, which is kept
+   * with it. When it continues exactly the one set aside, the stream really went there (the
+   * capture lost more than a window and every ACK that would show it): that one is taken and
+   * false is returned, so the caller takes this one too. An ACK past its start also takes it
+   * (acked()).
+   */
+  private outOfWindow(c: Conn, d: Side, off: number, payload: Uint8Array, len: number, fin: boolean, sec: number, nsec: number, psh: boolean): boolean {
+    if (d.junkOff >= 0 && !d.junkFin && off === d.junkOff + d.junkLen) {
+      this.takeJunk(c, d);
+      return false;
+    }
+    if (d.junkOff >= 0) this.stats.outOfWindow++;
+    d.junkOff = off;
+    d.junkLen = len;
+    d.junkData = payload.slice(0, len);
+    d.junkSec = sec;
+    d.junkNsec = nsec;
+    d.junkPsh = psh;
+    d.junkFin = fin;
+    return true;
+  }
+
+  /** takeJunk takes the segment set aside by outOfWindow() (and its FIN) after all. */
+  private takeJunk(c: Conn, d: Side): void {
+    const off = d.junkOff;
+    const len = d.junkLen;
+    const data = d.junkData;
+    d.junkOff = -1;
+    d.junkData = EMPTY;
+    this.segment(c, d, off, data, len, d.junkSec, d.junkNsec, d.junkPsh);
+    if (d.junkFin && !d.finKnown) {
+      d.finKnown = true;
+      d.finOff = off + len;
+      d.finSeq = seqAdd(d.base, off + len);
+    }
+    if (d.finKnown && !d.finDone) this.checkFin(c, d);
+  }
+
   /** segment takes `len` bytes at stream offset `off` (`payload` holds the captured ones). */
   private segment(c: Conn, d: Side, off: number, payload: Uint8Array, len: number, sec: number, nsec: number, psh: boolean): void {
     const end = off + len;
-    if (off > d.nextOff && d.ackedOff > d.nextOff) {
-      // the peer acknowledged bytes up to ackedOff that never came, and d has gone past them
-      this.skipTo(c, d, d.ackedOff, 'acked', sec, nsec);
+    if (off > d.nextOff && d.ackedOff > d.nextOff && sec + nsec * 1e-9 >= d.ackedT) {
+      // The peer acknowledged bytes that never came, and d sends past the hole after that ACK (a
+      // segment captured later but sent before it, in a reordered capture, may still be followed
+      // by the missing ones): the hole is a gap up to this segment (which may itself lie below
+      // the ACK: a reordered or resent segment).
+      this.skipTo(c, d, off < d.ackedOff ? off : d.ackedOff, 'acked', sec, nsec);
       if (d.finKnown && !d.finDone) this.checkFin(c, d);
     }
     if (off < d.nextOff && d.sentHead < d.sentOff.length) this.checkSent(c, d, off, payload, len, sec, nsec);
@@ -591,16 +703,27 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
   /** acked handles an acknowledgment of side `o`'s stream. */
-  private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number): void {
+  private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number, t: number): void {
     const diff = seqDiff(ack, o.nextSeq);
     if (o.sentHead < o.sentOff.length) o.dropSent(o.nextOff + diff, this.options.overlapCheckBytes);
     if (diff <= 0) return;
     let to = o.nextOff + diff;
+    // The peer acknowledged up to a segment set aside as out of window: the stream went there,
+    // and the hole before it is acknowledged.
+    if (o.junkOff >= 0 && to >= o.junkOff) {
+      if (o.junkOff > o.ackedOff) o.ackedOff = o.junkOff;
+      this.takeJunk(c, o);
+    }
     if (o.finKnown && to > o.finOff) to = o.finOff;
-    if (to > o.ackedOff) o.ackedOff = to;
+    if (to > o.ackedOff) {
+      o.ackedOff = to;
+      o.ackedT = t;
+    }
     // The hole is skipped when the FIN is acknowledged, or later when o sends past it (segment()):
-    // captures sometimes show an ACK just before the data it acknowledges.
-    if (o.finKnown && to === o.finOff && to > o.nextOff) {
+    // captures sometimes show an ACK just before the data it acknowledges. In a connection whose
+    // capture times went backwards, the data may come long after: the hole waits for a packet o
+    // sent after the ACK (packet()), or the close.
+    if (o.finKnown && to === o.finOff && to > o.nextOff && !c.disordered) {
       this.skipTo(c, o, to, 'acked', sec, nsec);
       if (!o.finDone) this.checkFin(c, o);
     }
@@ -706,7 +829,14 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       if (d.synced) {
         let to = d.buf.lastEnd();
         if (d.finKnown && d.finOff > to) to = d.finOff;
+        // holes the peer acknowledged keep that reason
+        if (d.ackedOff > d.nextOff) this.skipTo(c, d, d.ackedOff < to ? d.ackedOff : to, 'acked', sec, nsec);
         if (to > d.nextOff) this.skipTo(c, d, to, gapReason, sec, nsec);
+      }
+      if (d.junkOff >= 0) {
+        this.stats.outOfWindow++;
+        d.junkOff = -1;
+        d.junkData = EMPTY;
       }
       if (d.pendLen > 0) this.flushPending(c, d);
       if (d.buf.count > 0) {
