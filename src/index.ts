@@ -35,6 +35,10 @@ export { FrameDecodeTransform, IpDecodeTransform, TcpDecodeTransform, PacketDeco
 export { formatIp, parseIp } from './core/addr.js';
 export { packetJson, packetText, tcpFlagString, type PacketJson } from './core/packet-format.js';
 
+// Filtering (pcap filter language, evaluated as libpcap would on the raw frame)
+export { compileFilter, PacketFilter, FilterStage, parseFilter, formatFilter, type FilterNode, type FilterStats } from './core/filter.js';
+export { FilterTransform } from './transforms/filter-transform.js';
+
 // TCP
 export { TcpDemux, DEMUX_DEFAULTS, type TcpDemuxOptions, type TcpDemuxStats } from './core/flow-table.js';
 export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';

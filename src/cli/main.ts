@@ -8,6 +8,8 @@ import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import { runPackets, type PacketsCommand } from './packets-command.js';
 import { runRead, type ReadCommand } from './read-command.js';
 import { STDIN_TOKEN } from './options.js';
+import { interfacesOptions, liveOptions, runInterfaces, runLive, type InterfacesCommand, type LiveCommand } from './live-command.js';
+import { streamOptions } from './sink-options.js';
 
 /** Where the CLI reads and writes; tests pass their own streams. */
 export interface CliIo {
@@ -44,7 +46,23 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
         action = () => runPackets(args as unknown as PacketsCommand, io);
       },
     )
-    .demandCommand(1, 'name a command: read or packets')
+    .command(
+      'live <interface>',
+      'capture on a network interface now and reassemble its TCP connections until SIGINT or SIGTERM',
+      (y: Argv) => liveOptions(decodeOptions(y)),
+      (args) => {
+        action = () => runLive(args as unknown as LiveCommand, io);
+      },
+    )
+    .command(
+      'interfaces',
+      'list the network interfaces live capture can use',
+      (y: Argv) => interfacesOptions(y),
+      (args) => {
+        action = () => runInterfaces(args as unknown as InterfacesCommand, io);
+      },
+    )
+    .demandCommand(1, 'name a command: read, packets, live or interfaces')
     .strict()
     .help()
     .alias('h', 'help')
@@ -78,7 +96,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
 function reportError(err: unknown, io: CliIo): number {
   if (isPcapflowError(err)) {
     io.stderr.write(`pcapflow: ${err.describe()}\n`);
-    return err.code === 'INVALID_OPTION' ? 2 : 1;
+    return err.code === 'INVALID_OPTION' || err.code === 'FILTER_SYNTAX' ? 2 : 1;
   }
   const message = err instanceof Error ? err.message : String(err);
   io.stderr.write(`pcapflow: INTERNAL: ${message}\n`);
@@ -104,27 +122,20 @@ function decodeOptions(y: Argv): Argv {
     .option('stats', { describe: "print every stage's counters on stderr at the end", type: 'boolean', default: false });
 }
 
+const FILTER_HELP = "keep only the packets a pcap filter selects, as tcpdump would ('tcp port 80 and host 10.0.0.1')";
+
 function packetsOptions(y: Argv): Argv {
   return decodeOptions(inputsOption(y))
     .option('format', { describe: 'text for people, ndjson for tools', choices: ['text', 'ndjson'], default: 'text' })
+    .option('filter', { describe: FILTER_HELP, type: 'string' })
     .example('pcapflow packets x.pcap', 'one line per packet, like tcpdump -r')
     .example("pcapflow packets x.pcap --format ndjson | jq 'select(.skip)'", 'the packets pcapflow could not decode, and why');
 }
 
 function readOptions(y: Argv): Argv {
-  return decodeOptions(inputsOption(y))
-    .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
-    .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
-    .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
-    .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
-    .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
-    .option('chunking', { describe: 'plain in-order chunks, or grouped on PSH boundaries', choices: ['plain', 'push'], default: 'plain' })
-    .option('idle-timeout', { describe: 'close a connection after this many seconds of capture time without packets', type: 'string', default: '300' })
-    .option('max-connections', { describe: 'live connections kept; beyond it the oldest idle one is evicted', type: 'string' })
-    .option('max-buffer-per-conn', { describe: 'out-of-order bytes held per connection (k, m, g suffixes)', type: 'string' })
-    .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
-    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
+  return streamOptions(decodeOptions(inputsOption(y)))
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
+    .option('filter', { describe: FILTER_HELP, type: 'string' })
     .example('pcapflow read x.pcap', 'print every connection for people')
     .example('pcapflow read x.pcap --sink ndjson | jq -c \'select(.type=="close")\'', 'one close record per connection')
     .example('pcapflow read x.pcap --sink files -o out/', 'one file per connection direction, named as tcpflow names them');

@@ -3,6 +3,7 @@ import type { OnError } from '../core/stage.js';
 import type { Packet } from '../core/packet.js';
 import { packetJson, packetText } from '../core/packet-format.js';
 import { PacketDecodeTransform } from '../transforms/decode-transforms.js';
+import { FilterTransform } from '../transforms/filter-transform.js';
 import { BatchSink } from '../sinks/byte-sink.js';
 import { openCaptures } from '../sources/capture-source.js';
 import { runPipeline } from '../pipeline.js';
@@ -13,6 +14,8 @@ import { inputNames, parseChoice } from './options.js';
 export interface PacketsCommand {
   inputs: string[];
   format: string;
+  /** pcap filter expression; only matching packets are printed. */
+  filter?: string;
   onError: string;
   stats: boolean;
 }
@@ -21,6 +24,7 @@ export interface PacketsCommand {
 export async function runPackets(args: PacketsCommand, io: CliIo): Promise<number> {
   const format = parseChoice('format', args.format, ['text', 'ndjson'] as const);
   const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
+  const filter = args.filter !== undefined && args.filter !== '' ? new FilterTransform(args.filter) : null;
   const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin });
   const decode = new PacketDecodeTransform({ keepSkipped: true, onError });
   const render =
@@ -37,9 +41,16 @@ export async function runPackets(args: PacketsCommand, io: CliIo): Promise<numbe
         };
   const sink = new BatchSink<readonly Packet[]>(render, { dest: io.stdout });
   try {
-    await runPipeline([source, decode, sink], sink);
+    await runPipeline(filter === null ? [source, decode, sink] : [source, filter, decode, sink], sink);
   } finally {
-    if (args.stats) printStats(io.stderr, [["reader", source.inputStats()], ['decoder', decode.core.stats], ['output', sink.stats]]);
+    if (args.stats) {
+      printStats(io.stderr, [
+        ['reader', source.inputStats()],
+        ...(filter === null ? [] : [['filter', filter.core.stats] as [string, object]]),
+        ['decoder', decode.core.stats],
+        ['output', sink.stats],
+      ]);
+    }
   }
   return 0;
 }

@@ -28,6 +28,9 @@ export const ERROR_CODES = [
   'INPUT_READ_FAILED',
   'INVALID_OPTION',
   'OUTPUT_FAILED', // a sink could not write (disk full, permissions, closed pipe)
+  'FILTER_SYNTAX', // a --filter expression that cannot be parsed or uses what pcapflow does not support; `column` points at it
+  // live capture
+  'LIVE_UNAVAILABLE', // the optional cap package (libpcap binding) cannot be loaded: not installed or not built
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -42,6 +45,8 @@ export interface ErrorContext {
   file?: string;
   /** Connection number, when the fault belongs to one. */
   conn?: number;
+  /** 1-based column in a filter expression (FILTER_SYNTAX). */
+  column?: number;
   cause?: unknown;
 }
 
@@ -53,6 +58,7 @@ export class PcapflowError extends Error {
   readonly offset: number | undefined;
   readonly file: string | undefined;
   readonly conn: number | undefined;
+  readonly column: number | undefined;
 
   constructor(code: ErrorCode, message: string, context: ErrorContext = {}) {
     super(message, context.cause === undefined ? undefined : { cause: context.cause });
@@ -61,6 +67,7 @@ export class PcapflowError extends Error {
     this.offset = context.offset;
     this.file = context.file;
     this.conn = context.conn;
+    this.column = context.column;
   }
 
   /** One line for people: `CODE: message (file F, packet N, offset O)`. */

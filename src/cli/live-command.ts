@@ -1,0 +1,167 @@
+/**
+ * `pcapflow live` and `pcapflow interfaces`: capture on a network interface now (libpcap through
+ * the optional cap package) and reassemble what goes by, with the sinks and options of `read`.
+ *
+ * `live` prints `pcapflow: listening on DEV, link type NAME (N)` on stderr once the capture is
+ * open, and runs until SIGINT or SIGTERM: the first signal closes the capture, every open
+ * connection is flushed (reason eof), every file is finished and renamed, the stats are printed
+ * when asked, and it resolves to 0. A second signal while that runs ends the process at once.
+ */
+import type { Argv } from 'yargs';
+import type { Writable } from 'node:stream';
+import { runPipeline } from '../pipeline.js';
+import { PcapWriteTransform } from '../sources/pcap-writer.js';
+import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, openLive } from '../sources/live-source.js';
+import { listInterfaces, loadCap, type CapAddress } from '../sources/live-binding.js';
+import { LiveDecodeTransform, LiveIdleTransform } from '../transforms/live-transforms.js';
+import { TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
+import type { CliIo } from './main.js';
+import { parseChoice, parseCount } from './options.js';
+import { createSink, parseStreamArgs, streamOptions, type StreamArgs } from './sink-options.js';
+import { printStats } from './stats.js';
+
+export interface LiveCommand extends StreamArgs {
+  interface: string;
+  filter?: string;
+  writePcap?: string;
+  bufferSize: string;
+  snaplen: string;
+  maxQueue: string;
+  stats: boolean;
+}
+
+export interface InterfacesCommand {
+  format: string;
+}
+
+/** liveOptions: the positional interface, the capture options, and the sink options of `read`. */
+export function liveOptions(y: Argv): Argv {
+  return streamOptions(
+    y.positional('interface', { describe: 'the device to capture on (see pcapflow interfaces); any = every device', type: 'string' }),
+    'wall-clock time',
+  )
+    .option('filter', { describe: 'libpcap filter expression (pcap-filter(7)), applied in the kernel', type: 'string' })
+    .option('write-pcap', { describe: 'also save the raw packets to this pcap file (replay it with pcapflow read)', type: 'string' })
+    .option('buffer-size', { describe: 'kernel capture buffer in bytes (k, m, g suffixes)', type: 'string', default: `${DEFAULT_LIVE_BUFFER >> 20}m` })
+    .option('snaplen', { describe: 'bytes kept of each packet, 64 to 65535', type: 'string', default: '65535' })
+    .option('max-queue', {
+      describe: 'captured bytes waiting for the pipeline before packets are dropped and counted (k, m, g suffixes)',
+      type: 'string',
+      default: `${DEFAULT_MAX_QUEUED >> 20}m`,
+    })
+    .example("pcapflow live eth0 --filter 'tcp port 80' --sink files -o out/", 'one file per connection direction, until Ctrl-C')
+    .example('pcapflow live any --sink ndjson --write-pcap session.pcap', 'NDJSON now, and the raw packets for pcapflow read later');
+}
+
+/** interfacesOptions: `--format`. */
+export function interfacesOptions(y: Argv): Argv {
+  return y
+    .option('format', { describe: 'text for people, ndjson for tools', choices: ['text', 'ndjson'], default: 'text' })
+    .example('pcapflow interfaces', 'name, loopback or not, addresses');
+}
+
+/** runLive runs `pcapflow live`; resolves to the exit code once stopped by SIGINT or SIGTERM. */
+export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
+  const settings = parseStreamArgs(args);
+  const bufferSize = parseCount('buffer-size', args.bufferSize, 1 << 16, 2 ** 31 - 1, true);
+  const snaplen = parseCount('snaplen', args.snaplen, 64, 65535);
+  const maxQueuedBytes = parseCount('max-queue', args.maxQueue, 1 << 16, 2 ** 40, true);
+  const device = String(args.interface);
+
+  const source = await openLive({ device, filter: args.filter ?? '', bufferSize, snaplen, maxQueuedBytes });
+  let writer: PcapWriteTransform | null = null;
+  let sink: Writable & { stats: object };
+  try {
+    if (args.writePcap !== undefined && args.writePcap !== '') {
+      writer = new PcapWriteTransform(args.writePcap, { linkType: source.linkType, snaplen: source.snaplen });
+    }
+    sink = createSink(args, io);
+  } catch (err) {
+    source.destroy();
+    writer?.destroy();
+    throw err;
+  }
+  const decode = new LiveDecodeTransform({ onError: settings.onError });
+  const demux = new TcpDemuxTransform(settings.demux);
+  const idle = new LiveIdleTransform();
+  const reassemble = new TcpReassemblerTransform(settings.reassembly);
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals === 1) {
+      source.stop();
+      return;
+    }
+    removeHandlers();
+    process.kill(process.pid, signal); // the default action: end now
+  };
+  const removeHandlers = (): void => {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  io.stderr.write(`pcapflow: listening on ${device}, link type ${source.linkName} (${source.linkType})${args.filter ? `, filter ${JSON.stringify(args.filter)}` : ''}\n`);
+
+  const streams = writer === null ? [source, decode, demux, idle, reassemble, sink] : [source, writer, decode, demux, idle, reassemble, sink];
+  try {
+    await runPipeline(streams, sink);
+  } finally {
+    removeHandlers();
+    if (source.capturing) source.destroy();
+    if (args.stats) {
+      const stages: Array<readonly [string, unknown]> = [['capture', source.stats]];
+      if (writer !== null) stages.push(['pcap', writer.core.stats]);
+      stages.push(['decoder', decode.core.stats], ['demux', demux.core.stats], ['clock', idle.core.stats], ['reassembler', reassemble.core.stats], ['sink', sink.stats]);
+      printStats(io.stderr, stages);
+    }
+  }
+  return 0;
+}
+
+/** runInterfaces runs `pcapflow interfaces`: one device per line (text or NDJSON). */
+export async function runInterfaces(args: InterfacesCommand, io: CliIo): Promise<number> {
+  const format = parseChoice('format', args.format, ['text', 'ndjson'] as const);
+  const list = listInterfaces(await loadCap());
+  if (format === 'ndjson') {
+    io.stdout.write(list.map((d) => `${JSON.stringify(d)}\n`).join(''));
+    return 0;
+  }
+  const width = list.reduce((w, d) => Math.max(w, d.name.length), 0);
+  const lines = list.map((d) => {
+    const parts = [d.name.padEnd(width)];
+    if (d.loopback) parts.push('loopback');
+    if (d.addresses.length > 0) parts.push(d.addresses.map(formatAddress).join(' '));
+    if (d.description !== null) parts.push(`(${d.description})`);
+    return `${parts.join('  ').trimEnd()}\n`;
+  });
+  io.stdout.write(lines.join(''));
+  return 0;
+}
+
+/** formatAddress: `addr/prefix` when the netmask is a contiguous mask, else `addr` alone. */
+function formatAddress(a: CapAddress): string {
+  const addr = a.addr ?? '?';
+  const bits = a.netmask === undefined ? null : prefixLength(a.netmask);
+  return bits === null ? addr : `${addr}/${bits}`;
+}
+
+/** prefixLength of a dotted IPv4 or colon IPv6 netmask; null when it is not a run of ones. */
+export function prefixLength(mask: string): number | null {
+  let bits = '';
+  if (mask.includes(':')) {
+    const halves = mask.split('::');
+    if (halves.length > 2) return null;
+    const head = halves[0] === '' || halves[0] === undefined ? [] : halves[0].split(':');
+    const tail = halves.length === 2 && halves[1] !== '' ? halves[1]!.split(':') : [];
+    const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail];
+    if (groups.length !== 8) return null;
+    for (const g of groups) bits += parseInt(g || '0', 16).toString(2).padStart(16, '0');
+  } else {
+    const octets = mask.split('.');
+    if (octets.length !== 4) return null;
+    for (const o of octets) bits += Number(o).toString(2).padStart(8, '0');
+  }
+  const m = /^(1*)0*$/.exec(bits);
+  return m === null ? null : m[1]!.length;
+}

@@ -1,0 +1,88 @@
+/**
+ * sink-options: what `pcapflow read` and `pcapflow live` share after the source: the yargs
+ * definitions of the sink, demux and reassembly options, their checking (PcapflowError
+ * INVALID_OPTION naming the option), and the sink they select.
+ */
+import type { Writable } from 'node:stream';
+import type { Argv } from 'yargs';
+import { PcapflowError } from '../core/errors.js';
+import type { TcpDemuxOptions } from '../core/flow-table.js';
+import type { PayloadEncoding } from '../core/format.js';
+import type { TcpReassemblerOptions } from '../core/reassembler.js';
+import type { OnError } from '../core/stage.js';
+import { FilesSink } from '../sinks/files-sink.js';
+import { NdjsonSink } from '../sinks/ndjson-sink.js';
+import { StdoutSink } from '../sinks/stdout-sink.js';
+import type { CliIo } from './main.js';
+import { parseChoice, parseCount, parseSeconds } from './options.js';
+
+/** The parsed sink, demux and reassembly options (yargs camel-cases the names). */
+export interface StreamArgs {
+  sink: string;
+  out?: string;
+  encoding: string;
+  direction: string;
+  overlap: string;
+  chunking: string;
+  idleTimeout: string;
+  maxConnections?: string;
+  maxBufferPerConn?: string;
+  maxBuffer?: string;
+  maxOpenFiles?: string;
+  onError: string;
+}
+
+/** The library options the stream arguments map to. */
+export interface StreamSettings {
+  onError: OnError;
+  demux: TcpDemuxOptions;
+  reassembly: TcpReassemblerOptions;
+}
+
+/** streamOptions adds the sink, demux and reassembly options to a command. */
+export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
+  return y
+    .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
+    .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
+    .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
+    .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
+    .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
+    .option('chunking', { describe: 'plain in-order chunks, or grouped on PSH boundaries', choices: ['plain', 'push'], default: 'plain' })
+    .option('idle-timeout', { describe: `close a connection after this many seconds of ${timeWord} without packets`, type: 'string', default: '300' })
+    .option('max-connections', { describe: 'live connections kept; beyond it the oldest idle one is evicted', type: 'string' })
+    .option('max-buffer-per-conn', { describe: 'out-of-order bytes held per connection (k, m, g suffixes)', type: 'string' })
+    .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
+    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' });
+}
+
+/** parseStreamArgs checks the demux and reassembly options. Throws INVALID_OPTION. */
+export function parseStreamArgs(args: StreamArgs): StreamSettings {
+  const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
+  const demux: TcpDemuxOptions = { idleTimeout: parseSeconds('idle-timeout', args.idleTimeout) };
+  if (args.maxConnections !== undefined) demux.maxConnections = parseCount('max-connections', args.maxConnections, 1, 1e8);
+  const reassembly: TcpReassemblerOptions = {
+    overlap: parseChoice('overlap', args.overlap, ['first', 'last'] as const),
+    chunking: parseChoice('chunking', args.chunking, ['plain', 'push'] as const),
+  };
+  if (args.maxBufferPerConn !== undefined) {
+    reassembly.maxBufferedPerConnection = parseCount('max-buffer-per-conn', args.maxBufferPerConn, 0, 2 ** 40, true);
+  }
+  if (args.maxBuffer !== undefined) reassembly.maxBufferedTotal = parseCount('max-buffer', args.maxBuffer, 0, 2 ** 40, true);
+  return { onError, demux, reassembly };
+}
+
+/** createSink builds the sink `--sink` names. Throws INVALID_OPTION (files without -o, bad values). */
+export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: object } {
+  const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
+  if (sinkKind === 'files') {
+    if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
+    const maxOpenFiles = args.maxOpenFiles === undefined ? undefined : parseCount('max-open-files', args.maxOpenFiles, 1, 1e6);
+    return new FilesSink(maxOpenFiles === undefined ? { dir: args.out } : { dir: args.out, maxOpenFiles });
+  }
+  if (sinkKind === 'ndjson') {
+    const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);
+    return new NdjsonSink({ dest: io.stdout, encoding });
+  }
+  const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
+  return new StdoutSink({ dest: io.stdout, direction });
+}
