@@ -15,6 +15,25 @@ function demux(packets: Packet[], options = {}): { d: TcpDemux; conns: number[];
 }
 
 describe('TcpDemux', () => {
+  it('copies the addresses it keeps, so a flow never pins the chunk its first packet came in', () => {
+    const chunk = Buffer.alloc(1 << 20); // a Buffer's slice() is a view: the demux must not use it
+    chunk.set([10, 0, 0, 1, 10, 0, 0, 2], 100);
+    const p = new Packet();
+    p.index = 1;
+    p.src = chunk.subarray(100, 104);
+    p.dst = chunk.subarray(104, 108);
+    p.proto = 6;
+    p.sport = 40000;
+    p.dport = 80;
+    p.flags = 0x02;
+    p.tcpHeaderLen = 20;
+    new TcpDemux().write([p], () => undefined);
+    const flow = p.flow as unknown as { addrC: Uint8Array; addrS: Uint8Array };
+    expect(flow.addrC.buffer.byteLength).toBe(4);
+    expect(flow.addrS.buffer.byteLength).toBe(4);
+    expect([...flow.addrC]).toEqual([10, 0, 0, 1]);
+  });
+
   it('keys on addresses, ports and VLAN ids; both directions share one flow', () => {
     const a = new Conv('10.0.0.1:40000', '10.0.0.2:80');
     const v = new Conv('10.0.0.1:40000', '10.0.0.2:80', [10]);

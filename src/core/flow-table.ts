@@ -119,8 +119,8 @@ class FlowEntry implements Flow {
   constructor(id: number, hash: number, addrC: Uint8Array, portC: number, addrS: Uint8Array, portS: number, vlan: number[], midstream: boolean) {
     this.id = id;
     this.hash = hash;
-    this.addrC = addrC.slice();
-    this.addrS = addrS.slice();
+    this.addrC = new Uint8Array(addrC);
+    this.addrS = new Uint8Array(addrS);
     this.portC = portC;
     this.portS = portS;
     this.vlan = vlan.length === 0 ? vlan : vlan.slice();
