@@ -82,7 +82,8 @@ export const CAP_MODULE_ENV = 'PCAPFLOW_CAP_MODULE';
 
 const INSTALL_HINT =
   'live capture needs the optional package cap, built against libpcap: install the libpcap headers ' +
-  '(apt-get install libpcap-dev, or libpcap-devel) and run `npm rebuild cap`';
+  '(apt-get install libpcap-dev, or libpcap-devel), then run `npm install` in pcapflow\'s folder ' +
+  '(npm drops an optional package whose build failed; `npm rebuild cap` when cap is there but unbuilt)';
 
 let loaded: Promise<CapModule> | null = null;
 
