@@ -269,12 +269,20 @@ describe('CaptureReader: pcapng', () => {
     expect(r.packets.length).toBe(1);
     expect(r.reader.stats.blocksSkipped).toBe(1);
     expect(r.reader.stats.spanning).toBe(0); // nothing was assembled: the skipped bytes were never held
+    // a trailing length that differs: the block is skipped by its leading length, since the next block is sound
+    const bad = new PcapngBuilder().section().iface({ linkType: 1 }).block(4, big, { trailer: 999 }).epb({ iface: 0, data: bytesOf(10) }).build();
+    const e = readCapture(bad, { chunk: 4093 });
+    expect(e.error).toBeNull();
+    expect(e.packets.length).toBe(1);
+    expect(e.reader.stats).toMatchObject({ blocksSkipped: 1, badBlocks: 1, spanning: 0 });
+    // ... but not when the block after it is not sound either
     const b = new PcapngBuilder().section().iface({ linkType: 1 });
     const at = b.length;
-    const bad = b.block(4, big, { trailer: 999 }).epb({ iface: 0, data: bytesOf(10) }).build();
-    const e = readCapture(bad, { chunk: 4093 });
-    expect(e.error?.code).toBe('PCAPNG_BAD_BLOCK');
-    expect(e.error?.offset).toBe(at);
+    const worse = b.block(4, big, { trailer: 999 }).epb({ iface: 0, data: bytesOf(10), trailer: 7 }).epb({ iface: 0, data: bytesOf(10) }).build();
+    const w = readCapture(worse, { chunk: 4093 });
+    expect(w.error?.code).toBe('PCAPNG_BAD_BLOCK');
+    expect(w.error?.offset).toBe(at);
+    expect(w.packets.length).toBe(0);
   });
 
   describe('errors carry offset, packet and file, after the packets before the fault', () => {
@@ -282,11 +290,12 @@ describe('CaptureReader: pcapng', () => {
     const cases: { name: string; code: string; build: (b: PcapngBuilder) => void }[] = [
       { name: 'block length not a multiple of 4', code: 'PCAPNG_BAD_BLOCK', build: (b) => void b.block(6, bytesOf(40), { total: 50 }) },
       { name: 'block length under 12', code: 'PCAPNG_BAD_BLOCK', build: (b) => void b.block(6, bytesOf(40), { total: 8 }) },
-      { name: 'trailing length differs', code: 'PCAPNG_BAD_BLOCK', build: (b) => void b.epb({ iface: 0, data: bytesOf(40), trailer: 1234 }) },
       { name: 'huge block length', code: 'PCAPNG_BAD_BLOCK', build: (b) => void b.block(0x99, bytesOf(40), { total: 0x7ffffff0 }) },
-      { name: 'packet data past the block', code: 'PCAPNG_BAD_BLOCK', build: (b) => void b.epb({ iface: 0, data: bytesOf(40), caplen: 100 }) },
-      { name: 'caplen over 256 KiB', code: 'PCAP_RECORD_TOO_LARGE', build: (b) => void b.epb({ iface: 0, data: bytesOf(40), caplen: MAX_RECORD_SIZE + 4 }) },
-      { name: 'unknown interface', code: 'PCAPNG_UNKNOWN_INTERFACE', build: (b) => void b.epb({ iface: 1, data: bytesOf(40) }) },
+      {
+        name: 'trailing length differs, and the next block is corrupt too',
+        code: 'PCAPNG_BAD_BLOCK',
+        build: (b) => void b.epb({ iface: 0, data: bytesOf(40), trailer: 1234 }).block(6, bytesOf(40), { total: 50 }),
+      },
       { name: 'section version 2', code: 'PCAPNG_BAD_SECTION', build: (b) => void b.section({ versionMajor: 2 }) },
       {
         name: 'section option running past the block',
@@ -306,16 +315,6 @@ describe('CaptureReader: pcapng', () => {
           b.raw(shb);
         },
       },
-      {
-        name: 'interface option running past the block',
-        code: 'PCAPNG_BAD_BLOCK',
-        build: (b) => {
-          const idb = new PcapngBuilder().section().iface({ linkType: 1, tsresol: 9 }).build();
-          const at = idb.length - 28 + 16; // the IDB is the last 28 bytes; its first option at +16
-          new DataView(idb.buffer).setUint16(at + 2, 64, true);
-          b.raw(idb.subarray(idb.length - 28));
-        },
-      },
     ];
     for (const c of cases) {
       it(c.name, () => {
@@ -332,12 +331,11 @@ describe('CaptureReader: pcapng', () => {
       });
     }
 
-    it('a simple packet block before any interface', () => {
-      const b = new PcapngBuilder().section();
-      const at = b.length;
-      const r = readCapture(b.spb(bytesOf(10)).build());
-      expect(r.error?.code).toBe('PCAPNG_UNKNOWN_INTERFACE');
-      expect(r.error).toMatchObject({ offset: at, packet: 1 });
+    it('a simple packet block before any interface is skipped as corrupt', () => {
+      const r = readCapture(new PcapngBuilder().section().spb(bytesOf(10)).iface({ linkType: 1 }).spb(bytesOf(11)).build());
+      expect(r.error).toBeNull();
+      expect(r.packets.map((p) => p.caplen)).toEqual([11]);
+      expect(r.reader.stats.badBlocks).toBe(1);
     });
 
     it('input ending inside a packet block or a skipped block', () => {
@@ -364,6 +362,56 @@ describe('CaptureReader: pcapng', () => {
       const r = readCapture(shb.subarray(0, 20));
       expect(r.error?.code).toBe('CAPTURE_EMPTY');
     });
+  });
+});
+
+describe('CaptureReader: corrupt pcapng blocks whose framing is sound are skipped and counted', () => {
+  const lead = (): PcapngBuilder => new PcapngBuilder().section().iface({ linkType: 1 }).epb({ iface: 0, data: bytesOf(50) });
+  const badIdb = (b: PcapngBuilder): void => {
+    const shbLen = new PcapngBuilder().section().build().length;
+    const idb = new PcapngBuilder().section().iface({ linkType: 113, tsresol: 9 }).build().subarray(shbLen);
+    new DataView(idb.buffer, idb.byteOffset).setUint16(16 + 2, 64, true); // the first option (at +16) claims 64 bytes
+    b.raw(idb);
+  };
+  const cases: { name: string; build: (b: PcapngBuilder) => void; after?: (b: PcapngBuilder) => void; bad?: number }[] = [
+    { name: 'trailing length differs (the next block is sound)', build: (b) => void b.epb({ iface: 0, data: bytesOf(40), trailer: 1234 }) },
+    { name: 'packet data past the block', build: (b) => void b.epb({ iface: 0, data: bytesOf(40), caplen: 100 }) },
+    { name: 'caplen over 256 KiB', build: (b) => void b.epb({ iface: 0, data: bytesOf(40), caplen: MAX_RECORD_SIZE + 4 }) },
+    { name: 'a packet block shorter than its header', build: (b) => void b.block(6, bytesOf(8)) },
+    { name: 'unknown interface', build: (b) => void b.epb({ iface: 1, data: bytesOf(40) }) },
+    { name: 'a packet block too large to hold, skipped as it streams past', build: (b) => void b.block(6, bytesOf(400_000)) },
+    {
+      // the corrupt IDB keeps id 1, so that the interface after it is still id 2
+      name: 'interface option running past the block: its packets are skipped too',
+      build: (b) => {
+        badIdb(b);
+        b.iface({ linkType: 101 }).epb({ iface: 1, data: bytesOf(40) });
+      },
+      after: (b) => void b.epb({ iface: 2, data: bytesOf(52) }),
+      bad: 2,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const b = lead();
+      c.build(b);
+      b.epb({ iface: 0, data: bytesOf(51) });
+      c.after?.(b);
+      const bytes = b.build();
+      for (const chunk of [bytes.length, 5, 4093]) {
+        const r = readCapture(bytes, { chunk });
+        expect(r.error).toBeNull();
+        expect(r.packets.map((p) => [p.index, p.caplen])).toEqual(c.after ? [[1, 50], [2, 51], [3, 52]] : [[1, 50], [2, 51]]);
+        expect(r.reader.stats.badBlocks).toBe(c.bad ?? 1);
+      }
+    });
+  }
+
+  it('strictSnaplen still stops at a packet over the snaplen', () => {
+    const b = new PcapngBuilder().section().iface({ linkType: 1, snaplen: 40 });
+    const at = b.length;
+    const r = readCapture(b.epb({ iface: 0, data: bytesOf(41) }).build(), {}, { strictSnaplen: true });
+    expect(r.error).toMatchObject({ code: 'PCAP_RECORD_TOO_LARGE', offset: at });
   });
 });
 

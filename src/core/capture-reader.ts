@@ -18,8 +18,30 @@
  *   record (PCAP_TRUNCATED_RECORD / PCAPNG_TRUNCATED_BLOCK).
  * - A record whose captured length exceeds the file's (or interface's) snaplen is read in full
  *   and counted in `stats.overSnaplen`, as Wireshark does (libpcap too accepts it, cutting it to
- *   the snaplen); with `strictSnaplen` it is PCAP_RECORD_TOO_LARGE. A captured length over
+ *   the snaplen); with `strictSnaplen` it is PCAP_RECORD_TOO_LARGE. A classic pcap record over
  *   MAX_RECORD_SIZE (256 KiB, libpcap's and Wireshark's limit) is always PCAP_RECORD_TOO_LARGE.
+ * - No allocation follows a length read from the input: a length is checked against its limit
+ *   before anything is held, and nothing held is ever larger than MAX_HELD_BLOCK.
+ *
+ * Corruption (see "Limits and failure modes" in the README):
+ * - Classic pcap has no framing to check, so any fault stops the reader with an error: a record
+ *   over 256 KiB (PCAP_RECORD_TOO_LARGE), a record cut short (PCAP_TRUNCATED_RECORD).
+ * - pcapng: a packet is emitted only from a block whose leading and trailing lengths agree.
+ *   · A block whose framing is sound (sane length, trailing length equal) but whose content is
+ *     not is skipped and counted in `stats.badBlocks`: a packet block shorter than its header,
+ *     whose captured length runs past the block or exceeds 256 KiB, or that names an interface
+ *     the section does not describe (or describes with a corrupt block); an interface block too
+ *     short or whose options run past it (it still takes its interface id, so that the ids of
+ *     the interfaces after it stay right, but its packets are skipped and counted).
+ *   · A block whose trailing length differs from its leading length is skipped by the leading
+ *     length (counted in `badBlocks`) only if the block after it is sound (or the input ends
+ *     right after it); if that one's framing is bad too, the reader stops with PCAPNG_BAD_BLOCK
+ *     at the first bad block's offset. So a single damaged length is survived, and garbage is
+ *     never read as blocks for long.
+ *   · A length that cannot be followed (under 12, not a multiple of 4, over 16 MiB), a section
+ *     header that cannot be read (PCAPNG_BAD_SECTION) and a block that runs past the end of the
+ *     input (PCAPNG_TRUNCATED_BLOCK) stop the reader. With `strictSnaplen`, a captured length
+ *     over the interface's snaplen is PCAP_RECORD_TOO_LARGE.
  */
 
 import { type ErrorCode, PcapflowError } from './errors.js';
@@ -74,8 +96,10 @@ export type CaptureReaderStats = {
   sections: number;
   /** pcapng Interface Description Blocks read (1 for classic pcap). */
   interfaces: number;
-  /** pcapng blocks skipped by their length (statistics, name resolution, custom, ...). */
+  /** pcapng blocks of types the reader does not interpret, skipped by their length (statistics, name resolution, custom, ...). */
   blocksSkipped: number;
+  /** pcapng blocks skipped because they were corrupt, packet blocks on a corrupt interface included (see the file comment). */
+  badBlocks: number;
   /** Records whose captured length exceeds the snaplen (read in full). */
   overSnaplen: number;
   /** Records cut by the snaplen (captured length < original length). */
@@ -91,12 +115,14 @@ class Iface {
     readonly linkType: number,
     readonly snaplen: number,
     readonly ts: TsUnit,
+    /** False for an interface whose block was corrupt: it keeps its id, its packets are skipped. */
+    readonly usable: boolean,
   ) {}
 }
 
 /** CaptureReader: see the file comment for the contract. */
 export class CaptureReader implements Stage<Uint8Array, Packet[]> {
-  readonly stats: CaptureReaderStats = { packets: 0, bytes: 0, sections: 0, interfaces: 0, blocksSkipped: 0, overSnaplen: 0, truncated: 0, spanning: 0 };
+  readonly stats: CaptureReaderStats = { packets: 0, bytes: 0, sections: 0, interfaces: 0, blocksSkipped: 0, badBlocks: 0, overSnaplen: 0, truncated: 0, spanning: 0 };
   private readonly file: string | undefined;
   private readonly strict: boolean;
   private readonly maxBatch: number;
@@ -133,6 +159,10 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
   private skipLeft = 0;
   private skipLen = 0;
   private skipStart = 0;
+  /** The skipped block is corrupt (already counted in badBlocks), not merely of an unknown type. */
+  private skipBad = false;
+  /** Offset of a block skipped for a trailing length that differs; -1 once a sound block followed it. */
+  private resyncFrom = -1;
 
   // the batch being filled during one write
   private batch: Packet[] = [];
@@ -314,6 +344,11 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     return this.needBlock(dv, pos, avail, off);
   }
 
+  /**
+   * needBlock: how many bytes of a pcapng block to hold, from its 8-byte header: the block's
+   * length for the types the reader interprets (at most MAX_HELD_BLOCK), else 8 (the header
+   * alone: the body is skipped as it streams past). A length that cannot be followed throws.
+   */
   private needBlock(dv: DataView, pos: number, avail: number, off: number): number {
     if (avail < 8) return 8;
     const type = dv.getUint32(pos, this.le);
@@ -326,29 +361,17 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
       return len;
     }
     const len = dv.getUint32(pos + 4, this.le);
-    if (len < 12 || len % 4 !== 0 || len > MAX_BLOCK_SIZE) throw this.error('PCAPNG_BAD_BLOCK', `block of type ${type} with length ${len}`, off);
-    switch (type) {
-      case BT_EPB:
-      case BT_PB: {
-        if (avail < EPB_HEADER) return EPB_HEADER;
-        if (len < EPB_HEADER + 4) throw this.error('PCAPNG_BAD_BLOCK', `packet block length ${len}`, off);
-        const caplen = dv.getUint32(pos + 20, this.le);
-        if (caplen > MAX_RECORD_SIZE) this.tooLarge(caplen, 0, off);
-        if (EPB_HEADER + caplen + 4 > len) throw this.error('PCAPNG_BAD_BLOCK', `packet data (${caplen} bytes) runs past its ${len}-byte block`, off);
-        if (len > MAX_HELD_BLOCK) throw this.error('PCAPNG_BAD_BLOCK', `packet block of ${len} bytes`, off);
-        return len;
-      }
-      case BT_SPB: {
-        if (len < SPB_HEADER + 4) throw this.error('PCAPNG_BAD_BLOCK', `simple packet block length ${len}`, off);
-        if (len > MAX_HELD_BLOCK) this.tooLarge(len - SPB_HEADER - 4, 0, off);
-        return len;
-      }
-      case BT_IDB:
-        if (len < IDB_MIN || len > MAX_HELD_BLOCK) throw this.error('PCAPNG_BAD_BLOCK', `interface description block length ${len}`, off);
-        return len;
-      default:
-        return 8;
+    if (len < 12 || len % 4 !== 0 || len > MAX_BLOCK_SIZE) {
+      if (this.resyncFrom >= 0) throw this.unsynced(this.resyncFrom, `block of type ${type} with length ${len}`);
+      throw this.error('PCAPNG_BAD_BLOCK', `block of type ${type} with length ${len}`, off);
     }
+    if (type === BT_EPB || type === BT_PB || type === BT_SPB || type === BT_IDB) return len > MAX_HELD_BLOCK ? 8 : len;
+    return 8;
+  }
+
+  /** unsynced: the error when the block after a skipped corrupt block is not sound either. */
+  private unsynced(at: number, what: string): PcapflowError {
+    return this.error('PCAPNG_BAD_BLOCK', `trailing block length differs from the leading one, and the block after it is corrupt too (${what})`, at);
   }
 
   private tooLarge(caplen: number, snaplen: number, off: number): never {
@@ -360,8 +383,9 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
   private record(buf: Uint8Array, dv: DataView, pos: number, len: number, off: number): void {
     if (this.mode === MODE_TRAILER) {
       const trailer = dv.getUint32(pos, this.le);
-      if (trailer !== this.skipLen) throw this.error('PCAPNG_BAD_BLOCK', `trailing block length ${trailer} differs from ${this.skipLen}`, this.skipStart);
       this.mode = MODE_RECORDS;
+      if (trailer !== this.skipLen) this.badFraming(this.skipStart, `trailing block length ${trailer} differs from ${this.skipLen}`, !this.skipBad);
+      else this.resyncFrom = -1;
       return;
     }
     if (this.fmt === 'pcap') {
@@ -441,32 +465,59 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     const le = this.le;
     const type = dv.getUint32(pos, le);
     if (len === 8 && type !== BT_SHB) {
-      // a block the reader does not interpret: skip its body as it streams past
+      // not held: skip the body as it streams past (an unknown type, or a block too large to hold)
       const blockLen = dv.getUint32(pos + 4, le);
-      this.stats.blocksSkipped++;
+      const bad = type === BT_EPB || type === BT_PB || type === BT_SPB || type === BT_IDB;
+      if (bad) {
+        this.stats.badBlocks++;
+        if (type === BT_IDB) this.addIface(0, 0, new TsUnit(), false);
+      } else {
+        this.stats.blocksSkipped++;
+      }
+      this.skipBad = bad;
       this.skipLen = blockLen;
       this.skipStart = off;
       this.skipLeft = blockLen - 12;
       if (this.skipLeft === 0) this.mode = MODE_TRAILER;
       return;
     }
+    if (type === BT_SHB) {
+      this.sectionBlock(dv, pos, len, off);
+      this.resyncFrom = -1;
+      return;
+    }
+    const trailer = dv.getUint32(pos + len - 4, le);
+    if (trailer !== len) {
+      if (type === BT_IDB) this.addIface(0, 0, new TsUnit(), false);
+      this.badFraming(off, `trailing block length ${trailer} differs from ${len}`, true);
+      return;
+    }
+    this.resyncFrom = -1;
     switch (type) {
       case BT_EPB:
       case BT_PB:
         this.packetBlock(buf, dv, pos, len, off, type);
         return;
       case BT_SPB:
-        this.simplePacketBlock(buf, dv, pos, len, off);
+        this.simplePacketBlock(buf, dv, pos, len);
         return;
       case BT_IDB:
-        this.interfaceBlock(dv, pos, len, off);
-        return;
-      case BT_SHB:
-        this.sectionBlock(dv, pos, len, off);
+        this.interfaceBlock(dv, pos, len);
         return;
       default:
         throw this.error('PCAPNG_BAD_BLOCK', `unexpected block type ${type}`, off);
     }
+  }
+
+  /**
+   * badFraming: a block whose trailing length differs from its leading length. It is skipped
+   * (reading goes on at its leading length) unless the block before it was skipped for the same
+   * fault: then the reader stops at the first of them.
+   */
+  private badFraming(off: number, what: string, count: boolean): void {
+    if (this.resyncFrom >= 0) throw this.unsynced(this.resyncFrom, what);
+    if (count) this.stats.badBlocks++;
+    this.resyncFrom = off;
   }
 
   private checkTrailer(dv: DataView, pos: number, len: number, off: number, le: boolean): void {
@@ -496,7 +547,13 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     this.mode = MODE_RECORDS;
   }
 
-  private interfaceBlock(dv: DataView, pos: number, len: number, off: number): void {
+  /** interfaceBlock reads an IDB whose framing was checked; a corrupt one still takes its id, as an unusable interface. */
+  private interfaceBlock(dv: DataView, pos: number, len: number): void {
+    if (len < IDB_MIN) {
+      this.stats.badBlocks++;
+      this.addIface(0, 0, new TsUnit(), false);
+      return;
+    }
     const le = this.le;
     const linkType = dv.getUint16(pos + 8, le);
     const snaplen = dv.getUint32(pos + 12, le);
@@ -509,32 +566,46 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
       const olen = dv.getUint16(p + 2, le);
       if (code === OPT_ENDOFOPT) break;
       const next = p + 4 + ((olen + 3) & ~3);
-      if (next > optEnd) throw this.error('PCAPNG_BAD_BLOCK', `interface option ${code} (${olen} bytes) runs past the block`, off);
+      if (next > optEnd) {
+        this.stats.badBlocks++;
+        this.addIface(linkType, snaplen, new TsUnit(), false);
+        return;
+      }
       if (code === IF_TSRESOL && olen >= 1) tsresol = dv.getUint8(p + 4);
       else if (code === IF_TSOFFSET && olen >= 8) tsoffset = Number(dv.getBigInt64(p + 4, le));
       p = next;
     }
-    this.checkTrailer(dv, pos, len, off, le);
-    this.ifaces.push(new Iface(this.ifaceCount++, linkType, snaplen, new TsUnit(tsresol, tsoffset)));
-    if (!this.linkTypeList.includes(linkType)) this.linkTypeList.push(linkType);
-    this.stats.interfaces++;
+    this.addIface(linkType, snaplen, new TsUnit(tsresol, tsoffset), true);
   }
 
-  private iface(id: number, off: number): Iface {
+  private addIface(linkType: number, snaplen: number, ts: TsUnit, usable: boolean): void {
+    this.ifaces.push(new Iface(this.ifaceCount++, linkType, snaplen, ts, usable));
+    this.stats.interfaces++;
+    if (usable && !this.linkTypeList.includes(linkType)) this.linkTypeList.push(linkType);
+  }
+
+  /** iface: the usable interface `id` of this section, or null (the block is then skipped as corrupt). */
+  private iface(id: number): Iface | null {
     const f = this.ifaces[id];
-    if (f === undefined) throw this.error('PCAPNG_UNKNOWN_INTERFACE', `packet names interface ${id}, but the section describes ${this.ifaces.length}`, off);
-    return f;
+    return f !== undefined && f.usable ? f : null;
   }
 
   private packetBlock(buf: Uint8Array, dv: DataView, pos: number, len: number, off: number, type: number): void {
     const le = this.le;
-    const f = this.iface(type === BT_EPB ? dv.getUint32(pos + 8, le) : dv.getUint16(pos + 8, le), off);
+    if (len < EPB_HEADER + 4) {
+      this.stats.badBlocks++;
+      return;
+    }
     const caplen = dv.getUint32(pos + 20, le);
+    const f = this.iface(type === BT_EPB ? dv.getUint32(pos + 8, le) : dv.getUint16(pos + 8, le));
+    if (f === null || caplen > MAX_RECORD_SIZE || EPB_HEADER + caplen + 4 > len) {
+      this.stats.badBlocks++;
+      return;
+    }
     if (caplen > f.snaplen && f.snaplen !== 0) {
       if (this.strict) this.tooLarge(caplen, f.snaplen, off);
       this.stats.overSnaplen++;
     }
-    this.checkTrailer(dv, pos, len, off, le);
     const ts = f.ts;
     ts.split(dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le));
     const p = new Packet();
@@ -550,14 +621,16 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     this.push(p);
   }
 
-  private simplePacketBlock(buf: Uint8Array, dv: DataView, pos: number, len: number, off: number): void {
+  private simplePacketBlock(buf: Uint8Array, dv: DataView, pos: number, len: number): void {
     const le = this.le;
-    const f = this.iface(0, off);
-    const origLen = dv.getUint32(pos + 8, le);
+    const f = this.iface(0);
+    const origLen = len < SPB_HEADER + 4 ? 0 : dv.getUint32(pos + 8, le);
     let caplen = Math.min(origLen, len - SPB_HEADER - 4);
-    if (f.snaplen !== 0 && caplen > f.snaplen) caplen = f.snaplen;
-    if (caplen > MAX_RECORD_SIZE) this.tooLarge(caplen, 0, off);
-    this.checkTrailer(dv, pos, len, off, le);
+    if (f !== null && f.snaplen !== 0 && caplen > f.snaplen) caplen = f.snaplen;
+    if (f === null || len < SPB_HEADER + 4 || caplen > MAX_RECORD_SIZE) {
+      this.stats.badBlocks++;
+      return;
+    }
     const p = new Packet();
     p.index = this.index++;
     p.caplen = caplen;

@@ -211,21 +211,31 @@ export class Defragmenter {
     return ADD_INVALID;
   }
 
-  /** insert copies the bytes of [offset, offset+len) that no held piece covers; first copy wins. */
+  /**
+   * insert copies the bytes of [offset, offset+len) that no held piece covers; first copy wins.
+   * The pieces stay sorted without a sort: a binary search finds the first piece the fragment
+   * reaches, and new pieces are spliced in place, so a datagram of thousands of tiny fragments
+   * costs O(log n) plus a memmove per fragment, not O(n log n) (a quadratic fragment flood).
+   */
   private insert(dg: Datagram, offset: number, payload: Uint8Array): void {
     const end = offset + payload.length;
     const pieces = dg.pieces;
+    let lo = 0;
+    let hi = pieces.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (pieces[mid]!.end <= offset) lo = mid + 1;
+      else hi = mid;
+    }
     let pos = offset;
     let differ = false;
-    let added = false;
-    const n = pieces.length;
-    for (let i = 0; i < n && pos < end; i++) {
+    let i = lo;
+    for (; i < pieces.length && pos < end; i++) {
       const pc = pieces[i]!;
-      if (pc.end <= pos) continue;
       if (pc.start >= end) break;
       if (pc.start > pos) {
-        this.addPiece(dg, pos, copy(payload, pos - offset, pc.start - offset));
-        added = true;
+        pieces.splice(i, 0, this.piece(dg, pos, copy(payload, pos - offset, pc.start - offset)));
+        i++; // pc moved one place up
       }
       // Overlap [max(pos, pc.start), min(pc.end, end)): compare.
       const a = Math.max(pos, pc.start);
@@ -240,18 +250,15 @@ export class Defragmenter {
       }
       pos = b;
     }
-    if (pos < end) {
-      this.addPiece(dg, pos, copy(payload, pos - offset, payload.length));
-      added = true;
-    }
+    if (pos < end) pieces.splice(i, 0, this.piece(dg, pos, copy(payload, pos - offset, payload.length)));
     if (differ) this.nOverlaps++;
-    if (added) pieces.sort(byStart);
   }
 
-  private addPiece(dg: Datagram, start: number, data: Uint8Array): void {
-    dg.pieces.push({ start, end: start + data.length, data });
+  /** piece makes a held piece of `data` at `start` and counts its bytes. */
+  private piece(dg: Datagram, start: number, data: Uint8Array): Piece {
     dg.bytes += data.length;
     this.held += data.length;
+    return { start, end: start + data.length, data };
   }
 }
 
@@ -260,10 +267,6 @@ function copy(b: Uint8Array, from: number, to: number): Uint8Array {
   const c = new Uint8Array(to - from);
   c.set(b.subarray(from, to));
   return c;
-}
-
-function byStart(a: Piece, b: Piece): number {
-  return a.start - b.start;
 }
 
 /** fragmentKey packs the reassembly key into a string (bytes as char codes). */

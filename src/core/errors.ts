@@ -14,7 +14,6 @@ export const ERROR_CODES = [
   'PCAP_TRUNCATED_RECORD', // input ended inside a record (header or data)
   'PCAPNG_BAD_BLOCK', // pcapng block with a corrupt length or layout
   'PCAPNG_BAD_SECTION', // pcapng section header that cannot be read (version, options)
-  'PCAPNG_UNKNOWN_INTERFACE', // packet block naming an interface never described
   'PCAPNG_TRUNCATED_BLOCK', // input ended inside a pcapng block
   // decoding (used as skip reasons with onError 'skip', thrown with onError 'fail')
   'LINK_UNSUPPORTED', // link type pcapflow does not decode

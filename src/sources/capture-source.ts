@@ -41,6 +41,8 @@ export interface InputStats {
   sections: number;
   interfaces: number;
   blocksSkipped: number;
+  /** pcapng blocks skipped because they were corrupt (CaptureReaderStats.badBlocks). */
+  badBlocks: number;
 }
 
 interface Current {
@@ -85,7 +87,7 @@ export class CaptureSource extends Readable {
     this.names = [...inputs];
     this.options = options;
     this.nextIndex = options.firstIndex ?? 1;
-    this.stats = this.names.map((file) => ({ file, state: 'pending', firstIndex: 0, packets: 0, bytes: 0, format: null, linkTypes: [], sections: 0, interfaces: 0, blocksSkipped: 0 }));
+    this.stats = this.names.map((file) => ({ file, state: 'pending', firstIndex: 0, packets: 0, bytes: 0, format: null, linkTypes: [], sections: 0, interfaces: 0, blocksSkipped: 0, badBlocks: 0 }));
     this.pushBatch = (batch: Packet[]) => {
       if (!this.push(batch)) this.wantMore = false;
     };
@@ -231,6 +233,7 @@ export class CaptureSource extends Readable {
     cur.stats.sections = s.sections;
     cur.stats.interfaces = s.interfaces;
     cur.stats.blocksSkipped = s.blocksSkipped;
+    cur.stats.badBlocks = s.badBlocks;
   }
 
   private tag(err: unknown): Error {
