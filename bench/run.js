@@ -1,59 +1,153 @@
 // npm run bench: pcapflow's benchmark. It makes its captures itself (bench/synth.js, into
 // bench/data/, reused when present), then runs each command of each scenario several times,
 // alternating the commands run by run so that drift in machine speed hits them alike, and
-// reports medians: wall seconds, MB/s of capture, packets/s, peak RSS, and the ratio of each
-// command's time to the scenario's reference. Whole processes are timed with /usr/bin/time.
+// reports medians: wall seconds, MB/s of capture, packets/s, peak RSS, and the time ratio to the
+// scenario's reference. Whole processes are timed with /usr/bin/time. After the timed runs of a
+// TCP scenario it checks that the files `pcapflow read --sink files` wrote equal tcpflow's, flow
+// by flow.
 //
-//   npm run bench                 all scenarios, 5 runs each
-//   npm run bench -- --runs 3 --only decode
+//   npm run bench                      all scenarios, 5 runs each
+//   npm run bench -- --quick           small captures (about a tenth), 3 runs: a fast check
+//   npm run bench -- --runs 3 --only bulk
+//   npm run bench -- --no-node-pcap    skip node_pcap (otherwise installed into bench/node_pcap/ on first use)
+//
+// Scenarios: decode (read + decode vs a plain Node read loop), bulk (one connection), many (200
+// parallel connections, interleaved), small (interactive: small segments, an ACK for each).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeCapture } from './synth.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(HERE);
 const DATA = path.join(HERE, 'data');
+const OUT = path.join(DATA, 'out');
+const PCAPFLOW = path.join(ROOT, 'bin', 'pcapflow.js');
+const NODE_PCAP = path.join(HERE, 'node_pcap');
 const args = process.argv.slice(2);
 const flag = (name, def) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : def;
 };
-const RUNS = Number(flag('runs', 5));
+const QUICK = args.includes('--quick');
+const RUNS = Number(flag('runs', QUICK ? 3 : 5));
 const ONLY = flag('only', '');
+const WANT_NODE_PCAP = !args.includes('--no-node-pcap');
+const MB = 1024 * 1024;
+/** Capture sizes are scaled down by this with --quick. */
+const SCALE = QUICK ? 0.1 : 1;
 
 const have = (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 
-/** Scenarios: a capture recipe and the commands to compare; the first command is the reference. */
+/** nodePcapReady installs node_pcap into bench/node_pcap/ on first use; false (with a note) when it cannot. */
+function nodePcapReady() {
+  if (!WANT_NODE_PCAP) return false;
+  const binding = path.join(NODE_PCAP, 'node_modules', 'pcap', 'build', 'Release', 'pcap_binding.node');
+  if (!existsSync(binding)) {
+    process.stderr.write('bench: installing node_pcap (npm package pcap@3) into bench/node_pcap/ ...\n');
+    const r = spawnSync('npm', ['install', '--prefix', NODE_PCAP, '--no-audit', '--no-fund'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    if (r.status === 0 && !existsSync(binding)) spawnSync('npm', ['rebuild', '--prefix', NODE_PCAP, 'pcap'], { encoding: 'utf8' });
+    if (!existsSync(binding)) {
+      notes.push(`node_pcap skipped: it did not build (npm install --prefix bench/node_pcap: ${(r.stderr || '').trim().split('\n').pop()})`);
+      return false;
+    }
+  }
+  const probe = spawnSync('node', ['-e', `require(${JSON.stringify(path.join(NODE_PCAP, 'node_modules', 'pcap'))})`], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    notes.push(`node_pcap skipped: it does not load (${probe.stderr.trim().split('\n').pop()})`);
+    return false;
+  }
+  return true;
+}
+
+const notes = [];
+const tcpflowOk = have('tcpflow');
+if (!tcpflowOk) notes.push('tcpflow not found: its rows, the ratios and the file check are skipped');
+const nodePcapOk = nodePcapReady();
+
+const outDir = (name) => path.join(OUT, name);
+const fresh = (dir) => () => {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+};
+
+/** The four commands of a TCP scenario; tcpflow is the reference of the ratio. */
+function tcpCommands() {
+  const pf = outDir('pcapflow');
+  const tf = outDir('tcpflow');
+  return [
+    { name: 'tcpflow -r F -o D', argv: (f) => ['tcpflow', '-r', f, '-o', tf], before: fresh(tf), ok: tcpflowOk, ref: true },
+    { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true },
+    { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true },
+    { name: 'node_pcap TCPTracker', argv: (f) => ['node', path.join(HERE, 'node-pcap-tracker.js'), f], ok: nodePcapOk },
+  ];
+}
+
+/** Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference. */
 const SCENARIOS = [
   {
     name: 'decode',
-    what: 'read + decode down to TCP, one bulk connection (MTU-size packets)',
-    capture: { file: 'bulk-300m.pcap', conns: 1, bytesPerConn: 300 * 1024 * 1024, mss: 1448 },
+    what: 'read + decode down to TCP vs a plain Node read loop (the floor), bulk capture',
+    capture: { file: 'bulk', conns: 1, bytesPerConn: 300 * MB, mss: 1448 },
     commands: [
-      { name: 'node read loop (floor)', argv: (f) => ['node', path.join(HERE, 'read-loop.js'), f] },
-      { name: 'pcapflow read+decode', argv: (f) => ['node', path.join(HERE, 'decode.js'), f] },
+      { name: 'node read loop (floor)', argv: (f) => ['node', path.join(HERE, 'read-loop.js'), f], ok: true, ref: true },
+      { name: 'pcapflow read+decode (library)', argv: (f) => ['node', path.join(HERE, 'decode.js'), f], ok: true },
     ],
+  },
+  {
+    name: 'bulk',
+    what: 'one connection, MTU-size segments, an ACK every 2',
+    capture: { file: 'bulk', conns: 1, bytesPerConn: 300 * MB, mss: 1448 },
+    commands: tcpCommands(),
+    checkFiles: true,
+  },
+  {
+    name: 'many',
+    what: '200 parallel connections, interleaved 4 segments at a time',
+    capture: { file: 'many', conns: 200, bytesPerConn: 2.5 * MB, mss: 1448, interleave: 4 },
+    commands: tcpCommands(),
+    checkFiles: true,
+  },
+  {
+    name: 'small',
+    what: 'interactive: 20 connections, 200-byte segments, an ACK for each',
+    capture: { file: 'small', conns: 20, bytesPerConn: 4_000_000, mss: 200, ackEvery: 1, interleave: 1 },
+    commands: tcpCommands(),
+    checkFiles: true,
   },
 ];
 
 function ensureCapture(spec) {
   mkdirSync(DATA, { recursive: true });
-  const file = path.join(DATA, spec.file);
+  const scaled = { ...spec, bytesPerConn: Math.round(spec.bytesPerConn * SCALE) };
+  const tag = QUICK ? '-quick' : '';
+  const { conns, bytesPerConn, mss, ackEvery = 2, interleave = 4 } = scaled;
+  const file = path.join(DATA, `${spec.file}${tag}-${conns}x${bytesPerConn}-mss${mss}-ack${ackEvery}-i${interleave}.pcap`);
   if (!existsSync(file)) {
     process.stderr.write(`bench: writing ${file} ...\n`);
-    return writeCapture(file, spec).then(() => file);
+    return writeCapture(`${file}.tmp`, scaled).then(() => {
+      execFileSync('mv', [`${file}.tmp`, file]);
+      return file;
+    });
   }
   return Promise.resolve(file);
 }
 
-function timeOnce(argv) {
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr.slice(-500)}`);
-  const last = r.stderr.trim().split('\n').pop() ?? '';
-  const [wall, rssKb] = last.split(' ').map(Number);
-  return { wall, rssMb: rssKb / 1024, stdout: r.stdout };
+function timeOnce(c, file) {
+  c.before?.();
+  const devnull = openSync('/dev/null', 'w');
+  try {
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...c.argv(file)], { encoding: 'utf8', stdio: ['ignore', devnull, 'pipe'], maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`${c.argv(file).join(' ')} failed (${r.status}): ${r.stderr.slice(-500)}`);
+    const last = r.stderr.trim().split('\n').pop() ?? '';
+    const [wall, rssKb] = last.split(' ').map(Number);
+    return { wall, rssMb: rssKb / 1024 };
+  } finally {
+    closeSync(devnull);
+  }
 }
 
 const median = (xs) => {
@@ -61,38 +155,102 @@ const median = (xs) => {
   return s[Math.floor(s.length / 2)];
 };
 
+/** countPackets: the records of a classic pcap (walks the record headers). */
 function countPackets(file) {
-  const out = execFileSync('node', [path.join(HERE, 'decode.js'), file], { encoding: 'utf8' });
-  return JSON.parse(out).packets;
+  const fd = openSync(file, 'r');
+  const hdr = Buffer.alloc(16);
+  const size = statSync(file).size;
+  let pos = 24;
+  let n = 0;
+  readSync(fd, hdr, 0, 4, 0);
+  const le = hdr.readUInt32LE(0) === 0xa1b2c3d4 || hdr.readUInt32LE(0) === 0xa1b23c4d;
+  while (pos + 16 <= size) {
+    readSync(fd, hdr, 0, 16, pos);
+    pos += 16 + (le ? hdr.readUInt32LE(8) : hdr.readUInt32BE(8));
+    n++;
+  }
+  closeSync(fd);
+  return n;
 }
 
-const nodeVersion = process.version;
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${nodeVersion}`;
-console.log(`machine: ${machine}`);
-console.log(`runs per command: ${RUNS} (medians; commands alternate run by run)\n`);
+function hashFile(file) {
+  const h = createHash('sha1');
+  const fd = openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(4 * MB);
+  for (;;) {
+    const n = readSync(fd, buf, 0, buf.length, null);
+    if (n === 0) break;
+    h.update(buf.subarray(0, n));
+  }
+  closeSync(fd);
+  return h.digest('hex');
+}
 
+/** compareFiles: pcapflow's flow files against tcpflow's (same names, same bytes). */
+function compareFiles() {
+  const flowFiles = (dir, skip) => readdirSync(dir).filter((f) => !skip.includes(f) && !f.endsWith('.part')).sort();
+  const pf = flowFiles(outDir('pcapflow'), ['connections.ndjson']);
+  const tf = flowFiles(outDir('tcpflow'), ['report.xml', 'alerts.txt']);
+  const problems = [];
+  for (const f of tf) if (!pf.includes(f)) problems.push(`missing in pcapflow: ${f}`);
+  for (const f of pf) if (!tf.includes(f)) problems.push(`not in tcpflow: ${f}`);
+  let same = 0;
+  let bytes = 0;
+  for (const f of pf) {
+    if (!tf.includes(f)) continue;
+    const a = path.join(outDir('pcapflow'), f);
+    const b = path.join(outDir('tcpflow'), f);
+    const sa = statSync(a).size;
+    if (sa !== statSync(b).size || hashFile(a) !== hashFile(b)) problems.push(`differs: ${f}`);
+    else {
+      same++;
+      bytes += sa;
+    }
+  }
+  return { ok: problems.length === 0, same, total: tf.length, bytes, problems };
+}
+
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${process.platform} ${process.arch}, Node ${process.version}`;
+const tcpflowVersion = tcpflowOk ? spawnSync('tcpflow', ['-V'], { encoding: 'utf8' }).stdout.trim() : 'none';
+console.log(`machine: ${machine}; ${tcpflowVersion}${nodePcapOk ? '; node_pcap (pcap) 3.x' : ''}`);
+console.log(`runs per command: ${RUNS} (medians; commands alternate run by run; captures read from the page cache after a warm-up run)`);
+console.log(`command: npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`);
+console.log('ratio = reference wall time / command wall time: >= 1.0 means the command is at least as fast as the reference (tcpflow; the read loop for decode)\n');
+
+const checks = [];
 for (const sc of SCENARIOS) {
   if (ONLY && !sc.name.includes(ONLY)) continue;
   const file = await ensureCapture(sc.capture);
   const size = statSync(file).size;
   const packets = countPackets(file);
-  const commands = sc.commands.filter((c) => !c.needs || have(c.needs));
+  const commands = sc.commands.filter((c) => c.ok);
   const results = commands.map(() => []);
-  for (const c of commands) timeOnce(c.argv(file)); // warm-up (page cache, JIT)
+  for (const c of commands) timeOnce(c, file); // warm-up (page cache, JIT)
   for (let r = 0; r < RUNS; r++) {
-    commands.forEach((c, i) => results[i].push(timeOnce(c.argv(file))));
+    commands.forEach((c, i) => results[i].push(timeOnce(c, file)));
   }
   console.log(`## ${sc.name}: ${sc.what}`);
   console.log(`capture: ${path.basename(file)}, ${(size / 1e6).toFixed(0)} MB, ${packets} packets\n`);
-  console.log('| command | wall s (median) | MB/s | packets/s | peak RSS MB | time ratio to first |');
+  console.log('| command | wall s (median) | MB/s | packets/s | peak RSS MB | ratio (ref time / time) |');
   console.log('|---|---|---|---|---|---|');
-  const refWall = median(results[0].map((x) => x.wall));
+  const refIndex = commands.findIndex((c) => c.ref);
+  const refWall = refIndex >= 0 ? median(results[refIndex].map((x) => x.wall)) : NaN;
   commands.forEach((c, i) => {
     const wall = median(results[i].map((x) => x.wall));
     const rss = median(results[i].map((x) => x.rssMb));
-    console.log(
-      `| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${(packets / wall / 1e6).toFixed(2)} M | ${rss.toFixed(0)} | ${(wall / refWall).toFixed(2)} |`,
-    );
+    const ratio = Number.isNaN(refWall) ? 'n/a' : i === refIndex ? '1.00 (ref)' : (refWall / wall).toFixed(2);
+    console.log(`| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${(packets / wall / 1e6).toFixed(2)} M | ${rss.toFixed(0)} | ${ratio} |`);
   });
   console.log('');
+  if (sc.checkFiles && tcpflowOk) {
+    const c = compareFiles();
+    const line = c.ok
+      ? `files check (${sc.name}): OK, pcapflow's ${c.same} flow files equal tcpflow's (${(c.bytes / 1e6).toFixed(0)} MB)`
+      : `files check (${sc.name}): FAILED, ${c.problems.length} problems: ${c.problems.slice(0, 5).join('; ')}`;
+    console.log(`${line}\n`);
+    checks.push(c.ok);
+  }
+  rmSync(OUT, { recursive: true, force: true });
 }
+for (const n of notes) console.log(`note: ${n}`);
+if (checks.includes(false)) process.exitCode = 1;

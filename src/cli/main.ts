@@ -3,13 +3,14 @@
  * pipeline and returns the exit code (0 ok, 1 a PcapflowError or other failure, 2 a usage
  * error). It never calls process.exit(), so output is flushed before the process ends.
  */
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import { runPackets, type PacketsCommand } from './packets-command.js';
 import { runRead, type ReadCommand } from './read-command.js';
 import { STDIN_TOKEN } from './options.js';
 import { interfacesOptions, liveOptions, runInterfaces, runLive, type InterfacesCommand, type LiveCommand } from './live-command.js';
 import { streamOptions } from './sink-options.js';
+import { loadYargs, wantsHelp } from './yargs-loader.js';
 
 /** Where the CLI reads and writes; tests pass their own streams. */
 export interface CliIo {
@@ -27,6 +28,7 @@ class UsageError extends Error {}
 export async function main(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
   let action: (() => Promise<number>) | null = null;
   let helpText = '';
+  const yargs = await loadYargs(wantsHelp(argv));
   const parser = yargs()
     .scriptName('pcapflow')
     .usage('pcapflow <command> [options]\n\nTurn packet captures into clean, ordered TCP byte streams.')

@@ -1,0 +1,115 @@
+/**
+ * loadYargs returns the yargs factory (what `import yargs from 'yargs'` gives) built over a
+ * platform shim equal to yargs' own ESM shim (yargs/lib/platform-shims/esm.mjs) except that the
+ * parts only help output and rarely used options need are loaded on first use: cliui and
+ * string-width (string-width builds an Intl.Segmenter and `\p{RGI_Emoji}` regular expressions
+ * when imported, about 100 ms of every start), escalade and get-caller-file. Help output is
+ * unchanged: the real cliui and string-width format it.
+ *
+ * Loading on first use needs a synchronous `require` of an ES module (Node >= 20.19); on an older
+ * Node, or when `eager` is set (the arguments ask for help), they are imported before parsing.
+ * If yargs' files are not where yargs 18 keeps them, it falls back to `import('yargs')`.
+ * Throws nothing of its own.
+ */
+import { notStrictEqual, strictEqual } from 'node:assert';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { inspect } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Argv } from 'yargs';
+
+/** The yargs factory: call it to get a parser. */
+export type YargsFactory = (processArgs?: readonly string[], cwd?: string) => Argv;
+
+type Fn = (...args: never[]) => unknown;
+
+/** wantsHelp: true when argv may print help (then the help-only modules are loaded up front). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.some((a) => a === '--help' || a === '-h' || a === 'help');
+}
+
+export async function loadYargs(eager: boolean): Promise<YargsFactory> {
+  try {
+    return await buildYargs(eager);
+  } catch {
+    return (await import('yargs')).default as unknown as YargsFactory;
+  }
+}
+
+/** buildYargs: loadYargs without the fallback (throws when yargs' files moved); exported for tests. */
+export async function buildYargs(eager: boolean): Promise<YargsFactory> {
+  const ownRequire = createRequire(import.meta.url);
+  const yargsIndex = ownRequire.resolve('yargs'); // .../yargs/index.mjs (its only entry)
+  const yargsDir = dirname(yargsIndex);
+  const fromYargs = createRequire(yargsIndex);
+  const url = (p: string): string => pathToFileURL(p).href;
+  const [factoryModule, argvModule, parserModule, y18nModule] = await Promise.all([
+    import(url(join(yargsDir, 'build', 'lib', 'yargs-factory.js'))) as Promise<{ YargsFactory: (shim: unknown) => YargsFactory }>,
+    import(url(join(yargsDir, 'build', 'lib', 'utils', 'process-argv.js'))) as Promise<{ getProcessArgvBin: () => string }>,
+    import(url(fromYargs.resolve('yargs-parser'))) as Promise<{ default: unknown }>,
+    import(url(fromYargs.resolve('y18n'))) as Promise<{ default: (opts: { directory: string; updateFiles: boolean }) => unknown }>,
+  ]);
+  if (typeof factoryModule.YargsFactory !== 'function') throw new Error('yargs layout changed');
+
+  /** lazy: a module's default export, imported before parsing when eager, else required on first use. */
+  const lazy = async (name: string): Promise<() => Fn> => {
+    const file = fromYargs.resolve(name);
+    let loaded: Fn | null = null;
+    if (eager || process.features.require_module !== true) loaded = ((await import(url(file))) as { default: Fn }).default;
+    return () => {
+      if (loaded === null) {
+        const m = fromYargs(file) as { default?: Fn } | Fn;
+        loaded = typeof m === 'function' ? m : (m.default as Fn);
+      }
+      return loaded;
+    };
+  };
+  const [cliui, stringWidth] = await Promise.all([lazy('cliui'), lazy('string-width')]);
+  const syncLoad = (name: string): (() => Fn) => {
+    let loaded: Fn | null = null;
+    return () => {
+      if (loaded === null) {
+        const m = fromYargs(name) as { default?: Fn } | Fn;
+        loaded = typeof m === 'function' ? m : (m.default as Fn);
+      }
+      return loaded;
+    };
+  };
+  const findUp = syncLoad('escalade/sync');
+  const callerFile = syncLoad('get-caller-file');
+  const call = (get: () => Fn) => (...args: unknown[]) => (get() as (...a: unknown[]) => unknown)(...args);
+
+  // As in yargs' esm.mjs: the directory above yargs' node_modules is the "main" one (pkgUp for .version()).
+  const mainFilename = yargsIndex.substring(0, yargsIndex.lastIndexOf('node_modules'));
+  const shim = {
+    assert: { notStrictEqual, strictEqual },
+    cliui: call(cliui),
+    findUp: call(findUp),
+    getEnv: (key: string) => process.env[key],
+    inspect,
+    getProcessArgvBin: argvModule.getProcessArgvBin,
+    mainFilename: mainFilename || process.cwd(),
+    Parser: parserModule.default,
+    path: { basename, dirname, extname, relative, resolve, join },
+    process: {
+      argv: () => process.argv,
+      cwd: process.cwd,
+      emitWarning: (warning: string, type: string) => process.emitWarning(warning, type),
+      execPath: () => process.execPath,
+      exit: (code: number) => process.exit(code),
+      nextTick: process.nextTick,
+      stdColumns: typeof process.stdout.columns !== 'undefined' ? process.stdout.columns : null,
+    },
+    readFileSync,
+    readdirSync,
+    require: fromYargs,
+    getCallerFile: () => {
+      const file = (callerFile() as (depth: number) => string)(3);
+      return file.startsWith('file://') ? fileURLToPath(file) : file;
+    },
+    stringWidth: call(stringWidth),
+    y18n: y18nModule.default({ directory: join(yargsDir, 'locales'), updateFiles: false }),
+  };
+  return factoryModule.YargsFactory(shim);
+}
