@@ -31,7 +31,7 @@ function feed(dec: PacketDecoder, frames: Iterable<{ data: Uint8Array; tsSec: nu
     }
   }
   dec.write(batch, emit);
-  dec.end(emit);
+  dec.end();
 }
 
 describe('fragment floods', () => {
