@@ -44,6 +44,8 @@ export { TcpDemux, DEMUX_DEFAULTS, type TcpDemuxOptions, type TcpDemuxStats } fr
 export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';
 export { TcpDemuxTransform, TcpReassemblerTransform } from './transforms/tcp-transforms.js';
 
+export { planMemory } from './core/memory-budget.js';
+
 // Sinks
 export {
   StdoutSink,

@@ -28,10 +28,22 @@ describe('TcpDemux', () => {
     p.flags = 0x02;
     p.tcpHeaderLen = 20;
     new TcpDemux().write([p], () => undefined);
-    const flow = p.flow as unknown as { addrC: Uint8Array; addrS: Uint8Array };
-    expect(flow.addrC.buffer.byteLength).toBe(4);
-    expect(flow.addrS.buffer.byteLength).toBe(4);
-    expect([...flow.addrC]).toEqual([10, 0, 0, 1]);
+    // IPv4 addresses are kept as numbers: nothing of the packet is referenced
+    const flow = p.flow as unknown as Record<string, unknown>;
+    for (const v of Object.values(flow)) expect(v instanceof Uint8Array && v.buffer === chunk.buffer).toBe(false);
+    expect(p.flow!.client).toEqual({ ip: '10.0.0.1', port: 40000 });
+    // IPv6 ones in one copy of their own
+    const q = new Packet();
+    chunk.set([0x20, 0x01, 0x0d, 0xb8], 200);
+    chunk[215] = 1;
+    chunk.set([0x20, 0x01, 0x0d, 0xb8], 216);
+    chunk[231] = 2;
+    Object.assign(q, { index: 2, src: chunk.subarray(200, 216), dst: chunk.subarray(216, 232), proto: 6, sport: 40000, dport: 80, flags: 0x02, tcpHeaderLen: 20 });
+    new TcpDemux().write([q], () => undefined);
+    const v6 = (q.flow as unknown as { v6: Uint8Array }).v6;
+    expect(v6.buffer.byteLength).toBe(32);
+    expect(q.flow!.client.ip).toBe('2001:db8::1');
+    expect(q.flow!.server.ip).toBe('2001:db8::2');
   });
 
   it('keys on addresses, ports and VLAN ids; both directions share one flow', () => {

@@ -110,6 +110,7 @@ const summary = (bytesN: number) => ({
   overlaps: 0,
   firstTs: '1.000000000',
   lastTs: '2.000000000',
+  capped: 0,
 });
 const openEv: OpenEvent = {
   type: 'open',

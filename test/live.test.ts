@@ -2,8 +2,8 @@
  * Live capture (`pcapflow live`, issue 4).
  *
  * Pure parts run everywhere: cap's link type names, the pcap writer read back by the capture
- * reader, the length of a cut packet, and the clock that closes idle connections (LiveIdle
- * between the real TcpDemux and TcpReassembler cores).
+ * reader, the length of a cut packet, and the clock that closes idle connections (ClockTick
+ * turned into tick packets, through the real TcpDemux and TcpReassembler cores).
  *
  * The end-to-end tests need root, `ip` and a built cap (see helpers/live-net.ts: skipped without
  * them, a failure under CI as root). They run in a private network namespace whose loopback is
@@ -21,7 +21,7 @@ import { isPcapflowError } from '../src/core/errors.js';
 import type { StreamEvent } from '../src/core/events.js';
 import { TcpDemux } from '../src/core/flow-table.js';
 import { flowBaseName } from '../src/core/format.js';
-import { ClockTick, clockPacket, LiveIdle } from '../src/core/live-idle.js';
+import { ClockTick } from '../src/core/live-idle.js';
 import { Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/core/packet.js';
 import { TcpReassembler } from '../src/core/reassembler.js';
 import { capLinkType } from '../src/sources/live-binding.js';
@@ -174,45 +174,44 @@ function seg(t: number, fromClient: boolean, flags: number, seq: number, ack: nu
   return p;
 }
 
-/** runLivePipeline: demux → LiveIdle → reassembler, the cores of the live pipeline after decoding. */
-function runLivePipeline(inputs: Array<Packet[] | ClockTick>, idleTimeout: number): { events: StreamEvent[]; idle: LiveIdle; demux: TcpDemux } {
+/** runLivePipeline: demux → reassembler, the cores of the live pipeline after decoding; ticks go in as tick packets. */
+function runLivePipeline(inputs: Array<Packet[] | ClockTick>, idleTimeout: number): { events: StreamEvent[]; demux: TcpDemux; reasm: TcpReassembler } {
   const demux = new TcpDemux({ idleTimeout });
-  const idle = new LiveIdle();
   const reasm = new TcpReassembler();
   const events: StreamEvent[] = [];
   const toReasm = (b: Packet[]): void => reasm.write(b, (e) => events.push(...e));
-  const toIdle = (b: Packet[]): void => idle.write(b, toReasm);
-  for (const input of inputs) demux.write(input instanceof ClockTick ? [clockPacket(input)] : input, toIdle);
-  demux.end(toIdle);
-  idle.end();
+  for (const input of inputs) demux.write(input instanceof ClockTick ? [input.packet()] : input, toReasm);
+  demux.end(toReasm);
   reasm.end((e) => events.push(...e));
-  return { events, idle, demux };
+  return { events, demux, reasm };
 }
 
-describe('LiveIdle: idle connections close on a tick of the clock', () => {
+describe('ticks: idle connections close on a tick of the clock', () => {
   const handshake = [seg(100, true, TCP_SYN, 1000, 0), seg(100.001, false, TCP_SYN | TCP_ACK, 5000, 1001), seg(100.002, true, TCP_ACK, 1001, 5001)];
   const hello = [seg(100.01, true, TCP_ACK | TCP_PSH, 1001, 5001, 'hello'), seg(100.02, false, TCP_ACK | TCP_PSH, 5001, 1006, 'world')];
 
-  it('closes a quiet connection (reason idle) on the first tick past the timeout, never showing the clock', () => {
-    const { events, idle } = runLivePipeline([handshake, hello, new ClockTick(101, 0), new ClockTick(102, 500_000_000), new ClockTick(103, 0)], 2);
+  it('closes a quiet connection (reason idle) on the first tick past the timeout, never showing the tick', () => {
+    const { events, demux, reasm } = runLivePipeline([handshake, hello, new ClockTick(101, 0), new ClockTick(102, 500_000_000), new ClockTick(103, 0)], 2);
     const summary = events.map((e) => `${e.type}:${e.conn}${e.type === 'close' ? `:${e.reason}:${e.ts}` : ''}`);
     expect(summary).toEqual(['open:0', 'data:0', 'data:0', 'close:0:idle:102.500000000']);
-    expect(idle.stats).toEqual({ ticks: 3, idleEnded: 1, dropped: 0 });
+    // ticks are counted as ticks, and nowhere else
+    expect(demux.stats).toMatchObject({ ticks: 3, packets: 5, passed: 0, connections: 1, idleExpired: 1, peakLive: 1 });
+    expect(reasm.stats).toMatchObject({ connections: 1, packets: 5, ignored: 0, idleClosed: 1 });
   });
 
-  it('numbers real connections from 1 when the first tick comes before any packet', () => {
+  it('numbers connections from 0 when the first tick comes before any packet, as read numbers the saved capture', () => {
     const { events } = runLivePipeline([new ClockTick(99, 0), handshake, hello, new ClockTick(100, 500_000_000)], 2);
-    expect(new Set(events.map((e) => e.conn))).toEqual(new Set([1]));
-    expect(events.at(-1)).toMatchObject({ type: 'close', conn: 1, reason: 'eof' });
+    expect(new Set(events.map((e) => e.conn))).toEqual(new Set([0]));
+    expect(events.at(-1)).toMatchObject({ type: 'close', conn: 0, reason: 'eof' });
   });
 
   it('starts a new connection when a closed one speaks again, and loses none of its bytes', () => {
     const later = [seg(110, true, TCP_ACK | TCP_PSH, 1006, 5006, 'again'), seg(110.01, false, TCP_ACK | TCP_FIN, 5006, 1011), seg(110.02, true, TCP_ACK | TCP_FIN, 1011, 5007)];
     const { events } = runLivePipeline([new ClockTick(99, 0), handshake, hello, new ClockTick(105, 0), later], 2);
     const data = events.filter((e) => e.type === 'data').map((e) => `${e.conn}:${Buffer.from(e.type === 'data' ? e.data : []).toString()}`);
-    expect(data).toEqual(['1:hello', '1:world', '2:again']);
+    expect(data).toEqual(['0:hello', '0:world', '1:again']);
     const closes = events.filter((e) => e.type === 'close').map((e) => `${e.conn}:${e.type === 'close' ? e.reason : ''}`);
-    expect(closes).toEqual(['1:idle', '2:fin']);
+    expect(closes).toEqual(['0:idle', '1:fin']);
   });
 
   it('keeps a connection that is active, and ends nothing with the timeout disabled', () => {
@@ -222,16 +221,27 @@ describe('LiveIdle: idle connections close on a tick of the clock', () => {
     expect(off.events.filter((e) => e.type === 'close').map((e) => (e.type === 'close' ? e.reason : ''))).toEqual(['eof']);
   });
 
-  it('drops crafted packets that fall into the clock connection', () => {
-    const fake = clockPacket(new ClockTick(100, 0));
-    fake.index = 7;
-    fake.iface = 0;
-    fake.flags = TCP_ACK | TCP_PSH;
-    fake.payload = Buffer.from('junk');
-    fake.payloadLen = 4;
-    const { events, idle } = runLivePipeline([new ClockTick(99, 0), [fake], handshake], 2);
-    expect(events.every((e) => e.conn === 1)).toBe(true);
-    expect(idle.stats.dropped).toBe(1);
+  it('treats a crafted packet from 0.0.0.0 port 0 as the ordinary connection it is', () => {
+    const fake = seg(100, true, TCP_ACK | TCP_PSH, 1, 1, 'junk');
+    fake.src = new Uint8Array(4);
+    fake.dst = new Uint8Array(4);
+    fake.sport = 0;
+    fake.dport = 0;
+    const { events } = runLivePipeline([new ClockTick(99, 0), [fake], handshake], 2);
+    expect(events.filter((e) => e.type === 'open').map((e) => (e.type === 'open' ? `${e.conn}:${e.client.ip}:${e.client.port}` : ''))).toEqual([
+      '0:0.0.0.0:0',
+      '1:10.0.0.1:40000',
+    ]);
+  });
+
+  it('TcpDemux.expire ends the idle connections at a time without a packet and returns them', () => {
+    const demux = new TcpDemux({ idleTimeout: 2 });
+    demux.write(handshake, () => undefined);
+    expect(demux.expire(101, 0)).toBeNull();
+    const ended = demux.expire(103, 0);
+    expect(ended?.map((f) => [f.id, f.endedBy])).toEqual([[0, 'idle']]);
+    expect(demux.expire(90, 0)).toBeNull(); // time never runs backwards
+    expect(demux.stats).toMatchObject({ ticks: 3, idleExpired: 1, live: 0 });
   });
 });
 
@@ -320,7 +330,7 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
     const recs = records(out);
     expect(recs.map((r) => r.reason)).toEqual(['fin', 'fin', 'fin', 'fin']);
     expect(recs.map((r) => r.client.port).sort()).toEqual(results.map((r) => r.cport).sort());
-    expect(Math.min(...recs.map((r) => r.conn))).toBeGreaterThanOrEqual(1); // 0 is the clock
+    expect(recs.map((r) => r.conn).sort()).toEqual([0, 1, 2, 3]); // numbered from 0, no clock connection
 
     // The saved session gives the same streams with `read`.
     const replay = path.join(tmp, 'replay1');

@@ -3,6 +3,7 @@ import type { CloseEvent, DataEvent, OpenEvent, StreamEvent } from '../src/core/
 import { isPcapflowError } from '../src/core/errors.js';
 import type { Packet } from '../src/core/packet.js';
 import { TcpReassembler } from '../src/core/reassembler.js';
+import { SEGMENT_OVERHEAD } from '../src/core/stream-buffer.js';
 import { Conv, kinds, lastStats, run, streams } from './helpers/segments.js';
 
 const W = 0x1_0000_0000;
@@ -81,7 +82,7 @@ describe('TcpReassembler: basics', () => {
     expect(data[1]!.data.buffer).not.toBe(b.l4.buffer); // the copy
     expect(lastStats!.reasm.outOfOrder).toBe(1);
     expect(lastStats!.reasm.bufferedBytes).toBe(0);
-    expect(lastStats!.reasm.peakBufferedBytes).toBe(5);
+    expect(lastStats!.reasm.peakBufferedBytes).toBe(5 + SEGMENT_OVERHEAD); // bytes plus the cost of one piece
   });
 
   it('rejects bad options with INVALID_OPTION', () => {
@@ -320,22 +321,22 @@ describe('TcpReassembler: table of segment scenarios', () => {
 
   it('forces a gap when a connection holds more out-of-order bytes than allowed', () => {
     const c = new Conv();
-    const ev = run([...hs(c), c.c('A', 111, 501, 'KLMNO'), c.c('A', 121, 501, 'UVWXY'), c.c('A', 131, 501, '45678')], { maxBufferedPerConnection: 10 });
+    const ev = run([...hs(c), c.c('A', 111, 501, 'KLMNO'), c.c('A', 121, 501, 'UVWXY'), c.c('A', 131, 501, '45678')], { maxBufferedPerConnection: 10 + 2 * SEGMENT_OVERHEAD });
     // the third segment brings the held bytes to 15: the first hole is skipped, leaving 10 held
     expect(kinds(ev).slice(1)).toEqual(['gap 0 c2s 0+10 limit', 'data 0 c2s 10 KLMNO', 'gap 0 c2s 15+5 eof', 'data 0 c2s 20 UVWXY', 'gap 0 c2s 25+5 eof', 'data 0 c2s 30 45678', 'close 0 eof']);
     expect(lastStats!.reasm.limitHits).toBe(1);
-    expect(lastStats!.reasm.peakBufferedBytes).toBeLessThanOrEqual(10);
+    expect(lastStats!.reasm.peakBufferedBytes).toBeLessThanOrEqual(10 + 2 * SEGMENT_OVERHEAD);
   });
 
   it('forces a gap on the oldest holder when all connections together hold too much', () => {
     const a = new Conv('10.0.0.1:40000', '10.0.0.2:80');
     const b = new Conv('10.0.0.3:40000', '10.0.0.2:80');
-    const ev = run([...hs(a), ...hs(b), a.c('A', 111, 501, 'aaaaa'), b.c('A', 111, 501, 'bbbbb'), b.c('A', 121, 501, 'ccccc')], { maxBufferedTotal: 12 });
+    const ev = run([...hs(a), ...hs(b), a.c('A', 111, 501, 'aaaaa'), b.c('A', 111, 501, 'bbbbb'), b.c('A', 121, 501, 'ccccc')], { maxBufferedTotal: 12 + 2 * SEGMENT_OVERHEAD });
     const k = kinds(ev);
     expect(k).toContain('gap 0 c2s 0+10 limit');
     expect(k.indexOf('gap 0 c2s 0+10 limit')).toBeLessThan(k.indexOf('close 0 eof'));
     expect(k.filter((x) => x.startsWith('gap 1')).every((x) => x.endsWith('eof'))).toBe(true);
-    expect(lastStats!.reasm.peakBufferedBytes).toBeLessThanOrEqual(12);
+    expect(lastStats!.reasm.peakBufferedBytes).toBeLessThanOrEqual(12 + 2 * SEGMENT_OVERHEAD);
   });
 
   it('numbers a new connection when a SYN with another ISN reuses the 4-tuple', () => {

@@ -13,7 +13,7 @@ import { runPipeline } from '../pipeline.js';
 import { PcapWriteTransform } from '../sources/pcap-writer.js';
 import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, openLive } from '../sources/live-source.js';
 import { listInterfaces, loadCap, type CapAddress } from '../sources/live-binding.js';
-import { LiveDecodeTransform, LiveIdleTransform } from '../transforms/live-transforms.js';
+import { LiveDecodeTransform } from '../transforms/live-transforms.js';
 import { TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
 import type { CliIo } from './main.js';
 import { parseChoice, parseCount } from './options.js';
@@ -81,9 +81,8 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
     writer?.destroy();
     throw err;
   }
-  const decode = new LiveDecodeTransform({ onError: settings.onError });
+  const decode = new LiveDecodeTransform(settings.decoder);
   const demux = new TcpDemuxTransform(settings.demux);
-  const idle = new LiveIdleTransform();
   const reassemble = new TcpReassemblerTransform(settings.reassembly);
 
   let signals = 0;
@@ -103,7 +102,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   process.on('SIGTERM', onSignal);
   io.stderr.write(`pcapflow: listening on ${device}, link type ${source.linkName} (${source.linkType})${args.filter ? `, filter ${JSON.stringify(args.filter)}` : ''}\n`);
 
-  const streams = writer === null ? [source, decode, demux, idle, reassemble, sink] : [source, writer, decode, demux, idle, reassemble, sink];
+  const streams = writer === null ? [source, decode, demux, reassemble, sink] : [source, writer, decode, demux, reassemble, sink];
   try {
     await runPipeline(streams, sink);
   } finally {
@@ -112,7 +111,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
     if (args.stats) {
       const stages: Array<readonly [string, unknown]> = [['capture', source.stats]];
       if (writer !== null) stages.push(['pcap', writer.core.stats]);
-      stages.push(['decoder', decode.core.stats], ['demux', demux.core.stats], ['clock', idle.core.stats], ['reassembler', reassemble.core.stats], ['sink', sink.stats]);
+      stages.push(['decoder', decode.core.stats], ['demux', demux.core.stats], ['reassembler', reassemble.core.stats], ['sink', sink.stats]);
       printStats(io.stderr, stages);
     }
   }

@@ -1,7 +1,11 @@
 /**
  * sink-options: what `pcapflow read` and `pcapflow live` share after the source: the yargs
- * definitions of the sink, demux and reassembly options, their checking (PcapflowError
+ * definitions of the sink, demux, reassembly and memory options, their checking (PcapflowError
  * INVALID_OPTION naming the option), and the sink they select.
+ *
+ * `--memory-budget` sets the one budget (planMemory, core/memory-budget.ts) that the fragment
+ * cap, the out-of-order limits and the connection count default from; `--max-connections`,
+ * `--max-buffer` and `--max-buffer-per-conn` override a share each.
  */
 import type { Writable } from 'node:stream';
 import type { Argv } from 'yargs';
@@ -9,6 +13,8 @@ import { PcapflowError } from '../core/errors.js';
 import type { TcpDemuxOptions } from '../core/flow-table.js';
 import type { PayloadEncoding } from '../core/format.js';
 import type { TcpReassemblerOptions } from '../core/reassembler.js';
+import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET, planMemory } from '../core/memory-budget.js';
+import type { PacketDecoderOptions } from '../core/packet-decoder.js';
 import type { OnError } from '../core/stage.js';
 import { FilesSink } from '../sinks/files-sink.js';
 import { NdjsonSink } from '../sinks/ndjson-sink.js';
@@ -29,12 +35,16 @@ export interface StreamArgs {
   maxBufferPerConn?: string;
   maxBuffer?: string;
   maxOpenFiles?: string;
+  memoryBudget?: string;
+  maxBytes?: string;
   onError: string;
 }
 
 /** The library options the stream arguments map to. */
 export interface StreamSettings {
   onError: OnError;
+  /** The decoder options the memory budget sets (fragmentMaxBytes), with onError. */
+  decoder: PacketDecoderOptions;
   demux: TcpDemuxOptions;
   reassembly: TcpReassemblerOptions;
 }
@@ -52,23 +62,34 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('max-connections', { describe: 'live connections kept; beyond it the oldest idle one is evicted', type: 'string' })
     .option('max-buffer-per-conn', { describe: 'out-of-order bytes held per connection (k, m, g suffixes)', type: 'string' })
     .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
-    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' });
+    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
+    .option('memory-budget', {
+      describe: 'memory for held data: 1/8 IP fragments, 1/4 out-of-order bytes, 5/8 connections (k, m, g suffixes)',
+      type: 'string',
+      default: `${DEFAULT_MEMORY_BUDGET >> 20}m`,
+    })
+    .option('max-bytes', { describe: 'keep at most this many bytes of each stream direction, like tcpflow -b; the rest is counted (k, m, g suffixes)', type: 'string' });
 }
 
 /** parseStreamArgs checks the demux and reassembly options. Throws INVALID_OPTION. */
 export function parseStreamArgs(args: StreamArgs): StreamSettings {
   const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
-  const demux: TcpDemuxOptions = { idleTimeout: parseSeconds('idle-timeout', args.idleTimeout) };
+  const memoryBudget = args.memoryBudget === undefined ? DEFAULT_MEMORY_BUDGET : parseCount('memory-budget', args.memoryBudget, MIN_MEMORY_BUDGET, 2 ** 50, true);
+  const plan = planMemory(memoryBudget);
+  const decoder: PacketDecoderOptions = { onError, fragmentMaxBytes: plan.fragmentMaxBytes };
+  const demux: TcpDemuxOptions = { idleTimeout: parseSeconds('idle-timeout', args.idleTimeout), memoryBudget };
   if (args.maxConnections !== undefined) demux.maxConnections = parseCount('max-connections', args.maxConnections, 1, 1e8);
   const reassembly: TcpReassemblerOptions = {
     overlap: parseChoice('overlap', args.overlap, ['first', 'last'] as const),
     chunking: parseChoice('chunking', args.chunking, ['plain', 'push'] as const),
+    memoryBudget,
   };
+  if (args.maxBytes !== undefined) reassembly.maxBytes = parseCount('max-bytes', args.maxBytes, 1, 2 ** 50, true);
   if (args.maxBufferPerConn !== undefined) {
     reassembly.maxBufferedPerConnection = parseCount('max-buffer-per-conn', args.maxBufferPerConn, 0, 2 ** 40, true);
   }
   if (args.maxBuffer !== undefined) reassembly.maxBufferedTotal = parseCount('max-buffer', args.maxBuffer, 0, 2 ** 40, true);
-  return { onError, demux, reassembly };
+  return { onError, decoder, demux, reassembly };
 }
 
 /** createSink builds the sink `--sink` names. Throws INVALID_OPTION (files without -o, bad values). */

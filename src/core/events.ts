@@ -100,6 +100,8 @@ export interface DirectionSummary {
   /** First and last capture time of a segment in this direction; null when none was seen. */
   firstTs: string | null;
   lastTs: string | null;
+  /** Bytes received past the `maxBytes` cap (tcpflow's -b) and not delivered; 0 without a cap. */
+  capped: number;
 }
 
 export interface CloseEvent {

@@ -5,8 +5,9 @@
  * Other packets pass through untouched (`flow` stays null). Batches are passed on as they came.
  *
  * Key: both addresses, both ports and the VLAN ids (tcpflow leaves VLANs out and merges distinct
- * connections; pcapflow does not). The table is a Map from a direction-independent 32-bit hash to
- * a chain of entries, so no string or object is built per packet.
+ * connections; pcapflow does not). The table is an array of chains of entries, indexed by a
+ * direction-independent hash (doubled when it holds as many entries as chains), so no string or
+ * object is built per packet.
  *
  * Roles: the client is the sender of a SYN (without ACK); when a SYN-ACK comes first, its receiver.
  * When the first packet is neither (`midstream`), the endpoint with the lower port is the server
@@ -27,15 +28,21 @@
  *
  * Limits (capture time, never the wall clock):
  * - `idleTimeout` (seconds, default 300; 0 disables): a connection with no packet for that long
- *   ends (`endedBy = 'idle'`) when a later packet of another connection arrives; at end of input
- *   the reassembler's `end()` closes whatever is left. A packet never ends its own connection by
+ *   ends (`endedBy = 'idle'`) when a later packet of another connection arrives, or a tick: a
+ *   packet with `skip === 'tick'` (tickPacket), which a live source sends while the link is quiet
+ *   and which carries no segment, only its time (the demux sets its `expired` and counts it in
+ *   `ticks`; the reassembler closes those flows and ignores the tick). `expire(sec, nsec)` does
+ *   the same for a caller that drives the cores itself. At end of input the reassembler's `end()`
+ *   closes whatever is left. A packet never ends its own connection by
  *   the timeout: a connection that speaks again after a long silence was not dead (TCP keepalives
  *   come every 2 hours by default), and a single bogus timestamp far ahead (seen in real pcapng
  *   files) must not split the connection it belongs to. tshark, which has no timeout, agrees.
- * - `maxConnections` (default 100 000): the table never holds more; to admit a new one it ends the
- *   least recently active connection that has seen FIN both ways or RST, else the least recently
- *   active one (`endedBy = 'evicted'`). Entries stay in the table after FIN/RST (late ACKs and
- *   retransmissions must not start a new connection), so the limit counts them.
+ * - `maxConnections` (default: the connection-table share of the 256 MiB memory budget, see
+ *   memory-budget.ts; `memoryBudget` changes it): the table never holds more; to admit a new one
+ *   it ends the least recently active connection that has seen FIN both ways or RST, else the
+ *   least recently active one (`endedBy = 'evicted'`): O(1), both are list heads. Entries stay in
+ *   the table after FIN/RST (late ACKs and retransmissions must not start a new connection), so
+ *   the limit counts them.
  *
  * Throws PcapflowError INVALID_OPTION for bad options, nothing per packet. Pure: no node:* import.
  */
@@ -43,19 +50,27 @@ import { formatIp } from './addr.js';
 import { PcapflowError } from './errors.js';
 import type { Endpoint } from './events.js';
 import type { Flow, FlowEnd } from './flow.js';
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type Packet } from './packet.js';
+import { checkBudget, DEFAULT_MEMORY_BUDGET, planMemory } from './memory-budget.js';
+import { Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from './packet.js';
 import type { Stage } from './stage.js';
 
 export interface TcpDemuxOptions {
-  /** Most connections held at once (open, or finished but still lingering). Default 100 000. */
+  /**
+   * Most connections held at once (open, or finished but still lingering). Default: the
+   * connection-table share of `memoryBudget` (planMemory in memory-budget.ts): 65 536 with the
+   * default 256 MiB.
+   */
   maxConnections?: number;
   /** Seconds of capture time without a packet after which a connection ends. Default 300; 0 disables. */
   idleTimeout?: number;
+  /** The memory budget (bytes) that `maxConnections` defaults from. Default 256 MiB. */
+  memoryBudget?: number;
 }
 
 export const DEMUX_DEFAULTS: Required<TcpDemuxOptions> = {
-  maxConnections: 100_000,
+  maxConnections: planMemory().maxConnections,
   idleTimeout: 300,
+  memoryBudget: DEFAULT_MEMORY_BUDGET,
 };
 
 export interface TcpDemuxStats {
@@ -71,22 +86,42 @@ export interface TcpDemuxStats {
   reused: number;
   /** Connections ended by the idle timeout. */
   idleExpired: number;
-  /** Connections ended by the maxConnections limit. */
+  /** Connections ended by the maxConnections limit (the memory budget's share), least recently active first. */
   evicted: number;
+  /** Tick packets (skip 'tick', see tickPacket) and expire() calls: points of time without a packet. */
+  ticks: number;
   /** Connections in the table now, and the most ever. */
   live: number;
   peakLive: number;
+}
+
+/**
+ * tickPacket: a packet that carries no segment, only a point of capture time (`skip = 'tick'`):
+ * "every packet captured before this time came before it". The decoders are not meant to see it
+ * (a live pipeline adds it after decoding, see LiveDecodeTransform); TcpDemux ends the connections
+ * idle at that time and attaches them to it (`expired`), and TcpReassembler closes them (reason
+ * idle) and otherwise ignores it. Sinks never see it.
+ */
+export function tickPacket(tsSec: number, tsNsec: number): Packet {
+  const p = new Packet();
+  p.tsSec = tsSec;
+  p.tsNsec = tsNsec;
+  p.skip = 'tick';
+  return p;
 }
 
 const FLAG_FIN0 = 1;
 const FLAG_FIN1 = 2;
 const FLAG_RST = 4;
 
-/** FlowEntry is the demux's Flow: the public fields plus the table's private links. */
+/**
+ * FlowEntry is the demux's Flow: the public fields plus the table's private links. Kept small (a
+ * SYN flood fills the table with them): IPv4 addresses are held as 16-bit halves (small integers,
+ * no object), IPv6 ones in one 32-byte copy, and the `client`/`server` endpoints (strings) are
+ * only made when someone reads them.
+ */
 class FlowEntry implements Flow {
   readonly id: number;
-  readonly client: Endpoint;
-  readonly server: Endpoint;
   readonly vlan: number[];
   midstream: boolean;
   closed = false;
@@ -94,9 +129,13 @@ class FlowEntry implements Flow {
   state: unknown = null;
 
   // --- demux private ---
-  /** Client and server address bytes (copies) and ports. */
-  readonly addrC: Uint8Array;
-  readonly addrS: Uint8Array;
+  /** IPv4 client and server addresses as high and low 16 bits; 0 for IPv6. */
+  readonly c0: number;
+  readonly c1: number;
+  readonly s0: number;
+  readonly s1: number;
+  /** IPv6: client address (bytes 0-15) then server address (16-31), a copy; null for IPv4. */
+  readonly v6: Uint8Array | null;
   readonly portC: number;
   readonly portS: number;
   readonly hash: number;
@@ -115,19 +154,53 @@ class FlowEntry implements Flow {
   base1 = 0;
   /** FLAG_FIN0 | FLAG_FIN1 | FLAG_RST seen. */
   ends = 0;
+  private ep: Endpoint | null = null;
+  private sp: Endpoint | null = null;
 
   constructor(id: number, hash: number, addrC: Uint8Array, portC: number, addrS: Uint8Array, portS: number, vlan: number[], midstream: boolean) {
     this.id = id;
     this.hash = hash;
-    this.addrC = new Uint8Array(addrC);
-    this.addrS = new Uint8Array(addrS);
+    if (addrC.length === 4) {
+      this.c0 = (addrC[0]! << 8) | addrC[1]!;
+      this.c1 = (addrC[2]! << 8) | addrC[3]!;
+      this.s0 = (addrS[0]! << 8) | addrS[1]!;
+      this.s1 = (addrS[2]! << 8) | addrS[3]!;
+      this.v6 = null;
+    } else {
+      this.c0 = this.c1 = this.s0 = this.s1 = 0;
+      const v6 = new Uint8Array(addrC.length + addrS.length);
+      v6.set(addrC, 0);
+      v6.set(addrS, addrC.length);
+      this.v6 = v6;
+    }
     this.portC = portC;
     this.portS = portS;
     this.vlan = vlan.length === 0 ? vlan : vlan.slice();
     this.midstream = midstream;
-    this.client = { ip: formatIp(this.addrC), port: portC };
-    this.server = { ip: formatIp(this.addrS), port: portS };
   }
+
+  get client(): Endpoint {
+    return (this.ep ??= { ip: this.addr(0), port: this.portC });
+  }
+
+  get server(): Endpoint {
+    return (this.sp ??= { ip: this.addr(1), port: this.portS });
+  }
+
+  /** addr: the client's (0) or server's (1) address as tshark prints it. */
+  private addr(which: 0 | 1): string {
+    if (this.v6 !== null) return formatIp(this.v6.subarray(which * 16, which * 16 + 16));
+    const h = which === 0 ? this.c0 : this.s0;
+    const l = which === 0 ? this.c1 : this.s1;
+    return `${h >>> 8}.${h & 0xff}.${l >>> 8}.${l & 0xff}`;
+  }
+}
+
+/** sameV6 tells whether `a` equals the 16 bytes of `v6` from `at`. */
+function sameV6(v6: Uint8Array, at: number, a: Uint8Array): boolean {
+  if (a.length !== 16) return false;
+  for (let i = 0; i < 16; i++) if (v6[at + i] !== a[i]) return false;
+  return true;
 }
 
 /** A doubly linked LRU list of entries, oldest first. */
@@ -162,13 +235,6 @@ function hashAddr(a: Uint8Array, port: number): number {
   return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  const n = a.length;
-  if (n !== b.length) return false;
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function sameVlan(a: number[], b: number[]): boolean {
   const n = a.length;
   if (n !== b.length) return false;
@@ -178,6 +244,10 @@ function sameVlan(a: number[], b: number[]): boolean {
 
 function checkOptions(o: TcpDemuxOptions): Required<TcpDemuxOptions> {
   const r = { ...DEMUX_DEFAULTS };
+  if (o.memoryBudget !== undefined) {
+    r.memoryBudget = checkBudget(o.memoryBudget);
+    r.maxConnections = planMemory(r.memoryBudget).maxConnections;
+  }
   if (o.maxConnections !== undefined) {
     if (!Number.isInteger(o.maxConnections) || o.maxConnections < 1) {
       throw new PcapflowError('INVALID_OPTION', `maxConnections must be an integer >= 1, got ${o.maxConnections}`);
@@ -203,11 +273,14 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     reused: 0,
     idleExpired: 0,
     evicted: 0,
+    ticks: 0,
     live: 0,
     peakLive: 0,
   };
 
-  private readonly table = new Map<number, FlowEntry>();
+  /** The table: chains of entries by hash, in a power-of-two array (faster than a Map here). */
+  private buckets: Array<FlowEntry | null> = new Array<FlowEntry | null>(1024).fill(null);
+  private mask = 1023;
   private readonly active = new LruList();
   private readonly finished = new LruList();
   /** Latest capture time seen (seconds); time never runs backwards here. */
@@ -226,16 +299,36 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
 
   /** end holds nothing back: the reassembler closes the connections still open (reason eof). */
   end(_emit: (out: Packet[]) => void): void {
-    this.table.clear();
+    this.buckets = new Array<FlowEntry | null>(1024).fill(null);
+    this.mask = 1023;
     this.active.head = this.active.tail = null;
     this.finished.head = this.finished.tail = null;
     this.active.size = this.finished.size = 0;
     this.stats.live = 0;
   }
 
+  /**
+   * expire ends the connections idle for longer than `idleTimeout` at capture time (tsSec,
+   * tsNsec), as a packet of no connection at that time would (idle timeout 0: none), and returns
+   * them (`endedBy = 'idle'`), or null when none. The caller must let the reassembler close them:
+   * pass them in `expired` of a packet without a flow (tickPacket does all this in-band). Time
+   * never runs backwards here: an earlier time ends nothing.
+   */
+  expire(tsSec: number, tsNsec: number): Flow[] | null {
+    this.stats.ticks++;
+    const t = tsSec + tsNsec * 1e-9;
+    if (t > this.now) this.now = t;
+    this.ended = null;
+    if (this.options.idleTimeout > 0) this.expireIdle();
+    const ended = this.ended;
+    this.ended = null;
+    return ended;
+  }
+
   private demux(pkt: Packet): void {
     if (pkt.skip !== null || pkt.proto !== 6 || pkt.tcpHeaderLen < 20) {
-      this.stats.passed++;
+      if (pkt.skip === 'tick') pkt.expired = this.expire(pkt.tsSec, pkt.tsNsec);
+      else this.stats.passed++;
       return;
     }
     this.stats.packets++;
@@ -250,21 +343,43 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     const vlan = pkt.vlan;
     let h = (hashAddr(src, sport) + hashAddr(dst, dport)) | 0;
     for (let i = 0; i < vlan.length; i++) h = Math.imul(h ^ vlan[i]!, 0x01000193);
+    h &= 0x3fffffff; // a small integer: a Map key without a heap number
 
-    let e = this.table.get(h) ?? null;
+    let e = this.buckets[h & this.mask] as FlowEntry | null;
     let dir: 0 | 1 = 0;
-    while (e !== null) {
-      if (sameVlan(e.vlan, vlan)) {
-        if (e.portC === sport && e.portS === dport && sameBytes(e.addrC, src) && sameBytes(e.addrS, dst)) {
-          dir = 0;
-          break;
+    if (src.length === 4) {
+      const a0 = (src[0]! << 8) | src[1]!;
+      const a1 = (src[2]! << 8) | src[3]!;
+      const b0 = (dst[0]! << 8) | dst[1]!;
+      const b1 = (dst[2]! << 8) | dst[3]!;
+      while (e !== null) {
+        if (e.v6 === null && sameVlan(e.vlan, vlan)) {
+          if (e.portC === sport && e.portS === dport && e.c1 === a1 && e.s1 === b1 && e.c0 === a0 && e.s0 === b0) {
+            dir = 0;
+            break;
+          }
+          if (e.portS === sport && e.portC === dport && e.s1 === a1 && e.c1 === b1 && e.s0 === a0 && e.c0 === b0) {
+            dir = 1;
+            break;
+          }
         }
-        if (e.portS === sport && e.portC === dport && sameBytes(e.addrS, src) && sameBytes(e.addrC, dst)) {
-          dir = 1;
-          break;
-        }
+        e = e.chain;
       }
-      e = e.chain;
+    } else {
+      while (e !== null) {
+        const v6 = e.v6;
+        if (v6 !== null && sameVlan(e.vlan, vlan)) {
+          if (e.portC === sport && e.portS === dport && sameV6(v6, 0, src) && sameV6(v6, 16, dst)) {
+            dir = 0;
+            break;
+          }
+          if (e.portS === sport && e.portC === dport && sameV6(v6, 16, src) && sameV6(v6, 0, dst)) {
+            dir = 1;
+            break;
+          }
+        }
+        e = e.chain;
+      }
     }
 
     // The packet's own connection is touched before the idle sweep: it never ends by the timeout
@@ -284,7 +399,7 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     }
 
     if (e === null) {
-      if (this.table.size >= this.options.maxConnections) this.evictOne();
+      if (this.active.size + this.finished.size >= this.options.maxConnections) this.evictOne();
       let clientIsSrc: boolean;
       let midstream = false;
       if (flags & TCP_SYN) {
@@ -299,8 +414,11 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
         : new FlowEntry(this.stats.connections, h, dst, dport, src, sport, vlan, midstream);
       dir = clientIsSrc ? 0 : 1;
       this.stats.connections++;
-      e.chain = this.table.get(h) ?? null;
-      this.table.set(h, e);
+      const live = this.active.size + this.finished.size;
+      if (live >= this.buckets.length) this.grow();
+      const b = h & this.mask;
+      e.chain = this.buckets[b] as FlowEntry | null;
+      this.buckets[b] = e;
       e.last = this.now;
       this.active.push(e);
       this.stats.live = this.active.size + this.finished.size;
@@ -342,6 +460,25 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     pkt.expired = this.ended;
   }
 
+  /** grow doubles the bucket array (the table holds as many entries as buckets). */
+  private grow(): void {
+    const old = this.buckets;
+    const n = old.length * 2;
+    const buckets = new Array<FlowEntry | null>(n).fill(null);
+    const mask = n - 1;
+    for (let i = 0; i < old.length; i++) {
+      for (let e = old[i] as FlowEntry | null; e !== null; ) {
+        const next = e.chain;
+        const b = e.hash & mask;
+        e.chain = buckets[b] as FlowEntry | null;
+        buckets[b] = e;
+        e = next;
+      }
+    }
+    this.buckets = buckets;
+    this.mask = mask;
+  }
+
   /** touch marks `e` active now: the tail of its LRU list. */
   private touch(e: FlowEntry): void {
     if (e.next !== null) {
@@ -375,10 +512,10 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
 
   /** endFlow removes `e` from the table and its list and records it for the current packet. */
   private endFlow(e: FlowEntry, why: FlowEnd): void {
-    let c = this.table.get(e.hash) ?? null;
+    const b = e.hash & this.mask;
+    let c = this.buckets[b] as FlowEntry | null;
     if (c === e) {
-      if (e.chain === null) this.table.delete(e.hash);
-      else this.table.set(e.hash, e.chain);
+      this.buckets[b] = e.chain;
     } else {
       while (c !== null && c.chain !== e) c = c.chain;
       if (c !== null) c.chain = e.chain;

@@ -130,11 +130,14 @@ export const PURE_ENCODERS: Readonly<Record<PayloadEncoding, PayloadEncoder>> = 
 // ---------------------------------------------------------------------------------------------
 // NDJSON lines
 
-function endpointJson(e: Endpoint): string {
-  return `{"ip":${JSON.stringify(e.ip)},"port":${e.port}}`;
+/** endpointJson, vlanJson: JSON of an Endpoint and a VLAN list, as JSON.stringify writes them. */
+export function endpointJson(e: Endpoint): string {
+  // an address as formatIp prints it needs no escaping (digits, hex, '.' and ':')
+  const ip = /^[0-9a-fA-F.:]*$/.test(e.ip) ? `"${e.ip}"` : JSON.stringify(e.ip);
+  return `{"ip":${ip},"port":${e.port}}`;
 }
 
-function vlanJson(v: number[]): string {
+export function vlanJson(v: number[]): string {
   return v.length === 0 ? '[]' : `[${v.join(',')}]`;
 }
 
@@ -155,7 +158,7 @@ export function summaryFieldsJson(d: DirectionSummary): string {
   return (
     `"bytes":${d.bytes},"packets":${d.packets},"retransmitted":${d.retransmitted},` +
     `"outOfOrder":${d.outOfOrder},"gaps":${d.gaps},"missing":${d.missing},"overlaps":${d.overlaps},` +
-    `"firstTs":${tsJson(d.firstTs)},"lastTs":${tsJson(d.lastTs)}`
+    `"firstTs":${tsJson(d.firstTs)},"lastTs":${tsJson(d.lastTs)},"capped":${d.capped}`
   );
 }
 
@@ -228,7 +231,7 @@ export function hostPort(e: Endpoint): string {
 function summaryText(d: DirectionSummary): string {
   return (
     `bytes=${d.bytes} packets=${d.packets} retransmitted=${d.retransmitted} outOfOrder=${d.outOfOrder} ` +
-    `gaps=${d.gaps} missing=${d.missing} overlaps=${d.overlaps}`
+    `gaps=${d.gaps} missing=${d.missing} overlaps=${d.overlaps}${d.capped > 0 ? ` capped=${d.capped}` : ''}`
   );
 }
 

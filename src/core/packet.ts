@@ -25,7 +25,8 @@ export type SkipReason =
   | 'fragment-invalid' // bad fragment offsets/lengths, or a fragment dropped by the limits
   | 'not-tcp' // IP payload is another protocol (UDP, ICMP, ESP, ...)
   | 'tcp-malformed' // data offset < 5 or beyond the segment
-  | 'tcp-truncated'; // snaplen cut the packet inside the TCP header
+  | 'tcp-truncated' // snaplen cut the packet inside the TCP header
+  | 'tick'; // no packet: a point of capture time from a live source (tickPacket, flow-table.ts); the demux expires idle connections at it
 
 export class Packet {
   // --- set by the capture reader ---

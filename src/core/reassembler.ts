@@ -62,21 +62,32 @@ import {
   type TcpOptionsSeen,
 } from './events.js';
 import type { Flow } from './flow.js';
+import { checkBudget, DEFAULT_MEMORY_BUDGET, planMemory } from './memory-budget.js';
 import { EMPTY, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type Packet } from './packet.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { Stage } from './stage.js';
 import { tcpOptions } from './tcp-decoder.js';
-import { SegmentBuffer, type OverlapPolicy } from './stream-buffer.js';
+import { copyBytes, SegmentBuffer, type OverlapPolicy } from './stream-buffer.js';
 
 export interface TcpReassemblerOptions {
   /** Which copy wins where out-of-order segments overlap with different bytes. Default 'first'. */
   overlap?: OverlapPolicy;
   /** 'plain' (default): in-order chunks as they come; 'push': grouped until PSH. */
   chunking?: 'plain' | 'push';
-  /** Out-of-order bytes held per connection (both directions). Default 4 MiB. */
+  /**
+   * Memory held for out-of-order data per connection (both directions): the bytes plus
+   * SEGMENT_OVERHEAD per held piece. Default: min(4 MiB, maxBufferedTotal).
+   */
   maxBufferedPerConnection?: number;
-  /** Out-of-order bytes held over all connections. Default 64 MiB. */
+  /** The same over all connections. Default: the out-of-order share of `memoryBudget` (64 MiB of the default 256 MiB). */
   maxBufferedTotal?: number;
+  /** The memory budget (bytes) the two limits above default from (planMemory, memory-budget.ts). Default 256 MiB. */
+  memoryBudget?: number;
+  /**
+   * Most stream bytes delivered per direction, like tcpflow's -b; bytes past it are dropped and
+   * counted (`capped` in the close event's direction summaries). Default 0: no cap.
+   */
+  maxBytes?: number;
   /** With chunking 'push': most bytes grouped in one chunk. Default 256 KiB. */
   pushMaxBytes?: number;
   /**
@@ -89,8 +100,10 @@ export interface TcpReassemblerOptions {
 export const REASSEMBLER_DEFAULTS: Required<TcpReassemblerOptions> = {
   overlap: 'first',
   chunking: 'plain',
-  maxBufferedPerConnection: 4 * 1024 * 1024,
-  maxBufferedTotal: 64 * 1024 * 1024,
+  maxBufferedPerConnection: planMemory().maxBufferedPerConnection,
+  maxBufferedTotal: planMemory().maxBufferedTotal,
+  memoryBudget: DEFAULT_MEMORY_BUDGET,
+  maxBytes: 0,
   pushMaxBytes: 256 * 1024,
   overlapCheckBytes: 64 * 1024,
 };
@@ -130,10 +143,18 @@ export interface TcpReassemblerStats {
   outOfWindow: number;
   /** Connections whose packets' capture times went backwards (reordered or merged captures). */
   disordered: number;
-  /** Out-of-order bytes held now, and the most ever held between two packets (within one packet the
-   * newest segment may pass a limit before the limit is enforced). */
+  /** Memory held for out-of-order data now (bytes plus SEGMENT_OVERHEAD per piece), and the most
+   * ever held between two packets (within one packet the newest segment may pass a limit before
+   * the limit is enforced). */
   bufferedBytes: number;
   peakBufferedBytes: number;
+  /** Connections that showed only a SYN (or SYN-ACK) without data from one side, kept in a small state; those closed so. */
+  synOnly: number;
+  synOnlyClosed: number;
+  /** Bytes past `maxBytes` not delivered (all directions). */
+  cappedBytes: number;
+  /** Directions whose delivered views kept for overlap checks were dropped because they pinned old read chunks. */
+  sentTrimmed: number;
   /** Close events by reason. */
   closedFin: number;
   closedRst: number;
@@ -172,7 +193,8 @@ class Side {
   junkNsec = 0;
   junkPsh = false;
   junkFin = false;
-  readonly opts: TcpOptionsSeen = {};
+  /** Options of this side's SYN (a shared empty object until one was seen: never mutate it). */
+  opts: TcpOptionsSeen = NO_OPTIONS;
   optsSeen = false;
   // counters for the close summary
   bytes = 0;
@@ -186,13 +208,17 @@ class Side {
   firstNsec = 0;
   lastSec = -1;
   lastNsec = 0;
-  // delivered bytes not yet acknowledged by the peer (views), for overlap checks
-  readonly sentOff: number[] = [];
-  readonly sentData: Uint8Array[] = [];
+  /** Bytes past `maxBytes` not delivered (see the class comment). */
+  capped = 0;
+  // delivered bytes not yet acknowledged by the peer (views), for overlap checks; null until used
+  sentOff: number[] | null = null;
+  sentData: Uint8Array[] | null = null;
   sentHead = 0;
   sentBytes = 0;
-  // push chunking
-  readonly pend: Uint8Array[] = [];
+  /** The reassembler's chunk generation when this side began to hold views (see trimSent). */
+  sentGen = 0;
+  // push chunking; null until used
+  pend: Uint8Array[] | null = null;
   pendLen = 0;
   pendOff = 0;
   pendSec = 0;
@@ -202,10 +228,16 @@ class Side {
     this.name = name;
   }
 
+  /** holdsSent: some delivered bytes are kept for overlap checks. */
+  holdsSent(): boolean {
+    return this.sentOff !== null && this.sentHead < this.sentOff.length;
+  }
+
   /** dropSent forgets delivered bytes below `upTo` (acknowledged), or the oldest while over `cap`. */
   dropSent(upTo: number, cap: number): void {
     const offs = this.sentOff;
     const datas = this.sentData;
+    if (offs === null || datas === null) return;
     let h = this.sentHead;
     while (h < offs.length) {
       const d = datas[h]!;
@@ -244,9 +276,145 @@ class Side {
       overlaps: this.overlaps,
       firstTs: this.firstSec < 0 ? null : formatTs(this.firstSec, this.firstNsec),
       lastTs: this.lastSec < 0 ? null : formatTs(this.lastSec, this.lastNsec),
+      capped: this.capped,
     };
   }
 }
+
+const NO_OPTIONS: TcpOptionsSeen = Object.freeze({});
+
+/**
+ * SynTable holds the connections that have shown nothing but a SYN (or SYN-ACK) without data
+ * from one side, and copies of it: what a SYN flood leaves behind by the million. One row per
+ * connection in typed arrays, so such a connection costs no object here (`flow.state` holds its
+ * row number); it becomes a full Conn (upgrade) when any other packet of it comes, and a close
+ * before that gives the same open and close events a Conn would (closeSyn).
+ */
+class SynTable {
+  /** The flow of each row; null for a free row. */
+  flows: Array<Flow | null> = [];
+  private readonly free: number[] = [];
+  size = 0;
+  firstSec = new Float64Array(0);
+  lastSec = new Float64Array(0);
+  lastT = new Float64Array(0);
+  firstNsec = new Int32Array(0);
+  lastNsec = new Int32Array(0);
+  seq = new Uint32Array(0);
+  win = new Int32Array(0);
+  packets = new Int32Array(0);
+  /** Direction of the SYN; its options: mss and wscale (-1: absent), sackPermitted (0/1). */
+  dir = new Uint8Array(0);
+  mss = new Int32Array(0);
+  wscale = new Int32Array(0);
+  sack = new Uint8Array(0);
+
+  add(flow: Flow, pkt: Packet, t: number): number {
+    let r = this.free.pop();
+    if (r === undefined) {
+      r = this.flows.length;
+      if (r >= this.firstSec.length) this.grow(Math.max(1024, r * 2));
+      this.flows.push(flow);
+    } else {
+      this.flows[r] = flow;
+    }
+    this.size++;
+    this.firstSec[r] = this.lastSec[r] = pkt.tsSec;
+    this.firstNsec[r] = this.lastNsec[r] = pkt.tsNsec;
+    this.lastT[r] = t;
+    this.seq[r] = pkt.seq;
+    this.win[r] = pkt.win;
+    this.packets[r] = 1;
+    this.dir[r] = pkt.dir;
+    const o = tcpOptions(pkt);
+    this.mss[r] = o.mss ?? -1;
+    this.wscale[r] = o.wscale ?? -1;
+    this.sack[r] = o.sackPermitted ? 1 : 0;
+    return r;
+  }
+
+  remove(r: number): void {
+    this.flows[r] = null;
+    this.free.push(r);
+    this.size--;
+  }
+
+  /** options: the SYN's options as the open event shows them (NO_OPTIONS when none). */
+  options(r: number): TcpOptionsSeen {
+    const mss = this.mss[r]!;
+    const wscale = this.wscale[r]!;
+    const sack = this.sack[r]!;
+    if (mss < 0 && wscale < 0 && sack === 0) return NO_OPTIONS;
+    const o: TcpOptionsSeen = {};
+    if (mss >= 0) o.mss = mss;
+    if (wscale >= 0) o.wscale = wscale;
+    if (sack) o.sackPermitted = true;
+    return o;
+  }
+
+  private grow(n: number): void {
+    const f64 = (a: Float64Array): Float64Array<ArrayBuffer> => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    const i32 = (a: Int32Array): Int32Array<ArrayBuffer> => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array): Uint8Array<ArrayBuffer> => {
+      const b = new Uint8Array(n);
+      b.set(a);
+      return b;
+    };
+    this.firstSec = f64(this.firstSec);
+    this.lastSec = f64(this.lastSec);
+    this.lastT = f64(this.lastT);
+    this.firstNsec = i32(this.firstNsec);
+    this.lastNsec = i32(this.lastNsec);
+    const seq = new Uint32Array(n);
+    seq.set(this.seq);
+    this.seq = seq;
+    this.win = i32(this.win);
+    this.packets = i32(this.packets);
+    this.dir = u8(this.dir);
+    this.mss = i32(this.mss);
+    this.wscale = i32(this.wscale);
+    this.sack = u8(this.sack);
+  }
+}
+
+/** The summary of a direction that sent nothing (shared: events are read-only). */
+const NO_TRAFFIC: DirectionSummary = Object.freeze({
+  bytes: 0,
+  packets: 0,
+  retransmitted: 0,
+  outOfOrder: 0,
+  gaps: 0,
+  missing: 0,
+  overlaps: 0,
+  firstTs: null,
+  lastTs: null,
+  capped: 0,
+});
+
+/** synOptions: the options of a SYN as the open event shows them (only those present). */
+function synOptions(pkt: Packet): TcpOptionsSeen {
+  const t = tcpOptions(pkt);
+  const o: TcpOptionsSeen = {};
+  if (t.mss !== undefined) o.mss = t.mss;
+  if (t.wscale !== undefined) o.wscale = t.wscale;
+  if (t.sackPermitted) o.sackPermitted = true;
+  return o;
+}
+
+/** Delivered views kept for overlap checks pin their read chunk: at most this many recent chunks' worth (trimSent). */
+const SENT_CHUNKS = 16;
+/** A view's buffer this large is a read chunk (or a live slab), not a copy of one segment. */
+const CHUNK_MIN = 64 * 1024;
+/** Connections closed per output batch by end(). */
+const END_BATCH = 2048;
 
 /** Per-connection state, kept in `flow.state`. */
 class Conn {
@@ -297,13 +465,22 @@ function checkOptions(o: TcpReassemblerOptions): Required<TcpReassemblerOptions>
     if (o.chunking !== 'plain' && o.chunking !== 'push') throw new PcapflowError('INVALID_OPTION', `chunking must be 'plain' or 'push', got ${String(o.chunking)}`);
     r.chunking = o.chunking;
   }
-  for (const k of ['maxBufferedPerConnection', 'maxBufferedTotal', 'pushMaxBytes', 'overlapCheckBytes'] as const) {
+  if (o.memoryBudget !== undefined) {
+    const plan = planMemory(checkBudget(o.memoryBudget));
+    r.memoryBudget = plan.budget;
+    r.maxBufferedTotal = plan.maxBufferedTotal;
+    r.maxBufferedPerConnection = plan.maxBufferedPerConnection;
+  }
+  for (const k of ['maxBufferedPerConnection', 'maxBufferedTotal', 'pushMaxBytes', 'overlapCheckBytes', 'maxBytes'] as const) {
     const v = o[k];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < (k === 'pushMaxBytes' ? 1 : 0)) {
       throw new PcapflowError('INVALID_OPTION', `${k} must be an integer number of bytes, got ${String(v)}`);
     }
     r[k] = v;
+  }
+  if (o.maxBufferedTotal !== undefined && o.maxBufferedPerConnection === undefined && r.maxBufferedPerConnection > r.maxBufferedTotal) {
+    r.maxBufferedPerConnection = r.maxBufferedTotal;
   }
   return r;
 }
@@ -331,6 +508,10 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     disordered: 0,
     bufferedBytes: 0,
     peakBufferedBytes: 0,
+    synOnly: 0,
+    synOnlyClosed: 0,
+    cappedBytes: 0,
+    sentTrimmed: 0,
     closedFin: 0,
     closedRst: 0,
     idleClosed: 0,
@@ -338,28 +519,76 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     closedEof: 0,
   };
 
-  /** Open connections, in order of first packet. */
+  /** Open connections (full or SYN-only). */
   private readonly live = new Set<Conn>();
+  /** Open connections that showed only a SYN so far (see SynTable). */
+  private readonly syn = new SynTable();
+  /** end(): the connections left to close, in order of first packet (flow id); null before end. */
+  private ending: Array<Flow | null> | null = null;
+  private endAt = 0;
+  /** Read chunks seen in delivered views (a generation count), and the last one (see trimSent). */
+  private chunkGen = 0;
+  private chunkBuf: ArrayBufferLike | null = null;
+  /** Sides holding delivered views, in order of when they began to (with the generation then). */
+  private sentQ: Side[] = [];
+  private sentQGen: number[] = [];
+  private sentQHead = 0;
   /** Connections holding out-of-order bytes, oldest first (the total limit trims these). */
   private readonly holding = new Set<Conn>();
   /** Events of the batch being handled. */
   private out: StreamEvent[] = [];
 
+  /** Stream offset from which bytes are not kept: maxBytes, or Infinity. */
+  private readonly keepTo: number;
+
   constructor(options: TcpReassemblerOptions = {}) {
     this.options = checkOptions(options);
+    this.keepTo = this.options.maxBytes > 0 ? this.options.maxBytes : Infinity;
   }
 
   write(batch: Packet[], emit: (out: StreamEvent[]) => void): void {
     for (let i = 0; i < batch.length; i++) this.packet(batch[i]!);
+    if (this.sentQHead < this.sentQ.length) this.trimSent();
     this.flushOut(emit);
   }
 
-  /** end closes every open connection (reason eof unless FIN both ways or a held RST), flushing all. */
+  /**
+   * end closes every open connection (reason eof unless FIN both ways or a held RST), in order of
+   * first packet, flushing all: one output batch per END_BATCH connections.
+   */
   end(emit: (out: StreamEvent[]) => void): void {
-    for (const c of this.live) {
-      this.close(c, 'eof', c.sides[0].lastSec >= c.sides[1].lastSec ? c.sides[0].lastSec : c.sides[1].lastSec, this.lastNsec(c));
+    while (!this.endSome(emit, END_BATCH));
+  }
+
+  /**
+   * endSome is end() in steps, for a caller that waits for its consumer between them (the
+   * Transform does): it closes up to `max` more connections, emits their events as one batch,
+   * and returns true once every connection is closed.
+   */
+  endSome(emit: (out: StreamEvent[]) => void, max: number): boolean {
+    if (this.ending === null) {
+      const flows: Flow[] = [];
+      for (const c of this.live) flows.push(c.flow);
+      for (const f of this.syn.flows) if (f !== null) flows.push(f);
+      this.ending = flows.sort((a, b) => a.id - b.id);
+      this.endAt = 0;
+    }
+    const list = this.ending;
+    const stop = Math.min(list.length, this.endAt + Math.max(1, max));
+    for (; this.endAt < stop; this.endAt++) {
+      const f = list[this.endAt]!;
+      list[this.endAt] = null; // let it go once closed
+      const state = f.state as Conn | number | null;
+      if (f.closed || state === null) continue;
+      if (typeof state === 'number') {
+        this.closeSyn(state, 'eof', this.syn.lastSec[state]!, this.syn.lastNsec[state]!);
+      } else {
+        const c = state;
+        this.close(c, 'eof', c.sides[0].lastSec >= c.sides[1].lastSec ? c.sides[0].lastSec : c.sides[1].lastSec, this.lastNsec(c));
+      }
     }
     this.flushOut(emit);
+    return this.endAt >= list.length;
   }
 
   private flushOut(emit: (out: StreamEvent[]) => void): void {
@@ -385,14 +614,16 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (expired !== null) {
       for (let i = 0; i < expired.length; i++) {
         const f = expired[i]!;
-        const c = f.state as Conn | null;
+        const c = f.state as Conn | number | null;
         if (c === null || f.closed) continue;
-        this.close(c, f.endedBy === 'idle' ? 'idle' : 'evicted', sec, nsec);
+        const why = f.endedBy === 'idle' ? 'idle' : 'evicted';
+        if (typeof c === 'number') this.closeSyn(c, why, sec, nsec);
+        else this.close(c, why, sec, nsec);
       }
     }
     const flow = pkt.flow;
     if (flow === null) {
-      this.stats.ignored++;
+      if (pkt.skip !== 'tick') this.stats.ignored++;
       return;
     }
     if (flow.closed) {
@@ -400,14 +631,36 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       return;
     }
     this.stats.packets++;
-    let c = flow.state as Conn | null;
-    if (c === null) {
-      c = new Conn(flow, sec, nsec);
-      flow.state = c;
-      this.live.add(c);
-      this.stats.connections++;
-    }
+    const flags = pkt.flags;
+    const len = pkt.payloadLen;
     const t = sec + nsec * 1e-9;
+    let state = flow.state as Conn | number | null;
+    if (state === null) {
+      this.stats.connections++;
+      if (flags & TCP_SYN && len === 0 && !(flags & (TCP_FIN | TCP_RST))) {
+        // Only a SYN so far: a row in the SynTable, all a SYN flood leaves behind.
+        flow.state = this.syn.add(flow, pkt, t);
+        this.stats.synOnly++;
+        return;
+      }
+      state = new Conn(flow, sec, nsec);
+      flow.state = state;
+      this.live.add(state);
+    } else if (typeof state === 'number') {
+      const syn = this.syn;
+      const r = state;
+      if (pkt.dir === syn.dir[r] && flags & TCP_SYN && len === 0 && !(flags & (TCP_FIN | TCP_RST)) && pkt.seq === syn.seq[r] && t >= syn.lastT[r]!) {
+        // the same SYN again
+        syn.packets[r]!++;
+        syn.lastSec[r] = sec;
+        syn.lastNsec[r] = nsec;
+        syn.lastT[r] = t;
+        syn.win[r] = pkt.win;
+        return;
+      }
+      state = this.upgrade(r, flow);
+    }
+    const c = state;
     if (t >= c.lastT) c.lastT = t;
     else if (!c.disordered) {
       c.disordered = true;
@@ -424,15 +677,10 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     d.lastSec = sec;
     d.lastNsec = nsec;
     d.win = pkt.win;
-    const flags = pkt.flags;
-    const len = pkt.payloadLen;
 
     if (flags & TCP_SYN && !d.optsSeen) {
       d.optsSeen = true;
-      const t = tcpOptions(pkt);
-      if (t.mss !== undefined) d.opts.mss = t.mss;
-      if (t.wscale !== undefined) d.opts.wscale = t.wscale;
-      if (t.sackPermitted) d.opts.sackPermitted = true;
+      d.opts = synOptions(pkt);
     }
     if (!c.opened && !(flags & TCP_SYN && len === 0)) this.open(c);
 
@@ -504,6 +752,88 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (d.finDone && o.finDone) this.close(c, 'fin', sec, nsec);
   }
 
+  /**
+   * upgrade turns SynTable row `r` into the Conn that its packets would have made (the SYN's
+   * effects: that side's counters, times, window, options and stream start), in its place.
+   */
+  private upgrade(r: number, flow: Flow): Conn {
+    const syn = this.syn;
+    const c = new Conn(flow, syn.firstSec[r]!, syn.firstNsec[r]!);
+    c.lastT = syn.lastT[r]!;
+    const d = c.sides[syn.dir[r]!]!;
+    d.packets = syn.packets[r]!;
+    d.firstSec = syn.firstSec[r]!;
+    d.firstNsec = syn.firstNsec[r]!;
+    d.lastSec = syn.lastSec[r]!;
+    d.lastNsec = syn.lastNsec[r]!;
+    d.win = syn.win[r]!;
+    d.optsSeen = true;
+    d.opts = syn.options(r);
+    d.sawSyn = true;
+    d.sync(seqAdd(syn.seq[r]!, 1));
+    syn.remove(r);
+    flow.state = c;
+    this.live.add(c);
+    return c;
+  }
+
+  /** closeSyn closes the connection of SynTable row `r`: its open event, then its close (as close() would for the Conn). */
+  private closeSyn(r: number, why: CloseReason, sec: number, nsec: number): void {
+    const syn = this.syn;
+    const f = syn.flows[r]!;
+    const first = formatTs(syn.firstSec[r]!, syn.firstNsec[r]!);
+    const opts = syn.options(r);
+    const dir = syn.dir[r]!;
+    const packets = syn.packets[r]!;
+    this.out.push({
+      type: 'open',
+      conn: f.id,
+      ts: first,
+      client: f.client,
+      server: f.server,
+      vlan: f.vlan,
+      midstream: f.midstream,
+      options: dir === 0 ? { c2s: opts, s2c: NO_OPTIONS } : { c2s: NO_OPTIONS, s2c: opts },
+    });
+    const sent: DirectionSummary = {
+      bytes: 0,
+      packets,
+      retransmitted: 0,
+      outOfOrder: 0,
+      gaps: 0,
+      missing: 0,
+      overlaps: 0,
+      firstTs: first,
+      lastTs: packets === 1 ? first : formatTs(syn.lastSec[r]!, syn.lastNsec[r]!),
+      capped: 0,
+    };
+    this.out.push({
+      type: 'close',
+      conn: f.id,
+      ts: formatTs(sec, nsec),
+      reason: why,
+      client: f.client,
+      server: f.server,
+      vlan: f.vlan,
+      c2s: dir === 0 ? sent : NO_TRAFFIC,
+      s2c: dir === 0 ? NO_TRAFFIC : sent,
+    });
+    f.closed = true;
+    f.state = null;
+    syn.remove(r);
+    this.stats.synOnlyClosed++;
+    this.countClose(why);
+  }
+
+  private countClose(reason: CloseReason): void {
+    const s = this.stats;
+    if (reason === 'fin') s.closedFin++;
+    else if (reason === 'rst') s.closedRst++;
+    else if (reason === 'idle') s.idleClosed++;
+    else if (reason === 'evicted') s.evicted++;
+    else s.closedEof++;
+  }
+
   private open(c: Conn): void {
     c.opened = true;
     const f = c.flow;
@@ -536,7 +866,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (d.junkOff >= 0) this.stats.outOfWindow++;
     d.junkOff = off;
     d.junkLen = len;
-    d.junkData = payload.slice(0, len);
+    d.junkData = copyBytes(payload, 0, len < payload.length ? len : payload.length);
     d.junkSec = sec;
     d.junkNsec = nsec;
     d.junkPsh = psh;
@@ -571,7 +901,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       this.skipTo(c, d, off < d.ackedOff ? off : d.ackedOff, 'acked', sec, nsec);
       if (d.finKnown && !d.finDone) this.checkFin(c, d);
     }
-    if (off < d.nextOff && d.sentHead < d.sentOff.length) this.checkSent(c, d, off, payload, len, sec, nsec);
+    if (off < d.nextOff && d.holdsSent()) this.checkSent(c, d, off, payload, len, sec, nsec);
     if (end <= d.nextOff) {
       d.retransmitted++;
       this.stats.retransmitted++;
@@ -600,8 +930,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       if (head !== null) this.drain(c, d);
       return;
     }
-    const before = d.buf.bytes;
-    const added = d.buf.insert(off, end, data, sec, nsec, psh, this.options.overlap);
+    const before = d.buf.cost;
+    const added = d.buf.insert(off, end, data, sec, nsec, psh, this.options.overlap, this.keepTo);
     if (d.buf.diffStart >= 0) {
       d.overlaps++;
       this.stats.overlaps++;
@@ -622,7 +952,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       d.outOfOrder++;
       this.stats.outOfOrder++;
     }
-    this.account(c, d.buf.bytes - before);
+    this.account(c, d.buf.cost - before);
     if (off === d.nextOff) this.drain(c, d);
     this.enforceLimits(c, d, sec, nsec);
     if (this.stats.bufferedBytes > this.stats.peakBufferedBytes) this.stats.peakBufferedBytes = this.stats.bufferedBytes;
@@ -637,8 +967,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     const stop = off + present < d.nextOff ? off + present : d.nextOff;
     let first = -1;
     let last = -1;
-    const offs = d.sentOff;
-    const datas = d.sentData;
+    const offs = d.sentOff!;
+    const datas = d.sentData!;
     for (let i = d.sentHead; i < offs.length; i++) {
       const so = offs[i]!;
       const sd = datas[i]!;
@@ -671,12 +1001,15 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** drain delivers the held segments that have become contiguous with d.nextOff. */
   private drain(c: Conn, d: Side): void {
     const buf = d.buf;
-    const before = buf.bytes;
+    const before = buf.cost;
     for (let s = buf.first(); s !== null && s.off <= d.nextOff; s = buf.first()) {
       buf.shift();
       if (s.end <= d.nextOff) continue;
       const cut = d.nextOff - s.off;
-      if (s.data === null) {
+      if (s.capped) {
+        d.capped += s.end - d.nextOff;
+        this.stats.cappedBytes += s.end - d.nextOff;
+      } else if (s.data === null) {
         this.gap(c, d, d.nextOff, s.end - d.nextOff, 'truncated', s.sec, s.nsec);
       } else {
         this.deliver(c, d, d.nextOff, cut > 0 ? s.data.subarray(cut) : s.data, s.sec, s.nsec, s.psh);
@@ -684,7 +1017,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       d.nextOff = s.end;
     }
     d.nextSeq = seqAdd(d.base, d.nextOff);
-    this.account(c, buf.bytes - before);
+    this.account(c, buf.cost - before);
   }
 
   /** skipTo delivers everything below `to`, with a gap for each hole; then whatever is contiguous. */
@@ -705,7 +1038,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** acked handles an acknowledgment of side `o`'s stream. */
   private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number, t: number): void {
     const diff = seqDiff(ack, o.nextSeq);
-    if (o.sentHead < o.sentOff.length) o.dropSent(o.nextOff + diff, this.options.overlapCheckBytes);
+    if (o.holdsSent()) o.dropSent(o.nextOff + diff, this.options.overlapCheckBytes);
     if (diff <= 0) return;
     let to = o.nextOff + diff;
     // The peer acknowledged up to a segment set aside as out of window: the stream went there,
@@ -763,10 +1096,32 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
   private deliver(c: Conn, d: Side, off: number, data: Uint8Array, sec: number, nsec: number, psh: boolean): void {
+    const maxBytes = this.options.maxBytes;
+    if (maxBytes > 0 && off + data.length > maxBytes) {
+      const keep = off >= maxBytes ? 0 : maxBytes - off;
+      d.capped += data.length - keep;
+      this.stats.cappedBytes += data.length - keep;
+      if (keep === 0) return;
+      data = data.subarray(0, keep);
+    }
     d.bytes += data.length;
     this.stats.bytes += data.length;
     const cap = this.options.overlapCheckBytes;
     if (cap > 0 && c.sides[d === c.sides[0] ? 1 : 0].packets > 0) {
+      const buf = data.buffer;
+      if (buf !== this.chunkBuf && buf.byteLength >= CHUNK_MIN) {
+        this.chunkBuf = buf;
+        this.chunkGen++;
+      }
+      if (d.sentOff === null || d.sentData === null) {
+        d.sentOff = [];
+        d.sentData = [];
+      }
+      if (d.sentHead === d.sentOff.length) {
+        d.sentGen = this.chunkGen;
+        this.sentQ.push(d);
+        this.sentQGen.push(this.chunkGen);
+      }
       d.sentOff.push(off);
       d.sentData.push(data);
       d.sentBytes += data.length;
@@ -777,15 +1132,48 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       return;
     }
     if (d.pendLen === 0) d.pendOff = off;
-    d.pend.push(data);
+    (d.pend ??= []).push(data);
     d.pendLen += data.length;
     d.pendSec = sec;
     d.pendNsec = nsec;
     if (psh || d.pendLen >= this.options.pushMaxBytes) this.flushPending(c, d);
   }
 
+  /**
+   * trimSent drops the delivered views kept for overlap checks by sides that began to hold them
+   * SENT_CHUNKS read chunks ago or more: a view keeps its whole read chunk (1 MiB) alive, and an
+   * idle connection whose last bytes were never acknowledged would keep one each, so without
+   * this the chunks kept would grow with the number of such connections. A retransmission that
+   * comes later than that is no longer checked against what was delivered.
+   */
+  private trimSent(): void {
+    const q = this.sentQ;
+    const qGen = this.sentQGen;
+    const limit = this.chunkGen - SENT_CHUNKS;
+    let h = this.sentQHead;
+    while (h < q.length && qGen[h]! <= limit) {
+      const d = q[h]!;
+      if (d.sentGen === qGen[h] && d.holdsSent()) {
+        d.dropSent(Infinity, 0);
+        this.stats.sentTrimmed++;
+      }
+      q[h] = undefined as unknown as Side;
+      h++;
+    }
+    if (h === q.length) {
+      this.sentQ = [];
+      this.sentQGen = [];
+      h = 0;
+    } else if (h >= 1024 && h * 2 >= q.length) {
+      this.sentQ = q.slice(h);
+      this.sentQGen = qGen.slice(h);
+      h = 0;
+    }
+    this.sentQHead = h;
+  }
+
   private flushPending(c: Conn, d: Side): void {
-    const pend = d.pend;
+    const pend = d.pend!;
     let data: Uint8Array;
     if (pend.length === 1) {
       data = pend[0]!;
@@ -808,6 +1196,12 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
   private gap(c: Conn, d: Side, off: number, len: number, reason: GapReason, sec: number, nsec: number): void {
+    const maxBytes = this.options.maxBytes;
+    if (maxBytes > 0 && off + len > maxBytes) {
+      // nothing past the cap is kept, so nothing past it is missing
+      if (off >= maxBytes) return;
+      len = maxBytes - off;
+    }
     if (d.pendLen > 0) this.flushPending(c, d);
     d.gaps++;
     d.missing += len;
@@ -840,9 +1234,13 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       }
       if (d.pendLen > 0) this.flushPending(c, d);
       if (d.buf.count > 0) {
-        this.account(c, -d.buf.bytes);
+        this.account(c, -d.buf.cost);
         d.buf.clear();
       }
+      d.sentOff = null;
+      d.sentData = null;
+      d.sentHead = 0;
+      d.sentBytes = 0;
     }
     const f = c.flow;
     this.out.push({
@@ -860,11 +1258,6 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     f.state = null;
     this.live.delete(c);
     this.holding.delete(c);
-    const s = this.stats;
-    if (reason === 'fin') s.closedFin++;
-    else if (reason === 'rst') s.closedRst++;
-    else if (reason === 'idle') s.idleClosed++;
-    else if (reason === 'evicted') s.evicted++;
-    else s.closedEof++;
+    this.countClose(reason);
   }
 }

@@ -5,6 +5,15 @@
  * the copies may be written in place (policy `last`). A piece with `data === null` stands for
  * bytes that were on the wire but cut by the snaplen (a truncated segment's tail).
  *
+ * Memory: `cost` is what the held pieces take: their bytes plus SEGMENT_OVERHEAD each (the
+ * piece, its own ArrayBuffer and the slot), so that a flood of one-byte segments is charged what
+ * it really costs. Copies are made with Uint8Array.prototype.slice (copyBytes): a Buffer's own
+ * `slice` is a view, which would keep the whole read chunk alive.
+ *
+ * Bytes at stream offsets from `keepTo` on (insert's last argument: the reassembler's maxBytes)
+ * are not kept: they are held as pieces without data marked `capped`, which stand for bytes
+ * received but dropped by the cap.
+ *
  * Overlaps: a new segment only adds the byte ranges nobody holds yet. Where it overlaps held real
  * bytes, `policy` decides (`first`: keep the held bytes; `last`: overwrite them with the new ones)
  * and the span from the first to the last differing byte is reported in `diffStart`/`diffEnd`.
@@ -13,11 +22,26 @@
  * Pure, no I/O, throws nothing. Used by TcpReassembler (reassembler.ts).
  */
 
-/** BufferedSegment is one held piece: [off, end) with its bytes (or null when they were not captured). */
+/**
+ * SEGMENT_OVERHEAD: bytes of memory one held piece costs besides its data (measured with 1e5
+ * one-byte pieces: the BufferedSegment, the Uint8Array and its ArrayBuffer, the list slot).
+ */
+export const SEGMENT_OVERHEAD = 256;
+
+/** copyBytes copies data[from, to) into a new array of its own (also when `data` is a Buffer). */
+export function copyBytes(data: Uint8Array, from: number, to: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(data, from, to);
+}
+
+const NO_SEGS: BufferedSegment[] = [];
+
+/** BufferedSegment is one held piece: [off, end) with its bytes (or null when they were not captured, or `capped`). */
 export class BufferedSegment {
   off: number;
   end: number;
   data: Uint8Array | null;
+  /** No data because the bytes lie past the cap (received, dropped); false for a truncated piece. */
+  capped = false;
   /** Capture time of the packet that brought it. */
   sec: number;
   nsec: number;
@@ -37,11 +61,14 @@ export class BufferedSegment {
 export type OverlapPolicy = 'first' | 'last';
 
 export class SegmentBuffer {
-  private segs: BufferedSegment[] = [];
+  /** NO_SEGS (shared, never written) until the first insert. */
+  private segs: BufferedSegment[] = NO_SEGS;
   /** Index of the first live segment in `segs` (shifted ones are dropped lazily). */
   private head = 0;
   /** Sequence space held: the sum of (end - off) over the segments, truncated pieces included. */
   bytes = 0;
+  /** Memory held: bytes of data plus SEGMENT_OVERHEAD per piece. */
+  cost = 0;
   /** After `insert`: first and last+1 offsets of the bytes that differed from held bytes; -1 when none. */
   diffStart = -1;
   diffEnd = -1;
@@ -68,6 +95,7 @@ export class SegmentBuffer {
     this.segs[this.head] = undefined as unknown as BufferedSegment;
     this.head++;
     this.bytes -= s.end - s.off;
+    this.cost -= (s.data === null ? 0 : s.data.length) + SEGMENT_OVERHEAD;
     if (this.head === this.segs.length) {
       this.segs.length = 0;
       this.head = 0;
@@ -80,27 +108,33 @@ export class SegmentBuffer {
 
   /**
    * insert adds [off, end): `data` holds the bytes present from `off` (data.length <= end - off;
-   * the rest of the range was cut by the snaplen). Returns how much sequence space was added (0:
-   * the whole range was already held). Sets diffStart/diffEnd.
+   * the rest of the range was cut by the snaplen). Bytes from offset `keepTo` on are not kept
+   * (a `capped` piece stands for them). Returns how much sequence space was added (0: the whole
+   * range was already held). Sets diffStart/diffEnd.
    */
-  insert(off: number, end: number, data: Uint8Array, sec: number, nsec: number, psh: boolean, policy: OverlapPolicy): number {
+  insert(off: number, end: number, data: Uint8Array, sec: number, nsec: number, psh: boolean, policy: OverlapPolicy, keepTo = Infinity): number {
     this.diffStart = -1;
     this.diffEnd = -1;
+    if (this.segs === NO_SEGS) this.segs = [];
     const presentEnd = off + data.length;
+    // [off, keptEnd): bytes kept; [keptEnd, presentEnd): received past the cap; [presentEnd, end): not captured
+    const keptEnd = presentEnd < keepTo ? presentEnd : keepTo > off ? keepTo : off;
     let added = 0;
-    if (data.length > 0) added += this.insertPiece(off, presentEnd, data, off, sec, nsec, psh && presentEnd === end, policy);
-    if (presentEnd < end) added += this.insertPiece(presentEnd, end, null, off, sec, nsec, false, policy);
+    if (keptEnd > off) added += this.insertPiece(off, keptEnd, data, off, sec, nsec, psh && keptEnd === end, policy, false);
+    if (presentEnd > keptEnd) added += this.insertPiece(keptEnd, presentEnd, null, off, sec, nsec, false, policy, true);
+    if (presentEnd < end) added += this.insertPiece(presentEnd, end, null, off, sec, nsec, false, policy, false);
     return added;
   }
 
   /** clear drops everything. */
   clear(): void {
-    this.segs.length = 0;
+    this.segs = NO_SEGS;
     this.head = 0;
     this.bytes = 0;
+    this.cost = 0;
   }
 
-  private insertPiece(off: number, end: number, data: Uint8Array | null, dataOff: number, sec: number, nsec: number, psh: boolean, policy: OverlapPolicy): number {
+  private insertPiece(off: number, end: number, data: Uint8Array | null, dataOff: number, sec: number, nsec: number, psh: boolean, policy: OverlapPolicy, capped: boolean): number {
     const segs = this.segs;
     // first segment whose end is past `off`
     let lo = this.head;
@@ -117,12 +151,12 @@ export class SegmentBuffer {
     while (pos < end) {
       const s = segs[i];
       if (s === undefined || s.off >= end) {
-        segs.splice(i, 0, this.piece(pos, end, data, dataOff, sec, nsec, psh));
+        segs.splice(i, 0, this.piece(pos, end, data, dataOff, sec, nsec, psh, capped));
         added += end - pos;
         break;
       }
       if (s.off > pos) {
-        segs.splice(i, 0, this.piece(pos, s.off, data, dataOff, sec, nsec, false));
+        segs.splice(i, 0, this.piece(pos, s.off, data, dataOff, sec, nsec, false, capped));
         added += s.off - pos;
         i++;
         pos = s.off;
@@ -136,8 +170,11 @@ export class SegmentBuffer {
     return added;
   }
 
-  private piece(off: number, end: number, data: Uint8Array | null, dataOff: number, sec: number, nsec: number, psh: boolean): BufferedSegment {
-    return new BufferedSegment(off, end, data === null ? null : data.slice(off - dataOff, end - dataOff), sec, nsec, psh);
+  private piece(off: number, end: number, data: Uint8Array | null, dataOff: number, sec: number, nsec: number, psh: boolean, capped: boolean): BufferedSegment {
+    const s = new BufferedSegment(off, end, data === null ? null : copyBytes(data, off - dataOff, end - dataOff), sec, nsec, psh);
+    s.capped = capped;
+    this.cost += (s.data === null ? 0 : s.data.length) + SEGMENT_OVERHEAD;
+    return s;
   }
 
   /** overlap compares the new bytes of [from, to) with held segment `s` and applies the policy. */

@@ -12,7 +12,7 @@ import type {
   OpenEvent,
   StreamEvent,
 } from '../core/events.js';
-import { flowBaseName, flowFileName } from '../core/format.js';
+import { endpointJson, flowBaseName, flowFileName, summaryFieldsJson, vlanJson } from '../core/format.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
 
 export interface FilesSinkOptions {
@@ -28,7 +28,13 @@ export interface FilesSinkOptions {
   concurrency?: number;
   /** Gaps and overlaps listed per direction in connections.ndjson (default 1000); the rest are counted in `unlisted`. */
   maxListed?: number;
-  /** Batches buffered before the sink pushes back on its writer (object mode); default 4. */
+  /**
+   * Gaps and overlaps held for the records of all connections still open (default 100 000, about
+   * 10 MB); past it they are counted in `unlisted` too, so that crafted input cannot grow the
+   * lists without bound.
+   */
+  maxListedTotal?: number;
+  /** Batches buffered before the sink pushes back on its writer (object mode); default 1 (see tcp-transforms.ts). */
   highWaterMark?: number;
 }
 
@@ -97,15 +103,16 @@ interface DirState {
   readonly dir: Direction;
   /** Final file name; null until the first data. */
   name: string | null;
-  /** Chunks of the batch being written (views of the events' data). */
-  pending: Uint8Array[];
+  /** Chunks of the batch being written (views of the events' data); null when none. */
+  pending: Uint8Array[] | null;
   queued: boolean;
   bytes: number;
   gaps: number;
   missing: number;
   overlaps: number;
-  gapList: GapRecord[];
-  overlapList: OverlapRecord[];
+  /** null until the first entry (a SYN flood's connections have none). */
+  gapList: GapRecord[] | null;
+  overlapList: OverlapRecord[] | null;
   unlisted: number;
 }
 
@@ -118,8 +125,10 @@ interface ConnState {
 }
 
 function newDir(dir: Direction): DirState {
-  return { dir, name: null, pending: [], queued: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: [], overlapList: [], unlisted: 0 };
+  return { dir, name: null, pending: null, queued: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
+
+const DEFAULT_MAX_LISTED_TOTAL = 100_000;
 
 function errCode(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -169,14 +178,22 @@ export class FilesSink extends Writable {
   private readonly pool: FdPool;
   private readonly concurrency: number;
   private readonly maxListed: number;
+  private readonly maxListedTotal: number;
+  /** Gap and overlap entries held in the lists of connections not yet written. */
+  private listed = 0;
   private readonly conns = new Map<number, ConnState>();
   /** How many files of this run used each base name (for `c<N>`). */
   private readonly nameCounts = new Map<string, number>();
   private recordsFd = -1;
+  /** The records of the batch, rendered as their connections close (see addLine), and how many. */
+  private lineBuf = Buffer.alloc(0);
+  private lineAt = 0;
+  private lineCount = 0;
   /** The batch being written, so that destroy waits for it before closing descriptors. */
   private inflight: Promise<void> | null = null;
   private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0 };
   private readonly queue: DirState[] = [];
+  /** Connections closed in this batch, in order: their state, or the finished line of one that wrote no file. */
   private readonly closing: ConnState[] = [];
 
   constructor(options: FilesSinkOptions) {
@@ -186,11 +203,13 @@ export class FilesSink extends Writable {
     positiveInteger('maxOpenFiles', maxOpen);
     positiveInteger('concurrency', concurrency);
     positiveInteger('maxListed', options.maxListed ?? 1000, 0);
-    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 4 });
+    positiveInteger('maxListedTotal', options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL, 0);
+    super({ objectMode: true, highWaterMark: options.highWaterMark ?? 1 });
     this.dir = options.dir;
     this.pool = new FdPool(maxOpen);
     this.concurrency = Math.min(concurrency, maxOpen);
     this.maxListed = options.maxListed ?? 1000;
+    this.maxListedTotal = options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL;
   }
 
   /** Live counters (a fresh object each read). */
@@ -233,7 +252,7 @@ export class FilesSink extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     const work = (async () => {
-      for (const st of this.conns.values()) this.closing.push(st);
+      for (const st of this.conns.values()) this.connClosed(st);
       this.conns.clear();
       await this.finishClosed();
       await this.pool.closeAll();
@@ -275,7 +294,7 @@ export class FilesSink extends Writable {
           const st = this.state(e.conn);
           const d = e.dir === 'c2s' ? st.c2s : st.s2c;
           if (d.name === null) this.nameFile(st, d);
-          d.pending.push(e.data);
+          (d.pending ??= []).push(e.data);
           d.bytes += e.data.length;
           st.lastTs = e.ts;
           if (!d.queued) {
@@ -284,9 +303,17 @@ export class FilesSink extends Writable {
           }
           break;
         }
-        case 'open':
+        case 'open': {
+          const next = batch[i + 1];
+          if (next !== undefined && next.type === 'close' && next.conn === e.conn) {
+            // closed at once, no data (a SYN flood's connections): its record, without state
+            this.addLine(quietRecordJson(e, next));
+            i++;
+            break;
+          }
           this.conns.set(e.conn, { open: e, c2s: newDir('c2s'), s2c: newDir('s2c'), lastTs: e.ts, close: null });
           break;
+        }
         case 'gap': {
           const st = this.state(e.conn);
           const d = e.dir === 'c2s' ? st.c2s : st.s2c;
@@ -294,8 +321,12 @@ export class FilesSink extends Writable {
           d.missing += e.len;
           this.counters.gaps++;
           st.lastTs = e.ts;
-          if (d.gapList.length < this.maxListed) d.gapList.push({ offset: e.offset, len: e.len, reason: e.reason });
-          else d.unlisted++;
+          if ((d.gapList?.length ?? 0) < this.maxListed && this.listed < this.maxListedTotal) {
+            (d.gapList ??= []).push({ offset: e.offset, len: e.len, reason: e.reason });
+            this.listed++;
+          } else {
+            d.unlisted++;
+          }
           break;
         }
         case 'overlap': {
@@ -304,15 +335,19 @@ export class FilesSink extends Writable {
           d.overlaps++;
           this.counters.overlaps++;
           st.lastTs = e.ts;
-          if (d.overlapList.length < this.maxListed) d.overlapList.push({ offset: e.offset, len: e.len, kept: e.kept });
-          else d.unlisted++;
+          if ((d.overlapList?.length ?? 0) < this.maxListed && this.listed < this.maxListedTotal) {
+            (d.overlapList ??= []).push({ offset: e.offset, len: e.len, kept: e.kept });
+            this.listed++;
+          } else {
+            d.unlisted++;
+          }
           break;
         }
         case 'close': {
           const st = this.state(e.conn);
           st.close = e;
           this.conns.delete(e.conn);
-          this.closing.push(st);
+          this.connClosed(st);
           break;
         }
       }
@@ -340,8 +375,8 @@ export class FilesSink extends Writable {
   private async flush(): Promise<void> {
     const queue = this.queue.splice(0);
     await this.runAll(queue, async (d) => {
-      const chunks = d.pending;
-      d.pending = [];
+      const chunks = d.pending ?? [];
+      d.pending = null;
       d.queued = false;
       const part = path.join(this.dir, d.name! + PART_SUFFIX);
       try {
@@ -353,9 +388,36 @@ export class FilesSink extends Writable {
     await this.finishClosed();
   }
 
-  /** finishClosed closes and renames the files of the connections in `closing`, then writes their records. */
+  /**
+   * connClosed takes a connection that closed (or is still open at the end): its files are renamed
+   * by the next finishClosed, and its record line is rendered now, in order of close.
+   */
+  private connClosed(st: ConnState): void {
+    this.closing.push(st);
+    this.addLine(connectionRecordJson(this.record(st)) + '\n');
+    this.listed -= (st.c2s.gapList?.length ?? 0) + (st.c2s.overlapList?.length ?? 0) + (st.s2c.gapList?.length ?? 0) + (st.s2c.overlapList?.length ?? 0);
+  }
+
+  /**
+   * addLine appends a record line to the batch's buffer at once, while its string is young: a
+   * SYN flood closes thousands of connections per batch, and holding their lines as strings until
+   * the write made V8 promote and then slowly flatten them (several times slower). The buffer is
+   * kept for the next batches. Records are ASCII by construction (numbers, addresses, file names
+   * made of them, fixed words), so latin1 is their UTF-8.
+   */
+  private addLine(line: string): void {
+    if (this.lineBuf.length - this.lineAt < line.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.lineAt + line.length, this.lineBuf.length * 2, 1 << 16));
+      this.lineBuf.copy(bigger, 0, 0, this.lineAt);
+      this.lineBuf = bigger;
+    }
+    this.lineAt += this.lineBuf.write(line, this.lineAt, 'latin1');
+    this.lineCount++;
+  }
+
+  /** finishClosed closes and renames the files of the connections in `closing`, then writes the batch's records. */
   private async finishClosed(): Promise<void> {
-    if (this.closing.length === 0) return;
+    if (this.closing.length === 0 && this.lineAt === 0) return;
     const closing = this.closing.splice(0);
     const files: DirState[] = [];
     for (const st of closing) {
@@ -372,15 +434,16 @@ export class FilesSink extends Writable {
         throw this.outputError(part, err);
       }
     });
-    let lines = '';
-    for (const st of closing) lines += JSON.stringify(this.record(st)) + '\n';
     const records = path.join(this.dir, CONNECTIONS_FILE);
+    const n = this.lineCount;
     try {
-      await writeAllFd(this.recordsFd, Buffer.from(lines));
+      await writeAllFd(this.recordsFd, this.lineBuf.subarray(0, this.lineAt));
     } catch (err) {
       throw this.outputError(records, err);
     }
-    this.counters.connections += closing.length;
+    this.lineAt = 0;
+    this.lineCount = 0;
+    this.counters.connections += n;
   }
 
   private record(st: ConnState): ConnectionRecord {
@@ -455,6 +518,7 @@ function dirRecord(d: DirState, s: DirectionSummary | null): FileDirectionRecord
     overlaps: d.overlaps,
     firstTs: null,
     lastTs: null,
+    capped: 0,
   };
   return {
     file: d.name,
@@ -467,8 +531,44 @@ function dirRecord(d: DirState, s: DirectionSummary | null): FileDirectionRecord
     overlaps: summary.overlaps,
     firstTs: summary.firstTs,
     lastTs: summary.lastTs,
-    gapList: d.gapList,
-    overlapList: d.overlapList,
+    capped: summary.capped,
+    gapList: d.gapList ?? [],
+    overlapList: d.overlapList ?? [],
     unlisted: d.unlisted,
   };
+}
+
+/**
+ * connectionRecordJson renders a ConnectionRecord exactly as JSON.stringify would (same fields,
+ * same order; checked by test/files-sink.test.ts), without walking it generically: a SYN flood
+ * writes millions of these.
+ */
+export function connectionRecordJson(r: ConnectionRecord): string {
+  return (
+    `{"conn":${r.conn},"ts":"${r.ts}","reason":"${r.reason}","openTs":"${r.openTs}","client":${endpointJson(r.client)},` +
+    `"server":${endpointJson(r.server)},"vlan":${vlanJson(r.vlan)},"midstream":${r.midstream},` +
+    `"c2s":${dirRecordJson(r.c2s)},"s2c":${dirRecordJson(r.s2c)}}`
+  );
+}
+
+function dirRecordJson(d: FileDirectionRecord): string {
+  return (
+    `{"file":${d.file === null ? 'null' : JSON.stringify(d.file)},${summaryFieldsJson(d)},` +
+    `"gapList":${d.gapList.length === 0 ? '[]' : JSON.stringify(d.gapList)},` +
+    `"overlapList":${d.overlapList.length === 0 ? '[]' : JSON.stringify(d.overlapList)},"unlisted":${d.unlisted}}`
+  );
+}
+
+/**
+ * quietRecordJson: the connections.ndjson line (newline included) of a connection whose close
+ * event came right after its open event, with nothing in between: no file, no list. The same
+ * text connectionRecordJson(record) gives, without building the record.
+ */
+function quietRecordJson(o: OpenEvent, c: CloseEvent): string {
+  return (
+    `{"conn":${o.conn},"ts":"${c.ts}","reason":"${c.reason}","openTs":"${o.ts}","client":${endpointJson(o.client)},` +
+    `"server":${endpointJson(o.server)},"vlan":${vlanJson(o.vlan)},"midstream":${o.midstream},` +
+    `"c2s":{"file":null,${summaryFieldsJson(c.c2s)},"gapList":[],"overlapList":[],"unlisted":0},` +
+    `"s2c":{"file":null,${summaryFieldsJson(c.s2c)},"gapList":[],"overlapList":[],"unlisted":0}}\n`
+  );
 }

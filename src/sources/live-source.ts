@@ -173,10 +173,6 @@ export class LiveSource extends Readable {
     };
     this.handle.on('packet', (nbytes: number, truncated: boolean) => this.onPacket(nbytes, truncated));
     if (tickInterval > 0) {
-      // A first tick before any packet: the demux's clock connection (core/live-idle.ts) is number 0.
-      this.stats.ticks++;
-      this.enqueue(0);
-      this.push(this.clock.tick());
       this.timer = setInterval(() => this.onTick(), tickInterval);
       this.timer.unref(); // the open capture keeps the process alive, not the clock
     } else {

@@ -1,18 +1,18 @@
 /**
- * live-transforms: the object-mode Transforms that differ in the live pipeline (`pcapflow live`),
+ * live-transforms: the object-mode Transform that differs in the live pipeline (`pcapflow live`),
  * whose source puts ClockTick objects between its `Packet[]` batches (see core/live-idle.ts):
  *
- *   LiveSource → [PcapWriteTransform] → LiveDecodeTransform → TcpDemuxTransform → LiveIdleTransform
+ *   LiveSource → [PcapWriteTransform] → LiveDecodeTransform → TcpDemuxTransform
  *   → TcpReassemblerTransform → sink
  *
- * - LiveDecodeTransform: the packet decoder (PacketDecoder) for batches; a tick becomes a batch
- *   holding one clock packet, which the demux takes as a packet of the clock connection.
- * - LiveIdleTransform: LiveIdle, which keeps the clock connection out of the reassembler.
+ * LiveDecodeTransform: the packet decoder (PacketDecoder) for batches; a tick does not go through
+ * the decoders: it becomes a batch holding one tick packet (`skip = 'tick'`), in order after the
+ * batches before it, which the demux turns into idle expiries and the reassembler closes.
  *
  * Errors are the cores' PcapflowErrors, passed to the stream as StageTransform does.
  */
 import type { TransformCallback } from 'node:stream';
-import { ClockTick, clockPacket, LiveIdle } from '../core/live-idle.js';
+import { ClockTick } from '../core/live-idle.js';
 import type { Packet } from '../core/packet.js';
 import { PacketDecoder, type PacketDecoderOptions } from '../core/packet-decoder.js';
 import { zlibInflate } from './decode-transforms.js';
@@ -27,18 +27,10 @@ export class LiveDecodeTransform extends StageTransform<Packet[] | ClockTick, Pa
 
   override _transform(chunk: Packet[] | ClockTick, encoding: BufferEncoding, callback: TransformCallback): void {
     if (chunk instanceof ClockTick) {
-      this.push([clockPacket(chunk)]);
+      this.push([chunk.packet()]);
       callback();
       return;
     }
     super._transform(chunk, encoding, callback);
-  }
-}
-
-export class LiveIdleTransform extends StageTransform<Packet[], Packet[]> {
-  declare readonly core: LiveIdle;
-
-  constructor() {
-    super(new LiveIdle());
   }
 }

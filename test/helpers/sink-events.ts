@@ -23,7 +23,7 @@ export function gapEvent(conn: number, dir: Direction, offset: number, len: numb
 }
 
 function summary(bytes: number, gaps = 0, missing = 0): DirectionSummary {
-  return { bytes, packets: 1, retransmitted: 0, outOfOrder: 0, gaps, missing, overlaps: 0, firstTs: ts(0), lastTs: ts(1) };
+  return { bytes, packets: 1, retransmitted: 0, outOfOrder: 0, gaps, missing, overlaps: 0, firstTs: ts(0), lastTs: ts(1), capped: 0 };
 }
 
 export function closeEvent(open: OpenEvent, c2sBytes: number, s2cBytes: number, gaps: { c2s?: [number, number]; s2c?: [number, number] } = {}): CloseEvent {

@@ -1,0 +1,86 @@
+/**
+ * memory-budget: one byte budget for everything pcapflow holds while it reads, split into fixed
+ * shares so that each holder has a hard cap and the caps add up to the budget:
+ *
+ *   IP fragments waiting for reassembly   1/8  (PacketDecoder `fragmentMaxBytes`)
+ *   out-of-order TCP data                 1/4  (TcpReassembler `maxBufferedTotal`; per connection
+ *                                               `maxBufferedPerConnection` = min(4 MiB, that))
+ *   the connection table                  5/8  (TcpDemux `maxConnections` = share / CONNECTION_COST)
+ *
+ * With the default 256 MiB: 32 MiB of fragments, 64 MiB of out-of-order data (4 MiB per
+ * connection), and 160 MiB of connections: 160 MiB / CONNECTION_COST = 65 536 connections.
+ *
+ * Fixed shares rather than one pool: a flood of one kind (SYNs, fragments, out-of-order data)
+ * can only take its own share, never crowd out the others, and every cap is known up front.
+ *
+ * What the budget does not cover, and is bounded otherwise: the read chunks and batches in
+ * flight between the stages (a few MiB: stream high-water marks), the delivered bytes the
+ * reassembler keeps as views for overlap checks (`overlapCheckBytes` per direction, and at most
+ * the last few read chunks in all), the sinks' per-connection records (FilesSink: names and
+ * listed gaps, `maxListedTotal`), and Node itself (about 50 MB of RSS).
+ *
+ * Pure: no node:* import. Throws PcapflowError INVALID_OPTION for a bad budget.
+ */
+import { PcapflowError } from './errors.js';
+
+/** The default budget: 256 MiB, fits a laptop. */
+export const DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024;
+
+/** The smallest budget accepted: 1 MiB. */
+export const MIN_MEMORY_BUDGET = 1024 * 1024;
+
+/**
+ * CONNECTION_COST: heap bytes one connection costs while it is held, for the budget: the demux's
+ * entry plus the reassembler's state of a connection that carried data both ways and is idle
+ * (no out-of-order data: that is counted on its own), measured at about 1 850 bytes (1e5 such
+ * connections, process.memoryUsage(), test/hostile/memory-budget.test.ts, which fails when the
+ * cores cost more than this figure less SINK_ALLOWANCE), plus SINK_ALLOWANCE for the sink's
+ * record of an open connection (FilesSink: its state, two file names), rounded up. A SYN-only
+ * connection costs far less (about 300 bytes: the reassembler keeps it as a row of typed arrays
+ * until a second kind of packet comes), so a SYN flood fits more of them in the budget than the
+ * count allows: the count is the safe side.
+ */
+export const CONNECTION_COST = 2560;
+
+/** The part of CONNECTION_COST left for the sink's record of an open connection. */
+export const SINK_ALLOWANCE = 512;
+
+/** The largest out-of-order buffer of one connection, when the budget leaves room for it. */
+export const MAX_BUFFERED_PER_CONNECTION = 4 * 1024 * 1024;
+
+/** MemoryPlan: the caps one budget gives each holder (see the file comment). */
+export interface MemoryPlan {
+  budget: number;
+  /** PacketDecoder / IpDecoder `fragmentMaxBytes`. */
+  fragmentMaxBytes: number;
+  /** TcpReassembler `maxBufferedTotal` and `maxBufferedPerConnection`. */
+  maxBufferedTotal: number;
+  maxBufferedPerConnection: number;
+  /** Bytes of the connection table share, and TcpDemux `maxConnections` from it. */
+  connectionBytes: number;
+  maxConnections: number;
+}
+
+/** checkBudget returns `budget` when it is a whole number of bytes >= 1 MiB; throws INVALID_OPTION. */
+export function checkBudget(budget: unknown): number {
+  if (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < MIN_MEMORY_BUDGET) {
+    throw new PcapflowError('INVALID_OPTION', `memoryBudget must be a whole number of bytes >= ${MIN_MEMORY_BUDGET}, got ${String(budget)}`);
+  }
+  return budget;
+}
+
+/** planMemory splits `budget` (default 256 MiB) into the caps of each holder. Throws INVALID_OPTION. */
+export function planMemory(budget: number = DEFAULT_MEMORY_BUDGET): MemoryPlan {
+  checkBudget(budget);
+  const fragmentMaxBytes = Math.floor(budget / 8);
+  const maxBufferedTotal = Math.floor(budget / 4);
+  const connectionBytes = budget - fragmentMaxBytes - maxBufferedTotal;
+  return {
+    budget,
+    fragmentMaxBytes,
+    maxBufferedTotal,
+    maxBufferedPerConnection: Math.min(MAX_BUFFERED_PER_CONNECTION, maxBufferedTotal),
+    connectionBytes,
+    maxConnections: Math.max(1, Math.floor(connectionBytes / CONNECTION_COST)),
+  };
+}
