@@ -297,3 +297,17 @@ describe('FdPool', () => {
     for (const n of names) expect(fs.readFileSync(n, 'utf8')).toBe('01234');
   });
 });
+
+describe('the default descriptor pool', () => {
+  it('is half the soft open-files limit, within 16..1024, or 64 when the limit is unknown', async () => {
+    const { defaultMaxOpenFiles, openFilesLimit } = await import('../src/sinks/files-sink.js');
+    const limits = 'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 524288               files     \n';
+    expect(openFilesLimit(limits)).toBe(1024);
+    expect(openFilesLimit('Max open files            unlimited            unlimited            files\n')).toBeNull();
+    expect(defaultMaxOpenFiles(1024)).toBe(512);
+    expect(defaultMaxOpenFiles(20000)).toBe(1024);
+    expect(defaultMaxOpenFiles(20)).toBe(16);
+    expect(defaultMaxOpenFiles(null)).toBe(64);
+    expect(openFilesLimit()).toBeGreaterThan(0); // this machine's /proc/self/limits
+  });
+});

@@ -19,7 +19,7 @@ export interface FilesSinkOptions {
   /** Output directory; created (with its parents) when missing. */
   dir: string;
   /**
-   * Most flow-file descriptors open at once (default 64). Files beyond it are closed least
+   * Most flow-file descriptors open at once (default: defaultMaxOpenFiles(), half the soft limit, 16 to 1024). Files beyond it are closed least
    * recently used first and reopened in append mode when written again. connections.ndjson holds
    * one more descriptor for the whole run.
    */
@@ -38,7 +38,36 @@ export interface FilesSinkOptions {
   highWaterMark?: number;
 }
 
+/** The descriptor pool's size when the process limit cannot be read. */
 export const DEFAULT_MAX_OPEN_FILES = 64;
+
+/**
+ * openFilesLimit reads the soft limit on open files from /proc/self/limits (Linux); null when it
+ * cannot be read or is unlimited. `text` is for tests.
+ */
+export function openFilesLimit(text?: string): number | null {
+  let limits = text;
+  if (limits === undefined) {
+    try {
+      limits = fs.readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return null;
+    }
+  }
+  const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(limits);
+  return m === null || m[1] === 'unlimited' ? null : Number(m[1]);
+}
+
+/**
+ * defaultMaxOpenFiles: half the process's soft limit on open files (the rest stays free for
+ * inputs, stdio and libraries), between 16 and 1024; DEFAULT_MAX_OPEN_FILES when the limit is
+ * unknown. Reopening files is what costs most when many connections interleave, so the pool is
+ * as large as the limit comfortably allows.
+ */
+export function defaultMaxOpenFiles(limit: number | null = openFilesLimit()): number {
+  if (limit === null) return DEFAULT_MAX_OPEN_FILES;
+  return Math.max(16, Math.min(1024, Math.floor(limit / 2)));
+}
 export const CONNECTIONS_FILE = 'connections.ndjson';
 export const PART_SUFFIX = '.part';
 
@@ -197,7 +226,7 @@ export class FilesSink extends Writable {
   private readonly closing: ConnState[] = [];
 
   constructor(options: FilesSinkOptions) {
-    const maxOpen = options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES;
+    const maxOpen = options.maxOpenFiles ?? defaultMaxOpenFiles();
     const concurrency = options.concurrency ?? 4;
     // Checked before super(): a half-built stream would still run _construct.
     positiveInteger('maxOpenFiles', maxOpen);

@@ -6,6 +6,8 @@ export {
   FilesSink,
   CONNECTIONS_FILE,
   DEFAULT_MAX_OPEN_FILES,
+  defaultMaxOpenFiles,
+  openFilesLimit,
   PART_SUFFIX,
   type ConnectionRecord,
   type FileDirectionRecord,
