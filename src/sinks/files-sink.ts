@@ -350,12 +350,7 @@ export class FilesSink extends Writable {
           d.missing += e.len;
           this.counters.gaps++;
           st.lastTs = e.ts;
-          if ((d.gapList?.length ?? 0) < this.maxListed && this.listed < this.maxListedTotal) {
-            (d.gapList ??= []).push({ offset: e.offset, len: e.len, reason: e.reason });
-            this.listed++;
-          } else {
-            d.unlisted++;
-          }
+          d.gapList = this.keepListed(d, d.gapList, { offset: e.offset, len: e.len, reason: e.reason });
           break;
         }
         case 'overlap': {
@@ -364,12 +359,7 @@ export class FilesSink extends Writable {
           d.overlaps++;
           this.counters.overlaps++;
           st.lastTs = e.ts;
-          if ((d.overlapList?.length ?? 0) < this.maxListed && this.listed < this.maxListedTotal) {
-            (d.overlapList ??= []).push({ offset: e.offset, len: e.len, kept: e.kept });
-            this.listed++;
-          } else {
-            d.unlisted++;
-          }
+          d.overlapList = this.keepListed(d, d.overlapList, { offset: e.offset, len: e.len, kept: e.kept });
           break;
         }
         case 'close': {
@@ -381,6 +371,21 @@ export class FilesSink extends Writable {
         }
       }
     }
+  }
+
+  /**
+   * keepListed appends `item` to a direction's gap or overlap list while the per-direction and
+   * total limits allow, else counts it in `unlisted`; returns the (possibly new) list.
+   */
+  private keepListed<T>(d: DirState, list: T[] | null, item: T): T[] | null {
+    if ((list?.length ?? 0) >= this.maxListed || this.listed >= this.maxListedTotal) {
+      d.unlisted++;
+      return list;
+    }
+    this.listed++;
+    const out = list ?? [];
+    out.push(item);
+    return out;
   }
 
   private state(conn: number): ConnState {

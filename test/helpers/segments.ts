@@ -183,3 +183,32 @@ export function kinds(events: StreamEvent[]): string[] {
     }
   });
 }
+
+/**
+ * tcpSegment: a decoded TCP packet between `client`:40000 and 10.0.0.1:80 at `t` milliseconds
+ * after 1 700 000 000 s, as the decoders would leave it (for tests that build many connections
+ * without Conv's bookkeeping).
+ */
+export function tcpSegment(client: Uint8Array, fromClient: boolean, flags: number, seq: number, ack: number, data: Uint8Array, t: number): Packet {
+  const p = new Packet();
+  p.tsSec = 1_700_000_000 + Math.floor(t / 1000);
+  p.tsNsec = (t % 1000) * 1_000_000;
+  p.netVersion = 4;
+  const server = SERVER_10_0_0_1;
+  p.src = fromClient ? client : server;
+  p.dst = fromClient ? server : client;
+  p.proto = 6;
+  p.sport = fromClient ? 40000 : 80;
+  p.dport = fromClient ? 80 : 40000;
+  p.seq = seq >>> 0;
+  p.ack = ack >>> 0;
+  p.flags = flags;
+  p.win = 65535;
+  p.tcpHeaderLen = 20;
+  p.payload = data;
+  p.payloadLen = data.length;
+  p.l4Len = 20 + data.length;
+  return p;
+}
+
+const SERVER_10_0_0_1 = Uint8Array.of(10, 0, 0, 1);

@@ -8,33 +8,15 @@
 import { describe, expect, it } from 'vitest';
 import type { StreamEvent } from '../../src/core/events.js';
 import { TcpDemux } from '../../src/core/flow-table.js';
-import { Packet, TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/core/packet.js';
+import { type Packet, TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/core/packet.js';
+import { tcpSegment } from '../helpers/segments.js';
 import { TcpReassembler } from '../../src/core/reassembler.js';
 
 const MiB = 1024 * 1024;
 const NONE = new Uint8Array(0);
 
 function seg(conn: number, fromClient: boolean, flags: number, seq: number, ack: number, data: Uint8Array, t: number): Packet {
-  const p = new Packet();
-  p.tsSec = 1_700_000_000 + Math.floor(t / 1000);
-  p.tsNsec = (t % 1000) * 1_000_000;
-  p.netVersion = 4;
-  const c = Uint8Array.of(10, 0, 0, 10 + conn);
-  const s = Uint8Array.of(10, 0, 0, 1);
-  p.src = fromClient ? c : s;
-  p.dst = fromClient ? s : c;
-  p.proto = 6;
-  p.sport = fromClient ? 40000 : 80;
-  p.dport = fromClient ? 80 : 40000;
-  p.seq = seq >>> 0;
-  p.ack = ack >>> 0;
-  p.flags = flags;
-  p.win = 65535;
-  p.tcpHeaderLen = 20;
-  p.payload = data;
-  p.payloadLen = data.length;
-  p.l4Len = 20 + data.length;
-  return p;
+  return tcpSegment(Uint8Array.of(10, 0, 0, 10 + conn), fromClient, flags, seq, ack, data, t);
 }
 
 describe('1 GiB beyond a hole that is never filled', () => {

@@ -11,34 +11,16 @@ import { parseStreamArgs, type StreamArgs } from '../../src/cli/sink-options.js'
 import type { StreamEvent } from '../../src/core/events.js';
 import { DEMUX_DEFAULTS, TcpDemux } from '../../src/core/flow-table.js';
 import { CONNECTION_COST, DEFAULT_MEMORY_BUDGET, planMemory, SINK_ALLOWANCE } from '../../src/core/memory-budget.js';
-import { Packet, TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/core/packet.js';
+import { type Packet, TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/core/packet.js';
 import { REASSEMBLER_DEFAULTS, TcpReassembler } from '../../src/core/reassembler.js';
 import { SEGMENT_OVERHEAD } from '../../src/core/stream-buffer.js';
+import { tcpSegment } from '../helpers/segments.js';
 
 const MiB = 1024 * 1024;
 
 /** seg: a decoded TCP packet of connection `i` (client 11.x.y.z:40000, server 10.0.0.1:80). */
 function seg(i: number, fromClient: boolean, flags: number, seq: number, ack: number, data: Uint8Array, t = i): Packet {
-  const p = new Packet();
-  p.tsSec = 1_700_000_000 + Math.floor(t / 1000);
-  p.tsNsec = (t % 1000) * 1_000_000;
-  p.netVersion = 4;
-  const c = Uint8Array.of(11, (i >> 16) & 255, (i >> 8) & 255, i & 255);
-  const s = Uint8Array.of(10, 0, 0, 1);
-  p.src = fromClient ? c : s;
-  p.dst = fromClient ? s : c;
-  p.proto = 6;
-  p.sport = fromClient ? 40000 : 80;
-  p.dport = fromClient ? 80 : 40000;
-  p.seq = seq >>> 0;
-  p.ack = ack >>> 0;
-  p.flags = flags;
-  p.win = 65535;
-  p.tcpHeaderLen = 20;
-  p.payload = data;
-  p.payloadLen = data.length;
-  p.l4Len = 20 + data.length;
-  return p;
+  return tcpSegment(Uint8Array.of(11, (i >> 16) & 255, (i >> 8) & 255, i & 255), fromClient, flags, seq, ack, data, t);
 }
 
 const NONE = new Uint8Array(0);
