@@ -1,23 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { isPcapflowError } from '../src/core/errors.js';
 import { FrameDecoder, type DecoderOptions } from '../src/core/frame-decoder.js';
 import { NO_VLAN, type Packet } from '../src/core/packet.js';
-import { concat, ethIpv4Tcp, ethIpv6Tcp, ethernet, fromXX, hex, ipv4, makePacket, tcp, type PacketSpec } from './helpers/packet-builder.js';
+import { concat, ethIpv4Tcp, ethIpv6Tcp, ethernet, fromXX, hex, ipv4, makePacket, tcp, type PacketSpec, codeOf } from './helpers/packet-builder.js';
 
 function frame(data: Uint8Array, spec: PacketSpec = {}, options: DecoderOptions = {}): Packet {
   const p = makePacket(data, spec);
   new FrameDecoder(options).decode(p);
   return p;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isPcapflowError(e)) return `${e.code}@${e.packet}`;
-    throw e;
-  }
-  return undefined;
 }
 
 const IPV4_TCP = ipv4({ payload: tcp({ flags: 0x02 }) });

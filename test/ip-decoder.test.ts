@@ -1,27 +1,16 @@
 import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { formatIp } from '../src/core/addr.js';
-import { isPcapflowError } from '../src/core/errors.js';
 import { FrameDecoder } from '../src/core/frame-decoder.js';
 import { IpDecoder, type IpDecoderOptions } from '../src/core/ip-decoder.js';
 import type { Packet } from '../src/core/packet.js';
 import { zlibInflate } from '../src/transforms/decode-transforms.js';
-import { ah, concat, ethIpv4Tcp, ethIpv6Tcp, ethernet, ext6, fromXX, hex, ipv4, ipv6, makePacket, tcp, type PacketSpec } from './helpers/packet-builder.js';
+import { ah, concat, ethIpv4Tcp, ethIpv6Tcp, ethernet, ext6, fromXX, hex, ipv4, ipv6, makePacket, tcp, type PacketSpec, codeOf } from './helpers/packet-builder.js';
 
 function decode(data: Uint8Array, spec: PacketSpec = {}, options: IpDecoderOptions = {}, dec = new IpDecoder(options)): Packet {
   const p = makePacket(data, spec);
   if (new FrameDecoder().decode(p)) dec.decode(p);
   return p;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isPcapflowError(e)) return `${e.code}@${e.packet}`;
-    throw e;
-  }
-  return undefined;
 }
 
 function addrs(p: Packet): string {

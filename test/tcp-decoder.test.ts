@@ -1,26 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { isPcapflowError } from '../src/core/errors.js';
 import { FrameDecoder } from '../src/core/frame-decoder.js';
 import { IpDecoder } from '../src/core/ip-decoder.js';
 import { TCP_ACK, TCP_CWR, TCP_ECE, TCP_FIN, TCP_NS, TCP_PSH, TCP_SYN, TCP_URG, type Packet } from '../src/core/packet.js';
 import type { OnError } from '../src/core/stage.js';
 import { TcpDecoder, tcpOptions } from '../src/core/tcp-decoder.js';
-import { ethIpv4Tcp, ethernet, fromXX, hex, ipv4, makePacket, tcp, type PacketSpec } from './helpers/packet-builder.js';
+import { ethIpv4Tcp, ethernet, fromXX, hex, ipv4, makePacket, tcp, type PacketSpec, codeOf } from './helpers/packet-builder.js';
 
 function decode(data: Uint8Array, spec: PacketSpec = {}, onError: OnError = 'skip', dec = new TcpDecoder({ onError })): Packet {
   const p = makePacket(data, spec);
   if (new FrameDecoder().decode(p) && new IpDecoder().decode(p)) dec.decode(p);
   return p;
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isPcapflowError(e)) return `${e.code}@${e.packet}`;
-    throw e;
-  }
-  return undefined;
 }
 
 // 17:16:09.924505 IP 131.155.215.69.46656 > 137.116.81.94.80: Flags [S], seq 797190859, win 27200,

@@ -266,17 +266,7 @@ export class FilesSink extends Writable {
     } catch (err) {
       return callback(err as Error);
     }
-    this.inflight = work;
-    work.then(
-      () => {
-        this.inflight = null;
-        callback();
-      },
-      (err: unknown) => {
-        this.inflight = null;
-        callback(err as Error);
-      },
-    );
+    this.track(work, callback, (err) => err as Error);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -287,6 +277,11 @@ export class FilesSink extends Writable {
       await this.pool.closeAll();
       await this.closeRecords();
     })();
+    this.track(work, callback, (err) => (isOutputError(err) ? err : this.outputError(this.dir, err)));
+  }
+
+  /** track keeps `work` as the write in flight and calls back when it settles (mapping a failure). */
+  private track(work: Promise<void>, callback: (error?: Error | null) => void, failure: (err: unknown) => Error): void {
     this.inflight = work;
     work.then(
       () => {
@@ -295,7 +290,7 @@ export class FilesSink extends Writable {
       },
       (err: unknown) => {
         this.inflight = null;
-        callback(isOutputError(err) ? err : this.outputError(this.dir, err));
+        callback(failure(err));
       },
     );
   }

@@ -5,6 +5,7 @@
  * bytes in a Packet as the capture reader would, and `writePcap` to build a classic pcap file.
  */
 import { parseIp } from '../../src/core/addr.js';
+import { isPcapflowError } from '../../src/core/errors.js';
 import { Packet } from '../../src/core/packet.js';
 
 /** hex parses hex digits, ignoring whitespace: hex('4500 0028') */
@@ -355,4 +356,15 @@ export function writePcap(frames: Array<{ data: Uint8Array; tsSec?: number; tsUs
     parts.push(new Uint8Array(r.buffer), f.data);
   }
   return concat(...parts);
+}
+
+/** codeOf runs `fn` and gives `CODE@packet` of the PcapflowError it throws, undefined when it throws none (other errors pass). */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (isPcapflowError(e)) return `${e.code}@${e.packet}`;
+    throw e;
+  }
+  return undefined;
 }
