@@ -10,7 +10,7 @@ import { runRead, type ReadCommand } from './read-command.js';
 import { STDIN_TOKEN } from './options.js';
 import { interfacesOptions, liveOptions, runInterfaces, runLive, type InterfacesCommand, type LiveCommand } from './live-command.js';
 import { streamOptions } from './sink-options.js';
-import { loadYargs, wantsHelp } from './yargs-loader.js';
+import { loadYargs, skipHelpCache, wantsHelp } from './yargs-loader.js';
 
 /** Where the CLI reads and writes; tests pass their own streams. */
 export interface CliIo {
@@ -76,7 +76,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
       throw new UsageError(msg ?? err?.message ?? 'bad usage');
     });
   try {
-    await parser.parseAsync(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)), {}, (_err: Error | undefined, _argv: unknown, output: string) => {
+    await skipHelpCache(parser).parseAsync(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)), {}, (_err: Error | undefined, _argv: unknown, output: string) => {
       helpText = output;
     });
   } catch (err) {

@@ -113,3 +113,17 @@ export async function buildYargs(eager: boolean): Promise<YargsFactory> {
   };
   return factoryModule.YargsFactory(shim);
 }
+
+/**
+ * skipHelpCache stops yargs from rendering the whole help text after every command it runs
+ * (yargs caches it for a later showHelp() from an async handler; pcapflow's handlers only record
+ * the command, and failures go through its own .fail()). That rendering loads and runs cliui and
+ * string-width: ~60 ms of every start. Help output itself is unaffected. Does nothing when yargs'
+ * internals are not as in yargs 18.
+ */
+export function skipHelpCache(parser: Argv): Argv {
+  const internal = parser as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: unknown } } };
+  const usage = internal.getInternalMethods?.().getUsageInstance?.();
+  if (usage !== undefined && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+  return parser;
+}
