@@ -153,6 +153,16 @@ interface ConnState {
   close: CloseEvent | null;
 }
 
+/** What one flush writes: each direction's chunks, the connections closed, their record lines. */
+interface Flush {
+  dirs: DirState[];
+  /** chunks[i]: what dirs[i]'s file gets. */
+  chunks: Uint8Array[][];
+  closing: ConnState[];
+  lines: Buffer;
+  lineCount: number;
+}
+
 function newDir(dir: Direction): DirState {
   return { dir, name: null, pending: null, queued: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
@@ -192,8 +202,9 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  *
  * Writes: each batch's chunks are collected per file and written with one writev per file
  * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
- * mode). The batch's callback waits for the disk, so a slow disk slows the pipeline, and memory
- * holds at most highWaterMark batches plus the bookkeeping of open connections (their names and
+ * mode). One such write is in flight while the next batch is collected (see _write); a batch that
+ * arrives while one is in flight waits for it, so a slow disk slows the pipeline, and memory
+ * holds at most highWaterMark + 2 batches plus the bookkeeping of open connections (their names and
  * listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
  *
  * Errors: any file-system failure (ENOSPC, EACCES, ENOENT, EMFILE beyond the pool, ...) fails
@@ -216,10 +227,16 @@ export class FilesSink extends Writable {
   private recordsFd = -1;
   /** The records of the batch, rendered as their connections close (see addLine), and how many. */
   private lineBuf = Buffer.alloc(0);
+  /** The other line buffer: the one the flush in flight writes from. */
+  private spareLineBuf = Buffer.alloc(0);
   private lineAt = 0;
   private lineCount = 0;
-  /** The batch being written, so that destroy waits for it before closing descriptors. */
+  /** The write in flight (a flush, or the final one), so that destroy waits for it before closing descriptors. */
   private inflight: Promise<void> | null = null;
+  /** The callback of a batch collected while a flush was in flight. */
+  private held: ((error?: Error | null) => void) | null = null;
+  /** The failure of a flush whose batch was already acknowledged. */
+  private failure: Error | null = null;
   private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0 };
   private readonly queue: DirState[] = [];
   /** Connections closed in this batch, in order: their state, or the finished line of one that wrote no file. */
@@ -258,30 +275,38 @@ export class FilesSink extends Writable {
     });
   }
 
+  /**
+   * _write collects the batch synchronously, then writes it while the next batch is collected:
+   * one write (a Flush) is in flight at a time, and the callback of a batch that arrives while
+   * one is in flight is held until that one finished and the next started. So the pipeline
+   * upstream keeps working while the kernel copies bytes, and memory holds at most two batches.
+   * A failure of a write whose batch was already acknowledged fails the next write or the final.
+   */
   override _write(batch: readonly StreamEvent[], _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
-    let work: Promise<void>;
+    if (this.failure !== null) return callback(this.failure);
     try {
       this.collect(batch);
-      work = this.flush();
     } catch (err) {
       return callback(err as Error);
     }
-    this.track(work, callback, (err) => err as Error);
+    if (this.inflight === null) {
+      this.startFlush();
+      callback();
+    } else {
+      this.held = callback;
+    }
   }
 
   override _final(callback: (error?: Error | null) => void): void {
     const work = (async () => {
+      if (this.inflight !== null) await this.inflight;
+      if (this.failure !== null) throw this.failure;
       for (const st of this.conns.values()) this.connClosed(st);
       this.conns.clear();
-      await this.finishClosed();
+      await this.flush(this.takeFlush());
       await this.pool.closeAll();
       await this.closeRecords();
     })();
-    this.track(work, callback, (err) => (isOutputError(err) ? err : this.outputError(this.dir, err)));
-  }
-
-  /** track keeps `work` as the write in flight and calls back when it settles (mapping a failure). */
-  private track(work: Promise<void>, callback: (error?: Error | null) => void, failure: (err: unknown) => Error): void {
     this.inflight = work;
     work.then(
       () => {
@@ -290,7 +315,30 @@ export class FilesSink extends Writable {
       },
       (err: unknown) => {
         this.inflight = null;
-        callback(failure(err));
+        callback(isOutputError(err) ? err : this.outputError(this.dir, err));
+      },
+    );
+  }
+
+  /** startFlush starts writing what was collected; when done, it starts the next one for a held batch and releases it. */
+  private startFlush(): void {
+    const work = this.flush(this.takeFlush());
+    this.inflight = work;
+    work.then(
+      () => {
+        this.inflight = null;
+        const held = this.held;
+        this.held = null;
+        if (held === null) return;
+        this.startFlush();
+        held();
+      },
+      (err: unknown) => {
+        this.inflight = null;
+        this.failure = err as Error;
+        const held = this.held;
+        this.held = null;
+        held?.(this.failure);
       },
     );
   }
@@ -400,21 +448,43 @@ export class FilesSink extends Writable {
     this.counters.files++;
   }
 
-  /** flush writes the collected chunks (one writev per file), then finishes the closed connections. */
-  private async flush(): Promise<void> {
-    const queue = this.queue.splice(0);
-    await this.runAll(queue, async (d) => {
-      const chunks = d.pending ?? [];
+  /**
+   * takeFlush takes everything collected so far (the files' chunks, the closed connections and
+   * their record lines) out of the collecting state, so that the next batch collects into fresh
+   * state while this is written.
+   */
+  private takeFlush(): Flush {
+    const dirs = this.queue.slice();
+    const chunks: Uint8Array[][] = [];
+    for (const d of dirs) {
+      chunks.push(d.pending ?? []);
       d.pending = null;
       d.queued = false;
-      const part = path.join(this.dir, d.name! + PART_SUFFIX);
+    }
+    this.queue.length = 0;
+    const lines = this.lineBuf.subarray(0, this.lineAt);
+    // the two line buffers take turns: the other one is free, its flush has finished
+    const spare = this.spareLineBuf;
+    this.spareLineBuf = this.lineBuf;
+    this.lineBuf = spare;
+    const flush: Flush = { dirs, chunks, closing: this.closing.splice(0), lines, lineCount: this.lineCount };
+    this.lineAt = 0;
+    this.lineCount = 0;
+    return flush;
+  }
+
+  /** flush writes a Flush: one writev per file, then the closed connections' renames and records. */
+  private async flush(f: Flush): Promise<void> {
+    const indexes = f.dirs.map((_d, i) => i);
+    await this.runAll(indexes, async (i) => {
+      const part = path.join(this.dir, f.dirs[i]!.name! + PART_SUFFIX);
       try {
-        await this.pool.write(part, chunks);
+        await this.pool.write(part, f.chunks[i]!);
       } catch (err) {
         throw this.outputError(part, err);
       }
     });
-    await this.finishClosed();
+    await this.finishClosed(f);
   }
 
   /**
@@ -444,12 +514,11 @@ export class FilesSink extends Writable {
     this.lineCount++;
   }
 
-  /** finishClosed closes and renames the files of the connections in `closing`, then writes the batch's records. */
-  private async finishClosed(): Promise<void> {
-    if (this.closing.length === 0 && this.lineAt === 0) return;
-    const closing = this.closing.splice(0);
+  /** finishClosed closes and renames the files of the flush's closed connections, then writes its records. */
+  private async finishClosed(f: Flush): Promise<void> {
+    if (f.closing.length === 0 && f.lines.length === 0) return;
     const files: DirState[] = [];
-    for (const st of closing) {
+    for (const st of f.closing) {
       if (st.c2s.name !== null) files.push(st.c2s);
       if (st.s2c.name !== null) files.push(st.s2c);
     }
@@ -464,15 +533,12 @@ export class FilesSink extends Writable {
       }
     });
     const records = path.join(this.dir, CONNECTIONS_FILE);
-    const n = this.lineCount;
     try {
-      await writeAllFd(this.recordsFd, this.lineBuf.subarray(0, this.lineAt));
+      await writeAllFd(this.recordsFd, f.lines);
     } catch (err) {
       throw this.outputError(records, err);
     }
-    this.lineAt = 0;
-    this.lineCount = 0;
-    this.counters.connections += n;
+    this.counters.connections += f.lineCount;
   }
 
   private record(st: ConnState): ConnectionRecord {
