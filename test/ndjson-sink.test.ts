@@ -5,6 +5,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Direction, StreamEvent } from '../src/core/events.js';
+import { ndjsonLine, PURE_ENCODERS } from '../src/core/format.js';
 import { NdjsonSink } from '../src/sinks/ndjson-sink.js';
 import { closeEvent, CollectingWritable, dataEvent, drive, endpoints, gapEvent, openEvent, pattern, SlowWritable } from './helpers/sink-events.js';
 import { needTool } from './helpers/env.js';
@@ -79,6 +80,20 @@ describe('NdjsonSink', () => {
           expect(o).toEqual({ ...e });
         }
       });
+    }
+  });
+
+  it('renders every line as ndjsonLine does, also where the size estimate falls short', async () => {
+    const big = { ip: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe', port: 65535 };
+    const open = { ...openEvent(7, big, { ...big, port: 1 }, Array.from({ length: 40 }, (_v, i) => 4000 + i)), options: { c2s: { mss: 1460, wscale: 14, sackPermitted: true }, s2c: { mss: 9000 } } };
+    // every byte value: control bytes escape to 6 characters in utf8 mode, high bytes to U+FFFD
+    const all = Uint8Array.from({ length: 3000 }, (_v, i) => (i * 7) % 256);
+    const batch: StreamEvent[] = [open, dataEvent(7, 'c2s', 0, all), dataEvent(7, 's2c', 0, new Uint8Array(0)), gapEvent(7, 'c2s', 3000, 10), dataEvent(7, 'c2s', 3010, all.subarray(1, 2))];
+    for (const encoding of ['base64', 'hex', 'utf8'] as const) {
+      const dest = new CollectingWritable();
+      await drive(new NdjsonSink({ dest, encoding }), [batch]);
+      expect(dest.text()).toBe(batch.map((e) => ndjsonLine(e, PURE_ENCODERS[encoding])).join(''));
+      expect(dest.writes).toBe(1);
     }
   });
 

@@ -23,7 +23,7 @@ export interface ByteSinkStats {
   events: number;
   /** write() calls on the destination. */
   writes: number;
-  /** Characters handed to the destination (bytes for ASCII output). */
+  /** Characters (of text) or bytes (of rendered bytes) handed to the destination. */
   chars: number;
   /** Times a write returned false and the sink waited for 'drain'. */
   drains: number;
@@ -33,7 +33,7 @@ export interface ByteSinkStats {
 
 /**
  * ByteSink is the object-mode Writable behind the stdout and NDJSON sinks (and BatchSink): it
- * consumes batches (arrays: StreamEvent[] by default), renders each batch to one string (`render`, given by the subclass) and
+ * consumes batches (arrays: StreamEvent[] by default), renders each batch to one string or Buffer (`render`, given by the subclass) and
  * hands it to `dest` with a single write() call.
  *
  * Backpressure: when write() returns false, the batch's callback waits for the destination's
@@ -77,8 +77,8 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     this.dest.on('error', this.onDestError);
   }
 
-  /** render turns one batch into the text to write ('' writes nothing). */
-  protected abstract render(batch: T): string;
+  /** render turns one batch into the text (or the bytes) to write (empty writes nothing). */
+  protected abstract render(batch: T): string | Uint8Array;
 
   /** renderEnd is what to write after the last batch ('' by default). */
   protected renderEnd(): string {
@@ -93,7 +93,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
       this.stats.dropped += batch.length;
       return callback();
     }
-    let text: string;
+    let text: string | Uint8Array;
     try {
       text = this.render(batch);
     } catch (err) {
@@ -126,7 +126,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     callback(err);
   }
 
-  private writeText(text: string, callback: (error?: Error | null) => void): void {
+  private writeText(text: string | Uint8Array, callback: (error?: Error | null) => void): void {
     if (text.length === 0) return callback();
     this.stats.writes++;
     this.stats.chars += text.length;
