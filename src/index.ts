@@ -17,7 +17,7 @@ export {
   TCP_CWR,
   TCP_NS,
 } from './core/packet.js';
-export type { Stage, OnError } from './core/stage.js';
+export { StageChain, type Stage, type OnError } from './core/stage.js';
 export * from './core/events.js';
 export type { Flow } from './core/flow.js';
 
@@ -42,7 +42,7 @@ export { FilterTransform } from './transforms/filter-transform.js';
 // TCP
 export { TcpDemux, DEMUX_DEFAULTS, type TcpDemuxOptions, type TcpDemuxStats } from './core/flow-table.js';
 export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';
-export { TcpDemuxTransform, TcpReassemblerTransform } from './transforms/tcp-transforms.js';
+export { TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform, type TcpStreamOptions } from './transforms/tcp-transforms.js';
 
 export { planMemory } from './core/memory-budget.js';
 

@@ -99,7 +99,7 @@ describe('FilesSink', () => {
 
   it('writes NAME.part and renames it only when the connection closes', async () => {
     const dir = newDir();
-    const sink = new FilesSink({ dir });
+    const sink = new FilesSink({ dir, coalesceBytes: 0 });
     const o = openEvent(0, A, B);
     await writeBatch(sink, [o, dataEvent(0, 'c2s', 0, text('abc'))]);
     await writeBatch(sink, []);
@@ -143,12 +143,41 @@ describe('FilesSink', () => {
     expect(new Uint8Array(fs.readFileSync(path.join(dir, '010.180.156.001.40008-010.180.156.002.00080')))).toEqual(Uint8Array.from(expected));
   });
 
+  it('coalesces small writes across batches: by size, by age, at close; bytes unchanged', async () => {
+    const run = async (options: { coalesceBytes?: number; coalesceBatches?: number }): Promise<{ writes: number; a: Buffer; b: Buffer }> => {
+      const dir = newDir();
+      const sink = new FilesSink({ dir, ...options });
+      const oa = openEvent(0, A, B);
+      const ob = openEvent(1, { ...A, port: 40009 }, B);
+      const batches: StreamEvent[][] = [[oa, ob]];
+      // 40 batches: conn 0 gets 16 KiB per batch (64 KiB every 4 batches), conn 1 gets 10 bytes
+      for (let i = 0; i < 40; i++) batches.push([dataEvent(0, 'c2s', i * 16384, pattern(0, 'c2s', i * 16384, 16384)), dataEvent(1, 'c2s', i * 10, pattern(1, 'c2s', i * 10, 10))]);
+      batches.push([closeEvent(oa, 40 * 16384, 0), closeEvent(ob, 400, 0)]);
+      await drive(sink, batches);
+      const read = (port: number): Buffer => fs.readFileSync(path.join(dir, `010.180.156.001.${String(port).padStart(5, '0')}-010.180.156.002.00080`));
+      return { writes: sink.stats.writes, a: read(40008), b: read(40009) };
+    };
+    const eager = await run({ coalesceBytes: 0 });
+    expect(eager.writes).toBe(80);
+    // conn 0: 64 KiB every 4 batches (10 writes); conn 1: when its first pending bytes are 8
+    // batches old, so 9 batches a write (4 writes), and the last 4 batches at close
+    const lazy = await run({});
+    expect(lazy.writes).toBe(10 + 5);
+    const aged = await run({ coalesceBatches: 1000 });
+    expect(aged.writes).toBe(10 + 1);
+    for (const r of [lazy, aged]) {
+      expect(r.a.equals(eager.a)).toBe(true);
+      expect(r.b.equals(eager.b)).toBe(true);
+    }
+    expect(eager.a.equals(Buffer.from(pattern(0, 'c2s', 0, 40 * 16384)))).toBe(true);
+  });
+
   // 100 000 connections pass too (about a minute on tmpfs on a loaded 2-core machine); 20 000
   // keep the suite quick while still cycling every descriptor thousands of times.
   it('20 000 connections through 16 descriptors: every byte present, descriptors bounded, memory bounded', async () => {
     const dir = newDir();
     const maxOpenFiles = 16;
-    const sink = new FilesSink({ dir, maxOpenFiles });
+    const sink = new FilesSink({ dir, maxOpenFiles, coalesceBytes: 0 });
     const N = 20_000;
     const PER_BATCH = 250; // connections opened per batch; each stays open for 3 batches
     const chunk = (c: number, dir: Direction, part: number): Uint8Array => pattern(c, dir, part * 5, 5 + (c % 3));
@@ -212,7 +241,7 @@ describe('FilesSink', () => {
 
   it('a directory removed under it fails with OUTPUT_FAILED naming the file', async () => {
     const dir = newDir();
-    const sink = new FilesSink({ dir });
+    const sink = new FilesSink({ dir, coalesceBytes: 0 });
     sink.on('error', () => undefined); // the write callback gets the error too
     const o = openEvent(0, A, B);
     await writeBatch(sink, [o]);

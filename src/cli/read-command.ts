@@ -1,9 +1,6 @@
 /** `pcapflow read`: reassemble every TCP connection and send its streams to a sink. */
-import { PacketDecoder } from '../core/packet-decoder.js';
-import { zlibInflate } from '../transforms/decode-transforms.js';
-import { StageTransform } from '../transforms/stage-transform.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
-import { TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
+import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
 import { openCaptures } from '../sources/capture-source.js';
 import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
@@ -26,25 +23,24 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   const filter = args.filter !== undefined && args.filter !== '' ? new FilterTransform(args.filter) : null;
   const sink = createSink(args, io);
 
-  // Queues of one batch (a whole read chunk's packets) before the demux, as after it (see
-  // tcp-transforms.ts): deeper ones only hold more packets past V8's young generation, which cost
-  // a SYN flood some 50 MB of RSS and a fifth of its time.
+  // A queue of one batch (a whole read chunk's packets) after the source, and decoding, demux and
+  // reassembly chained in one Transform (see tcp-transforms.ts): packets that wait in queues
+  // outlive V8's young generation, which cost a SYN flood some 50 MB of RSS and a fifth of its
+  // time, and a capture of small segments a quarter of its time.
   const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1 });
-  const decode = new StageTransform(new PacketDecoder({ ...decoderOptions, inflate: zlibInflate }), { readableHighWaterMark: 1, writableHighWaterMark: 1 });
-  const demux = new TcpDemuxTransform(demuxOptions);
-  const reassemble = new TcpReassemblerTransform(reassemblyOptions);
+  const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {
-    await runPipeline(filter === null ? [source, decode, demux, reassemble, sink] : [source, filter, decode, demux, reassemble, sink], sink);
+    await runPipeline(filter === null ? [source, tcp, sink] : [source, filter, tcp, sink], sink);
   } finally {
     progress?.stop();
     if (args.stats) {
       printStats(io.stderr, [
         ['reader', source.inputStats()],
         ...(filter === null ? [] : [['filter', filter.core.stats] as [string, object]]),
-        ['decoder', decode.core.stats],
-        ['demux', demux.core.stats],
-        ['reassembler', reassemble.core.stats],
+        ['decoder', tcp.decoder.stats],
+        ['demux', tcp.demux.stats],
+        ['reassembler', tcp.reassembler.stats],
         ['sink', sink.stats],
       ]);
     }

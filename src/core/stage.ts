@@ -13,3 +13,41 @@ export interface Stage<In, Out> {
 
 /** What a decoder does with a packet it cannot decode: throw a PcapflowError, or count and skip it. */
 export type OnError = 'fail' | 'skip';
+
+/**
+ * StageChain runs stages one after another as one Stage: each output of a stage is written to
+ * the next at once, synchronously, so a batch goes through every stage before the next batch is
+ * taken (its packets die young, and no queue sits between the stages). `end` ends the stages in
+ * order, each one's final outputs going through the rest. Throws what a stage throws.
+ */
+export class StageChain<In, Out> implements Stage<In, Out> {
+  readonly stages: readonly Stage<unknown, unknown>[];
+  private emitOut: (out: Out) => void = () => undefined;
+  /** into[i]: writes an output of stage i into stage i + 1 (the last one emits). */
+  private readonly into: ((x: unknown) => void)[] = [];
+
+  constructor(stages: readonly Stage<unknown, unknown>[]) {
+    if (stages.length === 0) throw new RangeError('StageChain needs at least one stage');
+    this.stages = stages;
+    for (let i = 0; i < stages.length; i++) {
+      const next = stages[i + 1];
+      const nextInto = (): ((x: unknown) => void) => this.into[i + 1]!;
+      this.into.push(next === undefined ? (x) => this.emitOut(x as Out) : (x) => next.write(x, nextInto()));
+    }
+  }
+
+  write(input: In, emit: (out: Out) => void): void {
+    this.emitOut = emit;
+    this.stages[0]!.write(input, this.into[0]!);
+  }
+
+  end(emit: (out: Out) => void): void {
+    this.emitOut = emit;
+    for (let i = 0; i < this.stages.length; i++) this.stages[i]!.end(this.into[i]!);
+  }
+
+  /** The stats of every stage, in order. */
+  get stats(): object[] {
+    return this.stages.map((s) => s.stats);
+  }
+}

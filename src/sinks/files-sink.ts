@@ -34,6 +34,13 @@ export interface FilesSinkOptions {
    * lists without bound.
    */
   maxListedTotal?: number;
+  /**
+   * A direction's bytes are written once this many are pending (default 64 KiB), or when its
+   * oldest pending bytes are `coalesceBatches` batches old (default 8), or when its connection
+   * closes. 0 writes every batch's bytes at once.
+   */
+  coalesceBytes?: number;
+  coalesceBatches?: number;
   /** Batches buffered before the sink pushes back on its writer (object mode); default 1 (see tcp-transforms.ts). */
   highWaterMark?: number;
 }
@@ -134,7 +141,12 @@ interface DirState {
   name: string | null;
   /** Chunks of the batch being written (views of the events' data); null when none. */
   pending: Uint8Array[] | null;
+  /** Bytes in `pending`, and the number of the batch that added its first chunk. */
+  pendingBytes: number;
+  pendingSince: number;
   queued: boolean;
+  /** The connection closed (or the input ended): the next flush writes what is pending. */
+  closed: boolean;
   bytes: number;
   gaps: number;
   missing: number;
@@ -164,10 +176,19 @@ interface Flush {
 }
 
 function newDir(dir: Direction): DirState {
-  return { dir, name: null, pending: null, queued: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
+  return { dir, name: null, pending: null, pendingBytes: 0, pendingSince: 0, queued: false, closed: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
 
 const DEFAULT_MAX_LISTED_TOTAL = 100_000;
+
+/**
+ * Defaults of coalesceBytes and coalesceBatches: many interleaved connections then cost a few
+ * large writev calls instead of one small one per file per batch. The pending chunks are views
+ * of read chunks, so the age bound also bounds the read chunks they keep alive (8 batches of
+ * input, some 8 MiB).
+ */
+const COALESCE_BYTES = 64 * 1024;
+const COALESCE_BATCHES = 8;
 
 function errCode(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -219,6 +240,8 @@ export class FilesSink extends Writable {
   private readonly concurrency: number;
   private readonly maxListed: number;
   private readonly maxListedTotal: number;
+  private readonly coalesceBytes: number;
+  private readonly coalesceBatches: number;
   /** Gap and overlap entries held in the lists of connections not yet written. */
   private listed = 0;
   private readonly conns = new Map<number, ConnState>();
@@ -250,12 +273,16 @@ export class FilesSink extends Writable {
     positiveInteger('concurrency', concurrency);
     positiveInteger('maxListed', options.maxListed ?? 1000, 0);
     positiveInteger('maxListedTotal', options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL, 0);
+    positiveInteger('coalesceBytes', options.coalesceBytes ?? COALESCE_BYTES, 0);
+    positiveInteger('coalesceBatches', options.coalesceBatches ?? COALESCE_BATCHES, 0);
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 1 });
     this.dir = options.dir;
     this.pool = new FdPool(maxOpen);
     this.concurrency = Math.min(concurrency, maxOpen);
     this.maxListed = options.maxListed ?? 1000;
     this.maxListedTotal = options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL;
+    this.coalesceBytes = options.coalesceBytes ?? COALESCE_BYTES;
+    this.coalesceBatches = options.coalesceBatches ?? COALESCE_BATCHES;
   }
 
   /** Live counters (a fresh object each read). */
@@ -303,7 +330,7 @@ export class FilesSink extends Writable {
       if (this.failure !== null) throw this.failure;
       for (const st of this.conns.values()) this.connClosed(st);
       this.conns.clear();
-      await this.flush(this.takeFlush());
+      await this.flush(this.takeFlush(true));
       await this.pool.closeAll();
       await this.closeRecords();
     })();
@@ -366,7 +393,12 @@ export class FilesSink extends Writable {
           const st = this.state(e.conn);
           const d = e.dir === 'c2s' ? st.c2s : st.s2c;
           if (d.name === null) this.nameFile(st, d);
-          (d.pending ??= []).push(e.data);
+          if (d.pending === null) {
+            d.pending = [];
+            d.pendingSince = this.counters.batches;
+          }
+          d.pending.push(e.data);
+          d.pendingBytes += e.data.length;
           d.bytes += e.data.length;
           st.lastTs = e.ts;
           if (!d.queued) {
@@ -453,15 +485,25 @@ export class FilesSink extends Writable {
    * their record lines) out of the collecting state, so that the next batch collects into fresh
    * state while this is written.
    */
-  private takeFlush(): Flush {
-    const dirs = this.queue.slice();
+  private takeFlush(all = false): Flush {
+    const dirs: DirState[] = [];
     const chunks: Uint8Array[][] = [];
-    for (const d of dirs) {
-      chunks.push(d.pending ?? []);
-      d.pending = null;
-      d.queued = false;
+    const queue = this.queue;
+    const batch = this.counters.batches;
+    let kept = 0;
+    for (let i = 0; i < queue.length; i++) {
+      const d = queue[i]!;
+      if (all || d.closed || d.pendingBytes >= this.coalesceBytes || batch - d.pendingSince >= this.coalesceBatches) {
+        dirs.push(d);
+        chunks.push(d.pending ?? []);
+        d.pending = null;
+        d.pendingBytes = 0;
+        d.queued = false;
+      } else {
+        queue[kept++] = d;
+      }
     }
-    this.queue.length = 0;
+    queue.length = kept;
     const lines = this.lineBuf.subarray(0, this.lineAt);
     // the two line buffers take turns: the other one is free, its flush has finished
     const spare = this.spareLineBuf;
@@ -493,6 +535,8 @@ export class FilesSink extends Writable {
    */
   private connClosed(st: ConnState): void {
     this.closing.push(st);
+    st.c2s.closed = true;
+    st.s2c.closed = true;
     this.addLine(connectionRecordJson(this.record(st)) + '\n');
     this.listed -= (st.c2s.gapList?.length ?? 0) + (st.c2s.overlapList?.length ?? 0) + (st.s2c.gapList?.length ?? 0) + (st.s2c.overlapList?.length ?? 0);
   }

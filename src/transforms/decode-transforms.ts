@@ -33,7 +33,8 @@ export function zlibInflate(data: Uint8Array): Uint8Array | null {
   }
 }
 
-function withInflate<T extends IpDecoderOptions>(options: T): T {
+/** withInflate: the options with node:zlib's inflate unless the caller chose one (or null). */
+export function withInflate<T extends IpDecoderOptions>(options: T): T {
   return options.inflate === undefined ? { ...options, inflate: zlibInflate } : options;
 }
 

@@ -43,10 +43,15 @@ export class StageTransform<In, Out> extends Transform {
     try {
       this.core.write(chunk, this.pushOut);
     } catch (err) {
-      this.failAfterDrain(callback, err as Error);
+      this.coreFailed(err as Error, callback);
       return;
     }
     callback();
+  }
+
+  /** coreFailed handles an error the core threw from write: by default, failAfterDrain. */
+  protected coreFailed(err: Error, callback: TransformCallback): void {
+    this.failAfterDrain(callback, err);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -70,7 +75,8 @@ export class StageTransform<In, Out> extends Transform {
     return out;
   }
 
-  private failAfterDrain(callback: TransformCallback, err: Error): void {
+  /** failAfterDrain fails the stream with `err` once the outputs already pushed have been read. */
+  protected failAfterDrain(callback: TransformCallback, err: Error): void {
     if (this.readableLength === 0) callback(err);
     else this.deferred = () => callback(err);
   }
