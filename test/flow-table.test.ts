@@ -81,7 +81,7 @@ describe('TcpDemux', () => {
     expect(f.client.ip).toBe(client);
     expect(f.server).toEqual({ ip: '10.0.0.2', port: 80 });
     expect(f.midstream).toBe(midstream);
-    for (const p of pk) expect(p.dir).toBe(p.src === c.cAddr ? 0 : 1);
+    for (const p of pk) expect(p.dir).toBe(Buffer.from(p.src).equals(c.cAddr) ? 0 : 1);
   });
 
   it('formats IPv6 endpoints as tshark does', () => {

@@ -196,10 +196,10 @@ class FlowEntry implements Flow {
   }
 }
 
-/** sameV6 tells whether `a` equals the 16 bytes of `v6` from `at`. */
-function sameV6(v6: Uint8Array, at: number, a: Uint8Array): boolean {
-  if (a.length !== 16) return false;
-  for (let i = 0; i < 16; i++) if (v6[at + i] !== a[i]) return false;
+/** sameV6 tells whether the `len` bytes of `a` at `off` equal the 16 bytes of `v6` from `at`. */
+function sameV6(v6: Uint8Array, at: number, a: Uint8Array, off: number, len: number): boolean {
+  if (len !== 16) return false;
+  for (let i = 0; i < 16; i++) if (v6[at + i] !== a[off + i]) return false;
   return true;
 }
 
@@ -228,9 +228,10 @@ class LruList {
   }
 }
 
-function hashAddr(a: Uint8Array, port: number): number {
+/** hashAddr hashes `len` address bytes at `off` of `a`, and a port. */
+function hashAddr(a: Uint8Array, off: number, len: number, port: number): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i]!, 0x01000193);
+  for (let i = off; i < off + len; i++) h = Math.imul(h ^ a[i]!, 0x01000193);
   h = Math.imul(h ^ port, 0x01000193);
   return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
 }
@@ -336,22 +337,26 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     if (t > this.now) this.now = t;
     this.ended = null;
 
-    const src = pkt.src;
-    const dst = pkt.dst;
+    // the addresses are read where the IP decoder found them (no views made per packet)
+    const sb = pkt.srcBuf;
+    const so = pkt.srcOff;
+    const db = pkt.dstBuf;
+    const dof = pkt.dstOff;
+    const alen = pkt.addrLen;
     const sport = pkt.sport;
     const dport = pkt.dport;
     const vlan = pkt.vlan;
-    let h = (hashAddr(src, sport) + hashAddr(dst, dport)) | 0;
+    let h = (hashAddr(sb, so, alen, sport) + hashAddr(db, dof, alen, dport)) | 0;
     for (let i = 0; i < vlan.length; i++) h = Math.imul(h ^ vlan[i]!, 0x01000193);
     h &= 0x3fffffff; // a small integer: a Map key without a heap number
 
     let e = this.buckets[h & this.mask] as FlowEntry | null;
     let dir: 0 | 1 = 0;
-    if (src.length === 4) {
-      const a0 = (src[0]! << 8) | src[1]!;
-      const a1 = (src[2]! << 8) | src[3]!;
-      const b0 = (dst[0]! << 8) | dst[1]!;
-      const b1 = (dst[2]! << 8) | dst[3]!;
+    if (alen === 4) {
+      const a0 = (sb[so]! << 8) | sb[so + 1]!;
+      const a1 = (sb[so + 2]! << 8) | sb[so + 3]!;
+      const b0 = (db[dof]! << 8) | db[dof + 1]!;
+      const b1 = (db[dof + 2]! << 8) | db[dof + 3]!;
       while (e !== null) {
         if (e.v6 === null && sameVlan(e.vlan, vlan)) {
           if (e.portC === sport && e.portS === dport && e.c1 === a1 && e.s1 === b1 && e.c0 === a0 && e.s0 === b0) {
@@ -369,11 +374,11 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
       while (e !== null) {
         const v6 = e.v6;
         if (v6 !== null && sameVlan(e.vlan, vlan)) {
-          if (e.portC === sport && e.portS === dport && sameV6(v6, 0, src) && sameV6(v6, 16, dst)) {
+          if (e.portC === sport && e.portS === dport && sameV6(v6, 0, sb, so, alen) && sameV6(v6, 16, db, dof, alen)) {
             dir = 0;
             break;
           }
-          if (e.portS === sport && e.portC === dport && sameV6(v6, 16, src) && sameV6(v6, 0, dst)) {
+          if (e.portS === sport && e.portC === dport && sameV6(v6, 16, sb, so, alen) && sameV6(v6, 0, db, dof, alen)) {
             dir = 1;
             break;
           }
@@ -409,6 +414,8 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
         clientIsSrc = !(sport < dport);
         this.stats.midstream++;
       }
+      const src = pkt.src;
+      const dst = pkt.dst;
       e = clientIsSrc
         ? new FlowEntry(this.stats.connections, h, src, sport, dst, dport, vlan, midstream)
         : new FlowEntry(this.stats.connections, h, dst, dport, src, sport, vlan, midstream);

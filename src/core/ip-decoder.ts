@@ -1,6 +1,8 @@
 /**
  * IpDecoder: the network layer. For each packet whose `netVersion`/`netOffset` the frame decoder
- * set, it sets `src`, `dst`, `proto`, `l4`, `l4Len` and `fragments`, or `skip`.
+ * set, it sets the addresses (srcBuf/srcOff, dstBuf/dstOff, addrLen: read as `src`/`dst`), `proto`,
+ * the segment (l4Buf/l4Off/l4End: `l4`), `l4Len` and `fragments`, or `skip`. No view is made
+ * per packet: the fields point into the packet's bytes.
  *
  * - IPv4: version, IHL >= 5 and the total length are checked. Total length 0 (TSO captures)
  *   means "the rest of the frame" (its wire length). Bytes past the total length (Ethernet
@@ -127,8 +129,10 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
     let capEnd = buf.length; // end of the captured bytes of this layer
     let wireEnd = p.len > capEnd ? p.len : capEnd; // end of this layer on the wire
     let fragments = 0;
-    let src = EMPTY;
-    let dst = EMPTY;
+    // the addresses: alen bytes at so (source) and so + alen (destination) in abuf
+    let abuf = EMPTY;
+    let so = 0;
+    let alen = 0;
     let nh = -1;
     let pos: number;
     let declEnd: number;
@@ -155,15 +159,16 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
           capEnd = declEnd; // trim Ethernet padding
         }
         wireEnd = declEnd;
-        src = buf.subarray(off + 12, off + 16);
-        dst = buf.subarray(off + 16, off + 20);
+        abuf = buf;
+        so = off + 12;
+        alen = 4;
         nh = buf[off + 9]!;
         pos = off + hl;
         const ff = u16(buf, off + 6);
         if ((ff & 0x3fff) !== 0) {
-          if (wireEnd > capEnd) return this.skipTruncated(p, src, dst, nh);
-          const r = df.add(4, src, dst, u16(buf, off + 4), nh, nh, (ff & 0x1fff) * 8, (ff & 0x2000) !== 0, buf.subarray(pos, capEnd), p.tsSec, p.tsNsec);
-          if (r !== ADD_COMPLETE) return this.fragmentNotDone(p, r, src, dst, nh);
+          if (wireEnd > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+          const r = df.add(4, abuf.subarray(so, so + 4), abuf.subarray(so + 4, so + 8), u16(buf, off + 4), nh, nh, (ff & 0x1fff) * 8, (ff & 0x2000) !== 0, buf.subarray(pos, capEnd), p.tsSec, p.tsNsec);
+          if (r !== ADD_COMPLETE) return this.fragmentNotDone(p, r, abuf, so, alen, nh);
           buf = df.datagram;
           pos = 0;
           capEnd = wireEnd = declEnd = buf.length;
@@ -175,8 +180,9 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
         let plen = u16(buf, off + 4);
         nh = buf[off + 6]!;
         pos = off + 40;
-        src = buf.subarray(off + 8, off + 24);
-        dst = buf.subarray(off + 24, off + 40);
+        abuf = buf;
+        so = off + 8;
+        alen = 16;
         if (plen === 0) {
           const j = nh === 0 ? jumboLength(buf, pos, capEnd) : -1;
           plen = j >= 0 ? j : wireEnd - pos; // jumbogram, else TSO-style "the rest"
@@ -196,10 +202,11 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
       for (;;) {
         switch (nh) {
           case 6: {
-            p.src = src;
-            p.dst = dst;
+            setAddrs(p, abuf, so, alen);
             p.proto = 6;
-            p.l4 = buf.subarray(pos, capEnd);
+            p.l4Buf = buf;
+            p.l4Off = pos;
+            p.l4End = capEnd;
             p.l4Len = declEnd - pos;
             p.fragments = fragments;
             this.tcp++;
@@ -220,21 +227,21 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
           case 140:
           case 51: {
             // Generic extension header (length in 8-byte units after the first 8) or AH (4-byte units after the first 8).
-            if (nh !== 51 && version !== 6) return this.notTcp(p, src, dst, nh);
+            if (nh !== 51 && version !== 6) return this.notTcp(p, abuf, so, alen, nh);
             const v = version;
             if (pos + 2 > declEnd) return this.bad(p, false, v, `extension header ${nh} beyond the packet`);
-            if (pos + 2 > capEnd) return this.skipTruncated(p, src, dst, nh);
+            if (pos + 2 > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
             const l = nh === 51 ? (buf[pos + 1]! + 2) * 4 : (buf[pos + 1]! + 1) * 8;
             if (pos + l > declEnd) return this.bad(p, false, v, `extension header ${nh} of ${l} bytes beyond the packet`);
-            if (pos + l > capEnd) return this.skipTruncated(p, src, dst, nh);
+            if (pos + l > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
             nh = buf[pos]!;
             pos += l;
             continue;
           }
           case 44: {
-            if (version !== 6) return this.notTcp(p, src, dst, nh);
+            if (version !== 6) return this.notTcp(p, abuf, so, alen, nh);
             if (pos + 8 > declEnd) return this.bad(p, false, 6, 'IPv6 fragment header beyond the packet');
-            if (pos + 8 > capEnd) return this.skipTruncated(p, src, dst, nh);
+            if (pos + 8 > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
             const fo = u16(buf, pos + 2) & 0xfff8;
             const more = (buf[pos + 3]! & 1) !== 0;
             const fnh = buf[pos]!;
@@ -244,9 +251,9 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
               pos += 8;
               continue;
             }
-            if (capEnd < declEnd) return this.skipTruncated(p, src, dst, nh);
-            const r = df.add(6, src, dst, u32(buf, pos + 4), 0, fnh, fo, more, buf.subarray(pos + 8, capEnd), p.tsSec, p.tsNsec);
-            if (r !== ADD_COMPLETE) return this.fragmentNotDone(p, r, src, dst, fnh);
+            if (capEnd < declEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+            const r = df.add(6, abuf.subarray(so, so + 16), abuf.subarray(so + 16, so + 32), u32(buf, pos + 4), 0, fnh, fo, more, buf.subarray(pos + 8, capEnd), p.tsSec, p.tsNsec);
+            if (r !== ADD_COMPLETE) return this.fragmentNotDone(p, r, abuf, so, alen, fnh);
             buf = df.datagram;
             pos = 0;
             capEnd = wireEnd = declEnd = buf.length;
@@ -256,11 +263,11 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
           }
           case 108: {
             // IPComp: next header, flags, CPI, then the compressed payload.
-            if (this.inflate === null) return this.notTcp(p, src, dst, nh);
+            if (this.inflate === null) return this.notTcp(p, abuf, so, alen, nh);
             if (pos + 4 > declEnd) return this.bad(p, false, version, 'IPComp header beyond the packet');
-            if (capEnd < declEnd) return this.skipTruncated(p, src, dst, nh);
+            if (capEnd < declEnd) return this.skipTruncated(p, abuf, so, alen, nh);
             const out = this.inflate(buf.subarray(pos + 4, capEnd));
-            if (out === null) return this.notTcp(p, src, dst, nh);
+            if (out === null) return this.notTcp(p, abuf, so, alen, nh);
             nh = buf[pos]!;
             buf = out;
             pos = 0;
@@ -268,32 +275,29 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
             continue;
           }
           default:
-            return this.notTcp(p, src, dst, nh);
+            return this.notTcp(p, abuf, so, alen, nh);
         }
         break; // a tunnel: decode the inner IP header
       }
     }
-    return this.notTcp(p, src, dst, nh); // tunnels nested too deep
+    return this.notTcp(p, abuf, so, alen, nh); // tunnels nested too deep
   }
 
-  private notTcp(p: Packet, src: Uint8Array, dst: Uint8Array, proto: number): false {
-    p.src = src;
-    p.dst = dst;
+  private notTcp(p: Packet, abuf: Uint8Array, so: number, alen: number, proto: number): false {
+    setAddrs(p, abuf, so, alen);
     p.proto = proto;
     bump(this.notTcpByProto, proto);
     return this.skip(p, 'not-tcp', null, '');
   }
 
-  private skipTruncated(p: Packet, src: Uint8Array, dst: Uint8Array, proto: number): false {
-    p.src = src;
-    p.dst = dst;
+  private skipTruncated(p: Packet, abuf: Uint8Array, so: number, alen: number, proto: number): false {
+    setAddrs(p, abuf, so, alen);
     p.proto = proto;
     return this.skip(p, 'ip-truncated', null, '');
   }
 
-  private fragmentNotDone(p: Packet, r: number, src: Uint8Array, dst: Uint8Array, proto: number): false {
-    p.src = src;
-    p.dst = dst;
+  private fragmentNotDone(p: Packet, r: number, abuf: Uint8Array, so: number, alen: number, proto: number): false {
+    setAddrs(p, abuf, so, alen);
     p.proto = proto;
     if (r === ADD_HELD) return this.skip(p, 'fragment', null, '');
     if (r === ADD_INVALID) return this.skip(p, 'fragment-invalid', 'IP_FRAGMENT_INVALID', 'invalid IP fragment (offset, length or overlap with the final fragment)');
@@ -312,6 +316,15 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
     if (code !== null && this.failOnError) throw new PcapflowError(code, message, { packet: p.index });
     return false;
   }
+}
+
+/** setAddrs points the packet's addresses at `alen` bytes at `so` (source) and `so + alen` (destination) of `abuf`. */
+function setAddrs(p: Packet, abuf: Uint8Array, so: number, alen: number): void {
+  p.srcBuf = abuf;
+  p.dstBuf = abuf;
+  p.srcOff = so;
+  p.dstOff = so + alen;
+  p.addrLen = alen;
 }
 
 /**

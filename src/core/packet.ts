@@ -56,15 +56,27 @@ export class Packet {
   netOffset = 0;
 
   // --- set by the IP decoder ---
-  /** Source and destination addresses: 4 or 16 bytes (views, or copies for reassembled datagrams). */
-  src: Uint8Array = EMPTY;
-  dst: Uint8Array = EMPTY;
+  /**
+   * Source and destination addresses: `addrLen` bytes (4 or 16; 0 when none was decoded) at
+   * `srcOff` in `srcBuf` and at `dstOff` in `dstBuf` (`data`, or a reassembled datagram). Kept as
+   * offsets so that decoding makes no view per packet; `src` and `dst` give them as views.
+   */
+  srcBuf: Uint8Array = EMPTY;
+  srcOff = 0;
+  dstBuf: Uint8Array = EMPTY;
+  dstOff = 0;
+  addrLen = 0;
   /** IP protocol number of the transport payload (6 = TCP), -1 when unknown. */
   proto = -1;
   /** Non-zero when the transport segment was rebuilt from this many IP fragments. */
   fragments = 0;
-  /** The transport segment (TCP header + payload) as captured: a view into `data` or a reassembled buffer. */
-  l4: Uint8Array = EMPTY;
+  /**
+   * The transport segment (TCP header + payload) as captured: bytes l4Off..l4End of `l4Buf`
+   * (`data`, or a reassembled or inflated buffer); `l4` gives it as a view.
+   */
+  l4Buf: Uint8Array = EMPTY;
+  l4Off = 0;
+  l4End = 0;
   /** Length of the transport segment as the IP header gives it (may exceed l4.length when truncated). */
   l4Len = 0;
 
@@ -95,6 +107,36 @@ export class Packet {
   dir: 0 | 1 = 0;
   /** Connections the demux ended just before this packet (idle, evicted, replaced); the reassembler closes them first. */
   expired: Flow[] | null = null;
+
+  /** The source address (4 or 16 bytes; empty when none) as a view; setting it points srcBuf at the array. */
+  get src(): Uint8Array {
+    return this.addrLen === 0 ? EMPTY : this.srcBuf.subarray(this.srcOff, this.srcOff + this.addrLen);
+  }
+  set src(a: Uint8Array) {
+    this.srcBuf = a;
+    this.srcOff = 0;
+    this.addrLen = a.length;
+  }
+
+  /** The destination address as a view; setting it points dstBuf at the array. */
+  get dst(): Uint8Array {
+    return this.addrLen === 0 ? EMPTY : this.dstBuf.subarray(this.dstOff, this.dstOff + this.addrLen);
+  }
+  set dst(a: Uint8Array) {
+    this.dstBuf = a;
+    this.dstOff = 0;
+    this.addrLen = a.length;
+  }
+
+  /** The transport segment as a view; setting it points l4Buf at the array. */
+  get l4(): Uint8Array {
+    return this.l4Buf.subarray(this.l4Off, this.l4End);
+  }
+  set l4(a: Uint8Array) {
+    this.l4Buf = a;
+    this.l4Off = 0;
+    this.l4End = a.length;
+  }
 }
 
 export const EMPTY: Uint8Array = new Uint8Array(0);

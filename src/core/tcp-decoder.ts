@@ -1,7 +1,7 @@
 /**
  * TcpDecoder: the transport layer. For each packet whose `l4`/`l4Len` the IP decoder set, it
  * sets sport, dport, seq, ack (unsigned), flags (9 bits), win, urgPtr, tcpHeaderLen, payload (a
- * view of the bytes present) and payloadLen (l4Len minus the header length: tshark's tcp.len,
+ * view of the bytes present; the shared EMPTY when none) and payloadLen (l4Len minus the header length: tshark's tcp.len,
  * also when the snaplen cut the bytes short), or `skip`.
  *
  * A data offset below 5 or a header longer than the segment is 'tcp-malformed' (PcapflowError
@@ -13,7 +13,7 @@
  */
 import { PcapflowError } from './errors.js';
 import { bump, runBatch, type DecoderOptions } from './frame-decoder.js';
-import type { Packet, SkipReason } from './packet.js';
+import { EMPTY, type Packet, type SkipReason } from './packet.js';
 import type { Stage } from './stage.js';
 
 export class TcpDecoder implements Stage<Packet[], Packet[]> {
@@ -64,25 +64,26 @@ export class TcpDecoder implements Stage<Packet[], Packet[]> {
   /** decode fills the TCP fields of one packet, or its `skip`; throws PcapflowError TCP_BAD_HEADER under onError 'fail'. */
   decode(p: Packet): boolean {
     this.packets++;
-    const b = p.l4;
-    const n = b.length;
+    const b = p.l4Buf;
+    const o = p.l4Off; // the segment is bytes o..o+n of b
+    const n = p.l4End - o;
     const l4Len = p.l4Len;
     if (l4Len < 20) return this.skip(p, 'tcp-malformed', `TCP segment of ${l4Len} bytes is shorter than a header`);
     if (n < 20) return this.skip(p, 'tcp-truncated', '');
-    const hl = (b[12]! >> 4) * 4;
+    const hl = (b[o + 12]! >> 4) * 4;
     if (hl < 20) return this.skip(p, 'tcp-malformed', `TCP data offset ${hl / 4} < 5`);
     if (hl > l4Len) return this.skip(p, 'tcp-malformed', `TCP header of ${hl} bytes beyond the ${l4Len}-byte segment`);
-    p.sport = (b[0]! << 8) | b[1]!;
-    p.dport = (b[2]! << 8) | b[3]!;
-    p.seq = ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0;
-    p.ack = ((b[8]! << 24) | (b[9]! << 16) | (b[10]! << 8) | b[11]!) >>> 0;
-    p.flags = ((b[12]! & 1) << 8) | b[13]!;
-    p.win = (b[14]! << 8) | b[15]!;
-    p.urgPtr = (b[18]! << 8) | b[19]!;
+    p.sport = (b[o]! << 8) | b[o + 1]!;
+    p.dport = (b[o + 2]! << 8) | b[o + 3]!;
+    p.seq = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;
+    p.ack = ((b[o + 8]! << 24) | (b[o + 9]! << 16) | (b[o + 10]! << 8) | b[o + 11]!) >>> 0;
+    p.flags = ((b[o + 12]! & 1) << 8) | b[o + 13]!;
+    p.win = (b[o + 14]! << 8) | b[o + 15]!;
+    p.urgPtr = (b[o + 18]! << 8) | b[o + 19]!;
     p.tcpHeaderLen = hl;
     const start = hl < n ? hl : n; // options cut by the snaplen: no payload present
     if (hl > n) this.optionsTruncated++;
-    p.payload = b.subarray(start, n);
+    p.payload = start === n ? EMPTY : b.subarray(o + start, o + n);
     p.payloadLen = l4Len - hl;
     this.tcp++;
     this.payloadBytes += n - start;
