@@ -5,6 +5,7 @@
 export { PcapflowError, ERROR_CODES, isPcapflowError, type ErrorCode, type ErrorContext } from './core/errors.js';
 export {
   Packet,
+  PacketPool,
   type PacketBatch,
   type SkipReason,
   TCP_FIN,

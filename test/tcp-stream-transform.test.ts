@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { StreamEvent } from '../src/core/events.js';
 import { ndjsonLine, PURE_ENCODERS } from '../src/core/format.js';
 import { StageChain, type Stage } from '../src/core/stage.js';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/core/packet.js';
+import { Packet, PacketPool, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/core/packet.js';
 import { openCaptures } from '../src/sources/capture-source.js';
 import { PacketDecodeTransform } from '../src/transforms/decode-transforms.js';
 import { TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
@@ -28,10 +28,10 @@ class Collect extends Writable {
   }
 }
 
-async function viaChain(file: string | Readable): Promise<{ lines: string[]; error: unknown }> {
+async function viaChain(file: string | Readable, pool?: PacketPool): Promise<{ lines: string[]; error: unknown }> {
   const sink = new Collect();
-  const source = typeof file === 'string' ? openCaptures([file]) : openCaptures(['-'], { stdin: file });
-  const error = await runPipeline([source, new TcpStreamTransform({ decoder: { onError: 'skip' } }), sink], sink).then(
+  const source = typeof file === 'string' ? openCaptures([file], { pool }) : openCaptures(['-'], { stdin: file, pool });
+  const error = await runPipeline([source, new TcpStreamTransform({ decoder: { onError: 'skip' }, pool }), sink], sink).then(
     () => null,
     (e: unknown) => e,
   );
@@ -71,12 +71,29 @@ describe('StageChain', () => {
   });
 });
 
+describe('PacketPool', () => {
+  it('hands back a used packet with every field as a new one has it', () => {
+    const pool = new PacketPool(2);
+    const p = pool.take();
+    // give every own field a value of another kind than its initial one
+    for (const k of Object.keys(p)) (p as unknown as Record<string, unknown>)[k] = { used: k };
+    const dropped = new Packet();
+    pool.release([new Packet(), p, dropped]); // the pool keeps at most 2
+    const q = pool.take();
+    expect(q).toBe(p); // last in, first out
+    expect(pool.take()).not.toBe(dropped);
+    expect({ ...q }).toEqual({ ...new Packet() });
+    expect(Object.keys(q)).toEqual(Object.keys(new Packet()));
+  });
+});
+
 describe('TcpStreamTransform', () => {
   it('gives the same events as the decode, demux and reassembler transforms piped together, on every shared capture', async () => {
     let events = 0;
     for (const file of sharedCaptures()) {
-      const [one, three] = await Promise.all([viaChain(file), viaThree(file)]);
+      const [one, three, pooled] = await Promise.all([viaChain(file), viaThree(file), viaChain(file, new PacketPool())]);
       expect(one.lines, file).toEqual(three.lines);
+      expect(pooled.lines, file).toEqual(three.lines);
       expect((one.error as { code?: string } | null)?.code, file).toBe((three.error as { code?: string } | null)?.code);
       events += one.lines.length;
     }

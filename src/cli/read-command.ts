@@ -1,4 +1,5 @@
 /** `pcapflow read`: reassemble every TCP connection and send its streams to a sink. */
+import { PacketPool } from '../core/packet.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
 import { openCaptures } from '../sources/capture-source.js';
@@ -27,8 +28,10 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // reassembly chained in one Transform (see tcp-transforms.ts): packets that wait in queues
   // outlive V8's young generation, which cost a SYN flood some 50 MB of RSS and a fifth of its
   // time, and a capture of small segments a quarter of its time.
-  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1 });
-  const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions });
+  // The packets go back to the source's pool after the TCP stage: nothing else holds them.
+  const pool = new PacketPool();
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool });
+  const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {
     await runPipeline(filter === null ? [source, tcp, sink] : [source, filter, tcp, sink], sink);

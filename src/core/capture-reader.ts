@@ -45,7 +45,7 @@
  */
 
 import { type ErrorCode, PcapflowError } from './errors.js';
-import { Packet } from './packet.js';
+import { Packet, type PacketPool } from './packet.js';
 import type { Stage } from './stage.js';
 import { BOM_BE, BOM_LE, BT_EPB, BT_IDB, BT_PB, BT_SHB, BT_SPB, IF_TSOFFSET, IF_TSRESOL, OPT_ENDOFOPT, TsUnit } from './pcapng-format.js';
 
@@ -84,6 +84,8 @@ export interface CaptureReaderOptions {
   strictSnaplen?: boolean;
   /** Packets per emitted batch, at most. Default 4096. */
   maxBatch?: number;
+  /** Where packets come from: reused ones when the consumer gives them back (see PacketPool). Default: new ones. */
+  pool?: PacketPool;
 }
 
 /** CaptureReaderStats: live counters (a type alias, so it satisfies Stage's index signature). */
@@ -126,6 +128,7 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
   private readonly file: string | undefined;
   private readonly strict: boolean;
   private readonly maxBatch: number;
+  private readonly pool: PacketPool | null;
   private readonly firstIndex: number;
 
   private fmt: CaptureFormat | null = null;
@@ -174,6 +177,7 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     this.file = options.file;
     this.strict = options.strictSnaplen ?? false;
     this.maxBatch = Math.max(1, options.maxBatch ?? DEFAULT_MAX_BATCH);
+    this.pool = options.pool ?? null;
   }
 
   /** The format sniffed from the magic; null before the first 4 bytes. */
@@ -428,7 +432,7 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
       if (caplen > limit) return pos; // need() raises the error
       const next = pos + PCAP_RECORD_HEADER + caplen;
       if (next > end) return pos;
-      const p = new Packet();
+      const p = this.pool === null ? new Packet() : this.pool.take();
       p.index = this.index++;
       let sec = dv.getUint32(pos, le);
       let ns = dv.getUint32(pos + 4, le) * nsMul;
@@ -608,7 +612,7 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     }
     const ts = f.ts;
     ts.split(dv.getUint32(pos + 12, le), dv.getUint32(pos + 16, le));
-    const p = new Packet();
+    const p = this.pool === null ? new Packet() : this.pool.take();
     p.index = this.index++;
     p.tsSec = ts.sec;
     p.tsNsec = ts.nsec;
@@ -631,7 +635,7 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
       this.stats.badBlocks++;
       return;
     }
-    const p = new Packet();
+    const p = this.pool === null ? new Packet() : this.pool.take();
     p.index = this.index++;
     p.caplen = caplen;
     p.len = origLen;

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { addAbortSignal, Readable } from 'node:stream';
 import { type CaptureFormat, CaptureReader } from '../core/capture-reader.js';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
-import type { Packet } from '../core/packet.js';
+import type { Packet, PacketPool } from '../core/packet.js';
 
 /** Bytes asked of the file system per read. */
 export const READ_SIZE = 1 << 20;
@@ -21,6 +21,8 @@ export interface OpenCapturesOptions {
   /** Passed to every CaptureReader. */
   strictSnaplen?: boolean;
   maxBatch?: number;
+  /** Given to every CaptureReader: packets come from it (see PacketPool). */
+  pool?: PacketPool;
   /** Aborting destroys the source (with an AbortError) and closes the open input. */
   signal?: AbortSignal;
 }
@@ -181,7 +183,7 @@ export class CaptureSource extends Readable {
     const stream = (
       isStdin ? (this.options.stdin ?? process.stdin) : (this.options.openFile ?? ((p: string, o: { highWaterMark: number }) => createReadStream(p, o)))(name, { highWaterMark: readSize })
     ) as Readable;
-    const reader = new CaptureReader({ file: name, firstIndex: this.nextIndex, strictSnaplen: this.options.strictSnaplen, maxBatch: this.options.maxBatch });
+    const reader = new CaptureReader({ file: name, firstIndex: this.nextIndex, strictSnaplen: this.options.strictSnaplen, maxBatch: this.options.maxBatch, pool: this.options.pool });
     stats.state = 'reading';
     stats.firstIndex = this.nextIndex;
     const cur: Current = {

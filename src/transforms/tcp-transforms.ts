@@ -12,7 +12,7 @@
  */
 import type { TransformCallback } from 'node:stream';
 import { TcpDemux, type TcpDemuxOptions } from '../core/flow-table.js';
-import type { Packet } from '../core/packet.js';
+import type { Packet, PacketPool } from '../core/packet.js';
 import { PacketDecoder, type PacketDecoderOptions } from '../core/packet-decoder.js';
 import { TcpReassembler, type TcpReassemblerOptions } from '../core/reassembler.js';
 import type { StreamEvent } from '../core/events.js';
@@ -126,6 +126,12 @@ export interface TcpStreamOptions {
   decoder?: PacketDecoderOptions;
   demux?: TcpDemuxOptions;
   reassembly?: TcpReassemblerOptions;
+  /**
+   * Give every packet back to this pool once its batch went through the three cores (they keep
+   * no Packet). Only when nothing else holds the batches: the source that takes packets from the
+   * same pool, with no tee or other consumer between.
+   */
+  pool?: PacketPool;
 }
 
 /**
@@ -142,6 +148,9 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
   readonly demux: TcpDemux;
   readonly reassembler: TcpReassembler;
   private readonly earlier: StageChain<Packet[], Packet[]>;
+  private readonly pool: PacketPool | null;
+  /** The packets of the batch being processed (the decoder drops skipped ones from the batch itself). */
+  private readonly inBatch: Packet[] = [];
 
   constructor(options: TcpStreamOptions = {}) {
     const decoder = new PacketDecoder(withInflate(options.decoder ?? {}));
@@ -152,6 +161,17 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
     this.demux = demux;
     this.reassembler = reassembler;
     this.earlier = new StageChain<Packet[], Packet[]>([decoder, demux] as Stage<unknown, unknown>[]);
+    this.pool = options.pool ?? null;
+  }
+
+  override _transform(batch: Packet[], enc: BufferEncoding, callback: TransformCallback): void {
+    const pool = this.pool;
+    if (pool === null) return super._transform(batch, enc, callback);
+    const held = this.inBatch;
+    for (let i = 0; i < batch.length; i++) held.push(batch[i]!);
+    super._transform(batch, enc, callback);
+    pool.release(held);
+    held.length = 0;
   }
 
   protected endEarlier(push: (out: StreamEvent[]) => void): void {
