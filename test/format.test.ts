@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { CloseEvent, DataEvent, Endpoint, OpenEvent, StreamEvent } from '../src/core/events.js';
+import { formatTs, type CloseEvent, type DataEvent, type Endpoint, type OpenEvent, type StreamEvent } from '../src/core/events.js';
 import {
   encodeBase64,
   encodeHex,
@@ -314,5 +314,16 @@ describe('tcpflow file names', () => {
     const expected = execFileSync('python3', ['-c', script], { input: hex }).toString().trim().split('\n');
     expect(samples.map((w) => formatIpv6(w))).toEqual(expected);
     for (const w of samples) expect(parseIpv6(formatIpv6(w))).toEqual(w);
+  });
+});
+
+describe('formatTs', () => {
+  it('renders seconds and 9 digits of nanoseconds, whatever came before', () => {
+    expect(formatTs(1258544215, 37210000)).toBe('1258544215.037210000');
+    expect(formatTs(1258544215, 999999999)).toBe('1258544215.999999999');
+    expect(formatTs(1258544216, 0)).toBe('1258544216.000000000');
+    expect(formatTs(0, 5)).toBe('0.000000005');
+    expect(formatTs(1258544216, 123456789)).toBe('1258544216.123456789');
+    expect(formatTs(1258544215, 1)).toBe('1258544215.000000001');
   });
 });

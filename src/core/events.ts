@@ -118,8 +118,16 @@ export interface CloseEvent {
 
 export type StreamEvent = OpenEvent | DataEvent | GapEvent | OverlapEvent | CloseEvent;
 
+let lastSec = -1;
+let lastSecText = '';
+
 /** formatTs renders seconds and nanoseconds as the `ts` string ("S.NNNNNNNNN"). */
 export function formatTs(sec: number, nsec: number): string {
+  // the "S." part is kept for the next call: consecutive events mostly share their second
+  if (sec !== lastSec) {
+    lastSec = sec;
+    lastSecText = `${sec}.`;
+  }
   const n = String(nsec);
-  return `${sec}.${'000000000'.slice(n.length)}${n}`;
+  return n.length === 9 ? lastSecText + n : lastSecText + '000000000'.slice(n.length) + n;
 }
