@@ -23,6 +23,12 @@ const NATIVE_ENCODERS: Readonly<Record<PayloadEncoding, PayloadEncoder>> = {
   utf8: PURE_ENCODERS.utf8,
 };
 
+/** Buffer's own writers (what buf.write(text, at, encoding) calls after checking its arguments). */
+interface RawWrites {
+  utf8Write(text: string, offset: number, length: number): number;
+  latin1Write(text: string, offset: number, length: number): number;
+}
+
 /** Bytes of output a data event's text takes at most besides its encoded payload (header, quotes, newline). */
 const DATA_LINE_OVERHEAD = 160;
 
@@ -104,20 +110,25 @@ export class NdjsonSink extends ByteSink {
     this.put(`{"type":"data","conn":${e.conn},"dir":"${e.dir}","offset":${e.offset},"ts":"${e.ts}","len":${e.data.length},"data":"`);
     if (this.encoding === 'utf8') this.put(this.encode(e.data));
     else this.putAscii(this.encode(e.data));
-    this.put('"}\n');
+    if (this.out.length - this.at < 3) this.room(3);
+    const out = this.out;
+    out[this.at] = 0x22; // "}\n
+    out[this.at + 1] = 0x7d;
+    out[this.at + 2] = 0x0a;
+    this.at += 3;
   }
 
   /** put appends text as UTF-8. */
   private put(text: string): void {
     const room = this.out.length - this.at;
     if (text.length * 3 > room) this.room(Buffer.byteLength(text));
-    this.at += this.out.write(text, this.at, 'utf8');
+    this.at += (this.out as unknown as RawWrites).utf8Write(text, this.at, this.out.length - this.at);
   }
 
   /** putAscii appends text known to be ASCII (base64, hex): a plain copy. */
   private putAscii(text: string): void {
     if (text.length > this.out.length - this.at) this.room(text.length);
-    this.at += this.out.write(text, this.at, 'latin1');
+    this.at += (this.out as unknown as RawWrites).latin1Write(text, this.at, this.out.length - this.at);
   }
 
   /** room makes room for n more bytes (the estimate fell short: a long utf8 escape, a big open event). */
