@@ -125,6 +125,9 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
   private tagged = 0;
   private readonly skipped = new Map<string | number, number>();
   private readonly perLinkType = new Map<string | number, number>();
+  /** The link type of the current run of packets and how many it has not yet added to perLinkType. */
+  private runLinkType = -1;
+  private runCount = 0;
   private readonly unsupported = new Map<string | number, number>();
   private readonly decodeFn: (p: Packet) => boolean;
 
@@ -153,6 +156,10 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
       skipped += v;
     }
     s.skipped = skipped;
+    if (this.runCount > 0) {
+      bump(this.perLinkType, this.runLinkType, this.runCount);
+      this.runCount = 0;
+    }
     for (const [k, v] of this.perLinkType) s[`linkType.${k}`] = v;
     for (const [k, v] of this.unsupported) s[`unsupportedLinkType.${k}`] = v;
     return s;
@@ -166,7 +173,9 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
     this.packets++;
     this.bytes += p.caplen;
     const lt = p.linkType;
-    bump(this.perLinkType, lt);
+    // packets of one link type come in runs: count the run, add it to the map when it ends
+    if (lt === this.runLinkType) this.runCount++;
+    else this.newRun(lt);
     const b = p.data;
     const n = b.length;
     let r: number; // 4 or 6, or NOT_IP / TRUNC / MALFORMED
@@ -227,6 +236,12 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
     if (r === NOT_IP) return this.skip(p, 'not-ip', null, '');
     if (r === TRUNC && p.caplen < p.len) return this.skip(p, 'link-truncated', null, '');
     return this.skip(p, 'link-malformed', 'LINK_MALFORMED', `link-layer header of link type ${lt} is malformed or cut short`);
+  }
+
+  private newRun(lt: number): void {
+    if (this.runCount > 0) bump(this.perLinkType, this.runLinkType, this.runCount);
+    this.runLinkType = lt;
+    this.runCount = 1;
   }
 
   private skip(p: Packet, reason: SkipReason, code: 'LINK_MALFORMED' | 'LINK_UNSUPPORTED' | null, message: string): false {

@@ -139,6 +139,8 @@ interface DirState {
   readonly dir: Direction;
   /** Final file name; null until the first data. */
   name: string | null;
+  /** The path written until the close: DIR/NAME.part ('' until the first data). */
+  part: string;
   /** Chunks of the batch being written (views of the events' data); null when none. */
   pending: Uint8Array[] | null;
   /** Bytes in `pending`, and the number of the batch that added its first chunk. */
@@ -176,7 +178,7 @@ interface Flush {
 }
 
 function newDir(dir: Direction): DirState {
-  return { dir, name: null, pending: null, pendingBytes: 0, pendingSince: 0, queued: false, closed: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
+  return { dir, name: null, part: '', pending: null, pendingBytes: 0, pendingSince: 0, queued: false, closed: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
 
 const DEFAULT_MAX_LISTED_TOTAL = 100_000;
@@ -477,6 +479,7 @@ export class FilesSink extends Writable {
     const count = this.nameCounts.get(base) ?? 0;
     this.nameCounts.set(base, count + 1);
     d.name = flowFileName(base, count);
+    d.part = path.join(this.dir, d.name + PART_SUFFIX);
     this.counters.files++;
   }
 
@@ -519,7 +522,7 @@ export class FilesSink extends Writable {
   private async flush(f: Flush): Promise<void> {
     const indexes = f.dirs.map((_d, i) => i);
     await this.runAll(indexes, async (i) => {
-      const part = path.join(this.dir, f.dirs[i]!.name! + PART_SUFFIX);
+      const part = f.dirs[i]!.part;
       try {
         await this.pool.write(part, f.chunks[i]!);
       } catch (err) {
@@ -567,7 +570,7 @@ export class FilesSink extends Writable {
       if (st.s2c.name !== null) files.push(st.s2c);
     }
     await this.runAll(files, async (d) => {
-      const part = path.join(this.dir, d.name! + PART_SUFFIX);
+      const part = d.part;
       const final = path.join(this.dir, d.name!);
       try {
         await this.pool.close(part);
