@@ -200,8 +200,11 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     const end = chunk.length;
     this.stats.bytes += end;
     this.emitFn = emit;
+    // packets point into the chunk: a plain Uint8Array over it, so that later views (payloads) are
+    // plain Uint8Arrays too, which are cheaper to make than Buffers
+    const plain = chunk.constructor === Uint8Array ? chunk : new Uint8Array(chunk.buffer, chunk.byteOffset, end);
     try {
-      if (end > 0) this.consume(chunk, end);
+      if (end > 0) this.consume(plain, end);
     } catch (err) {
       this.fail(err);
     }
@@ -425,8 +428,6 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     const snaplen = this.snaplen;
     const nsMul = this.nanos ? 1 : 1000;
     const linkType = this.linkType;
-    const bufferBase = buf.buffer;
-    const byteOffset = buf.byteOffset;
     while (end - pos >= PCAP_RECORD_HEADER) {
       const caplen = dv.getUint32(pos + 8, le);
       if (caplen > limit) return pos; // need() raises the error
@@ -446,7 +447,9 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
       const len = dv.getUint32(pos + 12, le);
       p.len = len;
       p.linkType = linkType;
-      p.data = new Uint8Array(bufferBase, byteOffset + pos + PCAP_RECORD_HEADER, caplen);
+      p.dataBuf = buf;
+      p.dataOff = pos + PCAP_RECORD_HEADER;
+      p.dataEnd = next;
       if (len > caplen) this.stats.truncated++;
       if (caplen > snaplen && snaplen !== 0) this.stats.overSnaplen++;
       this.batch.push(p);
@@ -620,7 +623,9 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     p.len = dv.getUint32(pos + 24, le);
     p.linkType = f.linkType;
     p.iface = f.id;
-    p.data = new Uint8Array(buf.buffer, buf.byteOffset + pos + EPB_HEADER, caplen);
+    p.dataBuf = buf;
+    p.dataOff = pos + EPB_HEADER;
+    p.dataEnd = pos + EPB_HEADER + caplen;
     if (p.len > caplen) this.stats.truncated++;
     this.push(p);
   }
@@ -641,7 +646,9 @@ export class CaptureReader implements Stage<Uint8Array, Packet[]> {
     p.len = origLen;
     p.linkType = f.linkType;
     p.iface = f.id;
-    p.data = new Uint8Array(buf.buffer, buf.byteOffset + pos + SPB_HEADER, caplen);
+    p.dataBuf = buf;
+    p.dataOff = pos + SPB_HEADER;
+    p.dataEnd = pos + SPB_HEADER + caplen;
     if (origLen > caplen) this.stats.truncated++;
     this.push(p);
   }

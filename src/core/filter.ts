@@ -1109,8 +1109,9 @@ export class PacketFilter {
     const c = this.ctx;
     const prologue = !compiler.usesLink ? null : linkType === LINKTYPE_IEEE802_11_RADIOTAP ? radiotapPrologue : linkType === LINKTYPE_NFLOG ? nflogPrologue : null;
     return (p) => {
-      c.d = p.data;
-      c.n = p.data.length;
+      const d = p.data;
+      c.d = d;
+      c.n = d.length;
       c.len = p.len;
       c.base = 0;
       c.linkOk = true;

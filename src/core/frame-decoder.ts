@@ -176,18 +176,20 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
     // packets of one link type come in runs: count the run, add it to the map when it ends
     if (lt === this.runLinkType) this.runCount++;
     else this.newRun(lt);
-    const b = p.data;
-    const n = b.length;
+    // the frame is bytes base..base+n of b (offsets below are from base; netOffset is too)
+    const b = p.dataBuf;
+    const base = p.dataOff;
+    const n = p.dataEnd - base;
     let r: number; // 4 or 6, or NOT_IP / TRUNC / MALFORMED
     switch (lt) {
       case LINKTYPE_ETHERNET:
-        r = n < 14 ? TRUNC : this.ethertype(p, u16(b, 12), 14);
+        r = n < 14 ? TRUNC : this.ethertype(p, u16(b, base + 12), base + 14);
         break;
       case LINKTYPE_RAW:
       case LINKTYPE_RAW_12:
       case LINKTYPE_RAW_14:
         p.netOffset = 0;
-        r = n < 1 ? TRUNC : nibble(b, 0);
+        r = n < 1 ? TRUNC : nibble(b, base);
         break;
       case LINKTYPE_IPV4:
         p.netOffset = 0;
@@ -198,10 +200,10 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
         r = 6;
         break;
       case LINKTYPE_LINUX_SLL:
-        r = n < 16 ? TRUNC : this.ethertype(p, u16(b, 14), 16);
+        r = n < 16 ? TRUNC : this.ethertype(p, u16(b, base + 14), base + 16);
         break;
       case LINKTYPE_LINUX_SLL2:
-        r = n < 20 ? TRUNC : this.ethertype(p, u16(b, 0), 20);
+        r = n < 20 ? TRUNC : this.ethertype(p, u16(b, base), base + 20);
         break;
       case LINKTYPE_NULL:
       case LINKTYPE_LOOP: {
@@ -209,10 +211,10 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
           r = TRUNC;
           break;
         }
-        let af = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+        let af = ((b[base]! << 24) | (b[base + 1]! << 16) | (b[base + 2]! << 8) | b[base + 3]!) >>> 0;
         // NULL: host byte order of the capturing machine, so accept either order. The AF values
         // are small, so a value with a zero low half is the other byte order.
-        if (lt === LINKTYPE_NULL && (af & 0xffff) === 0) af = (b[1]! << 8) | b[0]!;
+        if (lt === LINKTYPE_NULL && (af & 0xffff) === 0) af = (b[base + 1]! << 8) | b[base]!;
         p.netOffset = 4;
         r = af === 2 ? 4 : af === 10 || af === 24 || af === 28 || af === 30 ? 6 : NOT_IP;
         break;
@@ -253,19 +255,21 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
   }
 
   /**
-   * ethertype walks an ethertype chain starting with `type` at offset `off` (the first byte after
-   * the type field): VLAN tags, MPLS, PPPoE, 802.3/LLC/SNAP. Sets vlan and netOffset.
+   * ethertype walks an ethertype chain starting with `type` at offset `off` of p.dataBuf (the
+   * first byte after the type field): VLAN tags, MPLS, PPPoE, 802.3/LLC/SNAP. Sets vlan and
+   * netOffset (from the frame's start, as always).
    */
   private ethertype(p: Packet, type: number, off: number): number {
-    const b = p.data;
-    const n = b.length;
+    const b = p.dataBuf;
+    const n = p.dataEnd; // where the frame ends in b
+    const base = p.dataOff;
     for (;;) {
       switch (type) {
         case ETH_IPV4:
-          p.netOffset = off;
+          p.netOffset = off - base;
           return 4;
         case ETH_IPV6:
-          p.netOffset = off;
+          p.netOffset = off - base;
           return 6;
         case ETH_VLAN:
         case ETH_QINQ:
@@ -290,7 +294,7 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
           if (off >= n) return TRUNC;
           const v = b[off]! >> 4;
           if (v === 4 || v === 6) {
-            p.netOffset = off;
+            p.netOffset = off - base;
             return v;
           }
           return NOT_IP; // pseudowire control word, Ethernet over MPLS, ...
@@ -308,11 +312,11 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
             off += 2;
           }
           if (proto === 0x21) {
-            p.netOffset = off;
+            p.netOffset = off - base;
             return 4;
           }
           if (proto === 0x57) {
-            p.netOffset = off;
+            p.netOffset = off - base;
             return 6;
           }
           return NOT_IP;
@@ -372,12 +376,13 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
    * frames that are not protected and carry LLC/SNAP reach IP.
    */
   private radiotap(p: Packet): number {
-    const b = p.data;
-    const n = b.length;
-    if (n < 4) return TRUNC;
-    const rtLen = b[2]! | (b[3]! << 8);
+    const b = p.dataBuf;
+    const base = p.dataOff;
+    const n = p.dataEnd; // offsets below are in b
+    if (n - base < 4) return TRUNC;
+    const rtLen = b[base + 2]! | (b[base + 3]! << 8);
     if (rtLen < 8) return MALFORMED;
-    let off = rtLen;
+    let off = base + rtLen;
     if (off + 24 > n) return TRUNC;
     const fc0 = b[off]!;
     const fc1 = b[off + 1]!;

@@ -123,11 +123,12 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
     const df = this.defrag;
     if (df.pending > 0) df.expire(p.tsSec, p.tsNsec);
 
-    let buf = p.data;
-    let off = p.netOffset;
+    // offsets are in buf: the frame is p.dataOff..p.dataEnd of p.dataBuf
+    let buf = p.dataBuf;
+    let off = p.dataOff + p.netOffset;
     let version = p.netVersion;
-    let capEnd = buf.length; // end of the captured bytes of this layer
-    let wireEnd = p.len > capEnd ? p.len : capEnd; // end of this layer on the wire
+    let capEnd = p.dataEnd; // end of the captured bytes of this layer
+    let wireEnd = p.dataOff + p.len > capEnd ? p.dataOff + p.len : capEnd; // end of this layer on the wire
     let fragments = 0;
     // the addresses: alen bytes at so (source) and so + alen (destination) in abuf
     let abuf = EMPTY;

@@ -4,7 +4,7 @@
  * stage fills in its own fields in place and never replaces the object. Stages pass packets on
  * in batches (`Packet[]`).
  *
- * Ownership: `data` is a view into the chunk the reader read (no copy). Views stay valid as long
+ * Ownership: `data` is in the chunk the reader read (no copy). Views stay valid as long
  * as they are referenced (a Buffer keeps its parent alive), so later stages may keep them, but
  * nobody may write into them. Stages that must hold bytes for long (fragment and out-of-order
  * buffers) copy them, so that one small view does not pin a 1 MiB chunk.
@@ -44,8 +44,14 @@ export class Packet {
   linkType = 0;
   /** pcapng interface id (0 for classic pcap); unique across sections of one file. */
   iface = 0;
-  /** The captured bytes, a view into the reader's chunk. */
-  data: Uint8Array = EMPTY;
+  /**
+   * The captured bytes: dataOff..dataEnd of `dataBuf` (the reader's chunk, or a copy for a record
+   * that spanned two chunks). Kept as offsets so that reading makes no view per packet; `data`
+   * gives them as a view.
+   */
+  dataBuf: Uint8Array = EMPTY;
+  dataOff = 0;
+  dataEnd = 0;
 
   // --- set by the frame decoder ---
   /** VLAN ids, outermost first. Shared empty array when untagged: never mutate. */
@@ -111,7 +117,8 @@ export class Packet {
   /** reset gives every field its initial value again (PacketPool reuses packets). */
   reset(): void {
     this.index = this.tsSec = this.tsNsec = this.caplen = this.len = this.linkType = this.iface = 0;
-    this.data = EMPTY;
+    this.dataBuf = EMPTY;
+    this.dataOff = this.dataEnd = 0;
     this.vlan = NO_VLAN;
     this.netVersion = this.netOffset = 0;
     this.srcBuf = this.dstBuf = EMPTY;
@@ -127,6 +134,16 @@ export class Packet {
     this.flow = null;
     this.dir = 0;
     this.expired = null;
+  }
+
+  /** The captured bytes as a view; setting it points dataBuf at the array. */
+  get data(): Uint8Array {
+    return this.dataBuf.subarray(this.dataOff, this.dataEnd);
+  }
+  set data(a: Uint8Array) {
+    this.dataBuf = a;
+    this.dataOff = 0;
+    this.dataEnd = a.length;
   }
 
   /** The source address (4 or 16 bytes; empty when none) as a view; setting it points srcBuf at the array. */

@@ -55,7 +55,7 @@ export class PcapWriter implements Stage<Packet[], Uint8Array> {
     let size = this.started ? 0 : FILE_HEADER;
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
-      if (p.linkType === this.linkType) size += RECORD_HEADER + p.data.length;
+      if (p.linkType === this.linkType) size += RECORD_HEADER + p.dataEnd - p.dataOff;
     }
     if (size === 0) return;
     const out = new Uint8Array(size);
@@ -68,7 +68,7 @@ export class PcapWriter implements Stage<Packet[], Uint8Array> {
         this.stats.otherLinkType++;
         continue;
       }
-      const n = p.data.length;
+      const n = p.dataEnd - p.dataOff;
       view.setUint32(at, p.tsSec >>> 0, true);
       view.setUint32(at + 4, p.tsNsec, true);
       view.setUint32(at + 8, n, true);
