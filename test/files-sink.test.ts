@@ -99,7 +99,7 @@ describe('FilesSink', () => {
 
   it('writes NAME.part and renames it only when the connection closes', async () => {
     const dir = newDir();
-    const sink = new FilesSink({ dir, coalesceBytes: 0 });
+    const sink = new FilesSink({ dir, coalesceBytes: 0, aheadBytes: 0 });
     const o = openEvent(0, A, B);
     await writeBatch(sink, [o, dataEvent(0, 'c2s', 0, text('abc'))]);
     await writeBatch(sink, []);
@@ -146,7 +146,7 @@ describe('FilesSink', () => {
   it('coalesces small writes across batches: by size, by age, at close; bytes unchanged', async () => {
     const run = async (options: { coalesceBytes?: number; coalesceBatches?: number }): Promise<{ writes: number; a: Buffer; b: Buffer }> => {
       const dir = newDir();
-      const sink = new FilesSink({ dir, ...options });
+      const sink = new FilesSink({ dir, aheadBytes: 0, ...options });
       const oa = openEvent(0, A, B);
       const ob = openEvent(1, { ...A, port: 40009 }, B);
       const batches: StreamEvent[][] = [[oa, ob]];
@@ -177,7 +177,7 @@ describe('FilesSink', () => {
   it('20 000 connections through 16 descriptors: every byte present, descriptors bounded, memory bounded', async () => {
     const dir = newDir();
     const maxOpenFiles = 16;
-    const sink = new FilesSink({ dir, maxOpenFiles, coalesceBytes: 0 });
+    const sink = new FilesSink({ dir, maxOpenFiles, coalesceBytes: 0, aheadBytes: 0 });
     const N = 20_000;
     const PER_BATCH = 250; // connections opened per batch; each stays open for 3 batches
     const chunk = (c: number, dir: Direction, part: number): Uint8Array => pattern(c, dir, part * 5, 5 + (c % 3));
@@ -241,7 +241,7 @@ describe('FilesSink', () => {
 
   it('a directory removed under it fails with OUTPUT_FAILED naming the file', async () => {
     const dir = newDir();
-    const sink = new FilesSink({ dir, coalesceBytes: 0 });
+    const sink = new FilesSink({ dir, coalesceBytes: 0, aheadBytes: 0 });
     sink.on('error', () => undefined); // the write callback gets the error too
     const o = openEvent(0, A, B);
     await writeBatch(sink, [o]);

@@ -41,6 +41,11 @@ export interface FilesSinkOptions {
    */
   coalesceBytes?: number;
   coalesceBatches?: number;
+  /**
+   * While a write is in flight, batches are taken at once until this many bytes were collected
+   * since it started (default 8 MiB); 0 makes every batch wait for the write before it.
+   */
+  aheadBytes?: number;
   /** Batches buffered before the sink pushes back on its writer (object mode); default 1 (see tcp-transforms.ts). */
   highWaterMark?: number;
 }
@@ -192,6 +197,14 @@ const DEFAULT_MAX_LISTED_TOTAL = 100_000;
 const COALESCE_BYTES = 64 * 1024;
 const COALESCE_BATCHES = 8;
 
+/**
+ * Default of aheadBytes: while a write is in flight, batches are taken at once until this many
+ * bytes were collected since it started; then the next batch waits for it. A disk that is slow for a moment (the
+ * kernel's copy takes 1.5 ms a MiB on average, several ms now and then) then does not stall the
+ * stages before the sink; a disk that stays slower than they are still slows them.
+ */
+const AHEAD_BYTES = 8 << 20;
+
 function errCode(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   return e.code ?? e.message;
@@ -225,10 +238,11 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  *
  * Writes: each batch's chunks are collected per file and written with one writev per file
  * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
- * mode). One such write is in flight while the next batch is collected (see _write); a batch that
- * arrives while one is in flight waits for it, so a slow disk slows the pipeline, and memory
- * holds at most highWaterMark + 2 batches plus the bookkeeping of open connections (their names and
- * listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
+ * mode). One such write is in flight while the next batches are collected (see _write); once 8
+ * MiB were collected meanwhile, the next batch waits for it, so a slow disk slows the pipeline,
+ * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 8
+ * batches old, see coalesceBytes) and 8 MiB, plus the bookkeeping of open connections (their
+ * names and listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
  *
  * Errors: any file-system failure (ENOSPC, EACCES, ENOENT, EMFILE beyond the pool, ...) fails
  * the sink with PcapflowError OUTPUT_FAILED, with the file in `file` and the fs error as
@@ -244,6 +258,7 @@ export class FilesSink extends Writable {
   private readonly maxListedTotal: number;
   private readonly coalesceBytes: number;
   private readonly coalesceBatches: number;
+  private readonly aheadBytes: number;
   /** Gap and overlap entries held in the lists of connections not yet written. */
   private listed = 0;
   private readonly conns = new Map<number, ConnState>();
@@ -264,6 +279,8 @@ export class FilesSink extends Writable {
   private failure: Error | null = null;
   private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0 };
   private readonly queue: DirState[] = [];
+  /** Bytes collected since the flush in flight took its share (see _write). */
+  private ahead = 0;
   /** Connections closed in this batch, in order: their state, or the finished line of one that wrote no file. */
   private readonly closing: ConnState[] = [];
 
@@ -277,6 +294,7 @@ export class FilesSink extends Writable {
     positiveInteger('maxListedTotal', options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL, 0);
     positiveInteger('coalesceBytes', options.coalesceBytes ?? COALESCE_BYTES, 0);
     positiveInteger('coalesceBatches', options.coalesceBatches ?? COALESCE_BATCHES, 0);
+    positiveInteger('aheadBytes', options.aheadBytes ?? AHEAD_BYTES, 0);
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 1 });
     this.dir = options.dir;
     this.pool = new FdPool(maxOpen);
@@ -285,6 +303,7 @@ export class FilesSink extends Writable {
     this.maxListedTotal = options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL;
     this.coalesceBytes = options.coalesceBytes ?? COALESCE_BYTES;
     this.coalesceBatches = options.coalesceBatches ?? COALESCE_BATCHES;
+    this.aheadBytes = options.aheadBytes ?? AHEAD_BYTES;
   }
 
   /** Live counters (a fresh object each read). */
@@ -320,6 +339,8 @@ export class FilesSink extends Writable {
     }
     if (this.inflight === null) {
       this.startFlush();
+      callback();
+    } else if (this.ahead < this.aheadBytes) {
       callback();
     } else {
       this.held = callback;
@@ -400,6 +421,7 @@ export class FilesSink extends Writable {
             d.pendingSince = this.counters.batches;
           }
           d.pending.push(e.data);
+          this.ahead += e.data.length;
           d.pendingBytes += e.data.length;
           d.bytes += e.data.length;
           st.lastTs = e.ts;
@@ -507,6 +529,7 @@ export class FilesSink extends Writable {
       }
     }
     queue.length = kept;
+    this.ahead = 0;
     const lines = this.lineBuf.subarray(0, this.lineAt);
     // the two line buffers take turns: the other one is free, its flush has finished
     const spare = this.spareLineBuf;
