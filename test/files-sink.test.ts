@@ -146,7 +146,7 @@ describe('FilesSink', () => {
   it('coalesces small writes across batches: by size, by age, at close; bytes unchanged', async () => {
     const run = async (options: { coalesceBytes?: number; coalesceBatches?: number }): Promise<{ writes: number; a: Buffer; b: Buffer }> => {
       const dir = newDir();
-      const sink = new FilesSink({ dir, aheadBytes: 0, ...options });
+      const sink = new FilesSink({ dir, aheadBytes: 0, coalesceBatches: 8, ...options });
       const oa = openEvent(0, A, B);
       const ob = openEvent(1, { ...A, port: 40009 }, B);
       const batches: StreamEvent[][] = [[oa, ob]];

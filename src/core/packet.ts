@@ -7,7 +7,7 @@
  * Ownership: `data` is in the chunk the reader read (no copy). Views stay valid as long
  * as they are referenced (a Buffer keeps its parent alive), so later stages may keep them, but
  * nobody may write into them. Stages that must hold bytes for long (fragment and out-of-order
- * buffers) copy them, so that one small view does not pin a 1 MiB chunk.
+ * buffers) copy them, so that one small view does not pin a whole read chunk.
  */
 
 import type { Flow } from './flow.js';

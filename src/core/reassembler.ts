@@ -1141,7 +1141,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   /**
    * trimSent drops the delivered views kept for overlap checks by sides that began to hold them
-   * SENT_CHUNKS read chunks ago or more: a view keeps its whole read chunk (1 MiB) alive, and an
+   * SENT_CHUNKS read chunks ago or more: a view keeps its whole read chunk (512 KiB) alive, and an
    * idle connection whose last bytes were never acknowledged would keep one each, so without
    * this the chunks kept would grow with the number of such connections. A retransmission that
    * comes later than that is no longer checked against what was delivered.

@@ -36,14 +36,14 @@ export interface FilesSinkOptions {
   maxListedTotal?: number;
   /**
    * A direction's bytes are written once this many are pending (default 64 KiB), or when its
-   * oldest pending bytes are `coalesceBatches` batches old (default 8), or when its connection
+   * oldest pending bytes are `coalesceBatches` batches old (default 4), or when its connection
    * closes. 0 writes every batch's bytes at once.
    */
   coalesceBytes?: number;
   coalesceBatches?: number;
   /**
    * While a write is in flight, batches are taken at once until this many bytes were collected
-   * since it started (default 8 MiB); 0 makes every batch wait for the write before it.
+   * since it started (default 4 MiB); 0 makes every batch wait for the write before it.
    */
   aheadBytes?: number;
   /** Batches buffered before the sink pushes back on its writer (object mode); default 1 (see tcp-transforms.ts). */
@@ -191,11 +191,11 @@ const DEFAULT_MAX_LISTED_TOTAL = 100_000;
 /**
  * Defaults of coalesceBytes and coalesceBatches: many interleaved connections then cost a few
  * large writev calls instead of one small one per file per batch. The pending chunks are views
- * of read chunks, so the age bound also bounds the read chunks they keep alive (8 batches of
- * input, some 8 MiB).
+ * of read chunks, so the age bound also bounds the read chunks they keep alive (4 batches of
+ * input, some 2 MiB).
  */
 const COALESCE_BYTES = 64 * 1024;
-const COALESCE_BATCHES = 8;
+const COALESCE_BATCHES = 4;
 
 /**
  * Default of aheadBytes: while a write is in flight, batches are taken at once until this many
@@ -203,7 +203,7 @@ const COALESCE_BATCHES = 8;
  * kernel's copy takes 1.5 ms a MiB on average, several ms now and then) then does not stall the
  * stages before the sink; a disk that stays slower than they are still slows them.
  */
-const AHEAD_BYTES = 8 << 20;
+const AHEAD_BYTES = 4 << 20;
 
 function errCode(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
@@ -238,10 +238,10 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  *
  * Writes: each batch's chunks are collected per file and written with one writev per file
  * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
- * mode). One such write is in flight while the next batches are collected (see _write); once 8
+ * mode). One such write is in flight while the next batches are collected (see _write); once 4
  * MiB were collected meanwhile, the next batch waits for it, so a slow disk slows the pipeline,
- * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 8
- * batches old, see coalesceBytes) and 8 MiB, plus the bookkeeping of open connections (their
+ * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 4
+ * batches old, see coalesceBytes) and 4 MiB, plus the bookkeeping of open connections (their
  * names and listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
  *
  * Errors: any file-system failure (ENOSPC, EACCES, ENOENT, EMFILE beyond the pool, ...) fails

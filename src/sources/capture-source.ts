@@ -4,15 +4,20 @@ import { type CaptureFormat, CaptureReader } from '../core/capture-reader.js';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import type { Packet, PacketPool } from '../core/packet.js';
 
-/** Bytes asked of the file system per read. */
-export const READ_SIZE = 1 << 20;
+/**
+ * Bytes asked of the file system per read. Every packet, and every in-order data event, is in the
+ * chunk it was read in, and one view held on (pending in a sink, kept for overlap checks) keeps
+ * its whole chunk alive: 512 KiB chunks held peak RSS on a capture of small segments at ~140 MB
+ * where 1 MiB chunks took ~165 MB, at the same speed (1 MiB is no faster on large segments).
+ */
+export const READ_SIZE = 1 << 19;
 
 export interface OpenCapturesOptions {
   /** The stream read for the input `-`. Default process.stdin. */
   stdin?: NodeJS.ReadableStream;
   /** Opens a path (tests inject a spy). Default fs.createReadStream. */
   openFile?: (path: string, options: { highWaterMark: number }) => NodeJS.ReadableStream;
-  /** Bytes per file read. Default 1 MiB. */
+  /** Bytes per file read. Default 512 KiB. */
   readSize?: number;
   /** Batches held by the source before it stops reading. Default 4. */
   highWaterMark?: number;
