@@ -36,7 +36,7 @@ export interface FilesSinkOptions {
   maxListedTotal?: number;
   /**
    * A direction's bytes are written once this many are pending (default 64 KiB), or when its
-   * oldest pending bytes are `coalesceBatches` batches old (default 4), or when its connection
+   * oldest pending bytes are `coalesceBatches` batches old (default 8), or when its connection
    * closes. 0 writes every batch's bytes at once.
    */
   coalesceBytes?: number;
@@ -191,11 +191,11 @@ const DEFAULT_MAX_LISTED_TOTAL = 100_000;
 /**
  * Defaults of coalesceBytes and coalesceBatches: many interleaved connections then cost a few
  * large writev calls instead of one small one per file per batch. The pending chunks are views
- * of read chunks, so the age bound also bounds the read chunks they keep alive (4 batches of
- * input, some 2 MiB).
+ * of read chunks, so the age bound also bounds the read chunks they keep alive (8 batches of
+ * input, some 4 MiB).
  */
 const COALESCE_BYTES = 64 * 1024;
-const COALESCE_BATCHES = 4;
+const COALESCE_BATCHES = 8;
 
 /**
  * Default of aheadBytes: while a write is in flight, batches are taken at once until this many
@@ -240,7 +240,7 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
  * mode). One such write is in flight while the next batches are collected (see _write); once 4
  * MiB were collected meanwhile, the next batch waits for it, so a slow disk slows the pipeline,
- * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 4
+ * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 8
  * batches old, see coalesceBytes) and 4 MiB, plus the bookkeeping of open connections (their
  * names and listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
  *
