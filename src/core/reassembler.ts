@@ -409,8 +409,8 @@ function synOptions(pkt: Packet): TcpOptionsSeen {
   return o;
 }
 
-/** Delivered views kept for overlap checks pin their read chunk: at most this many recent chunks' worth (trimSent). */
-const SENT_CHUNKS = 16;
+/** Delivered views kept for overlap checks pin their read chunk: at most this many recent chunks' worth (trimSent; 4 MiB of input). */
+const SENT_CHUNKS = 8;
 /** A view's buffer this large is a read chunk (or a live slab), not a copy of one segment. */
 const CHUNK_MIN = 64 * 1024;
 /** Connections closed per output batch by end(). */
