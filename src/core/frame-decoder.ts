@@ -116,26 +116,28 @@ export function runBatch(batch: Packet[], emit: (out: Packet[]) => void, keep: b
   if (out.length > 0) emit(out);
 }
 
-export class FrameDecoder implements Stage<Packet[], Packet[]> {
-  private readonly keepSkipped: boolean;
-  private readonly failOnError: boolean;
-  private packets = 0;
-  private bytes = 0;
-  private ip = 0;
-  private tagged = 0;
-  private readonly skipped = new Map<string | number, number>();
-  private readonly perLinkType = new Map<string | number, number>();
-  /** The link type of the current run of packets and how many it has not yet added to perLinkType. */
-  private runLinkType = -1;
-  private runCount = 0;
-  private readonly unsupported = new Map<string | number, number>();
+/**
+ * LayerDecoder is what the three per-layer decoders share: `write` runs `decode` over a batch
+ * (runBatch: skipped packets dropped unless keepSkipped, the packets before a fault emitted
+ * before the error), skips are counted per reason, `end` emits nothing. A subclass gives
+ * `decode` and its stats.
+ */
+export abstract class LayerDecoder implements Stage<Packet[], Packet[]> {
+  protected readonly keepSkipped: boolean;
+  protected readonly failOnError: boolean;
+  protected readonly skipped = new Map<string | number, number>();
   private readonly decodeFn: (p: Packet) => boolean;
 
-  constructor(options: DecoderOptions = {}) {
+  constructor(options: DecoderOptions) {
     this.keepSkipped = options.keepSkipped ?? false;
     this.failOnError = (options.onError ?? 'skip') === 'fail';
     this.decodeFn = (p) => this.decode(p);
   }
+
+  /** decode decodes one packet's layer, or sets its `skip`; true when the next layer can go on. */
+  abstract decode(p: Packet): boolean;
+
+  abstract get stats(): Readonly<Record<string, number>>;
 
   write(batch: Packet[], emit: (out: Packet[]) => void): void {
     runBatch(batch, emit, this.keepSkipped, this.decodeFn);
@@ -143,19 +145,40 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
 
   end(): void {}
 
-  /**
-   * stats: packets, bytes (captured), ip (packets whose network header was found), vlanTagged,
-   * skipped, `skipped.<reason>`, `linkType.<n>` (packets per link type) and
-   * `unsupportedLinkType.<n>`.
-   */
-  get stats(): Readonly<Record<string, number>> {
-    const s: Record<string, number> = { packets: this.packets, bytes: this.bytes, ip: this.ip, vlanTagged: this.tagged };
+  /** skipStats adds `skipped.<reason>` per reason and `skipped` (their sum) to `s`; returns it. */
+  protected skipStats(s: Record<string, number>): Record<string, number> {
     let skipped = 0;
     for (const [k, v] of this.skipped) {
       s[`skipped.${k}`] = v;
       skipped += v;
     }
     s.skipped = skipped;
+    return s;
+  }
+}
+
+export class FrameDecoder extends LayerDecoder {
+  private packets = 0;
+  private bytes = 0;
+  private ip = 0;
+  private tagged = 0;
+  private readonly perLinkType = new Map<string | number, number>();
+  /** The link type of the current run of packets and how many it has not yet added to perLinkType. */
+  private runLinkType = -1;
+  private runCount = 0;
+  private readonly unsupported = new Map<string | number, number>();
+
+  constructor(options: DecoderOptions = {}) {
+    super(options);
+  }
+
+  /**
+   * stats: packets, bytes (captured), ip (packets whose network header was found), vlanTagged,
+   * skipped, `skipped.<reason>`, `linkType.<n>` (packets per link type) and
+   * `unsupportedLinkType.<n>`.
+   */
+  override get stats(): Readonly<Record<string, number>> {
+    const s = this.skipStats({ packets: this.packets, bytes: this.bytes, ip: this.ip, vlanTagged: this.tagged });
     if (this.runCount > 0) {
       bump(this.perLinkType, this.runLinkType, this.runCount);
       this.runCount = 0;
@@ -169,7 +192,7 @@ export class FrameDecoder implements Stage<Packet[], Packet[]> {
    * decode sets vlan, netVersion and netOffset of one packet, or its `skip`; returns true when an
    * IP header was found. Throws PcapflowError (LINK_MALFORMED, LINK_UNSUPPORTED) under onError 'fail'.
    */
-  decode(p: Packet): boolean {
+  override decode(p: Packet): boolean {
     this.packets++;
     this.bytes += p.caplen;
     const lt = p.linkType;

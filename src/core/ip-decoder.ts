@@ -27,9 +27,8 @@
  */
 import { ADD_COMPLETE, ADD_HELD, ADD_INVALID, Defragmenter } from './defrag.js';
 import { PcapflowError, type ErrorCode } from './errors.js';
-import { bump, runBatch, type DecoderOptions } from './frame-decoder.js';
+import { bump, LayerDecoder, type DecoderOptions } from './frame-decoder.js';
 import { EMPTY, type Packet, type SkipReason } from './packet.js';
-import type { Stage } from './stage.js';
 
 export interface IpDecoderOptions extends DecoderOptions {
   /** Most fragment payload bytes held for reassembly; default 64 MiB. */
@@ -51,39 +50,29 @@ function u32(b: Uint8Array, i: number): number {
   return ((b[i]! << 24) | (b[i + 1]! << 16) | (b[i + 2]! << 8) | b[i + 3]!) >>> 0;
 }
 
-export class IpDecoder implements Stage<Packet[], Packet[]> {
+export class IpDecoder extends LayerDecoder {
   /** The reassembly table; its stats are merged into this stage's. */
   readonly defrag: Defragmenter;
-  private readonly keepSkipped: boolean;
-  private readonly failOnError: boolean;
   private readonly inflate: ((data: Uint8Array) => Uint8Array | null) | null;
-  private readonly decodeFn: (p: Packet) => boolean;
   private packets = 0;
   private v4 = 0;
   private v6 = 0;
   private tcp = 0;
   private truncated = 0;
   private tunnels = 0;
-  private readonly skipped = new Map<string | number, number>();
   private readonly notTcpByProto = new Map<string | number, number>();
 
   constructor(options: IpDecoderOptions = {}) {
-    this.keepSkipped = options.keepSkipped ?? false;
-    this.failOnError = (options.onError ?? 'skip') === 'fail';
+    super(options);
     this.inflate = options.inflate ?? null;
     const d: { maxBytes?: number; timeout?: number } = {};
     if (options.fragmentMaxBytes !== undefined) d.maxBytes = options.fragmentMaxBytes;
     if (options.fragmentTimeout !== undefined) d.timeout = options.fragmentTimeout;
     this.defrag = new Defragmenter(d);
-    this.decodeFn = (p) => this.decode(p);
-  }
-
-  write(batch: Packet[], emit: (out: Packet[]) => void): void {
-    runBatch(batch, emit, this.keepSkipped, this.decodeFn);
   }
 
   /** end drops the datagrams still incomplete (counted in incompleteExpired); emits nothing. */
-  end(): void {
+  override end(): void {
     this.defrag.flush();
   }
 
@@ -93,21 +82,15 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
    * Defragmenter's: fragments, datagramsReassembled, incompleteExpired, overlaps,
    * fragmentsInvalid, bytesHeld, droppedByCap.
    */
-  get stats(): Readonly<Record<string, number>> {
-    const s: Record<string, number> = {
+  override get stats(): Readonly<Record<string, number>> {
+    const s = this.skipStats({
       packets: this.packets,
       ipv4: this.v4,
       ipv6: this.v6,
       tcp: this.tcp,
       truncated: this.truncated,
       tunnels: this.tunnels,
-    };
-    let skipped = 0;
-    for (const [k, v] of this.skipped) {
-      s[`skipped.${k}`] = v;
-      skipped += v;
-    }
-    s.skipped = skipped;
+    });
     for (const [k, v] of this.notTcpByProto) s[`notTcpProto.${k}`] = v;
     Object.assign(s, this.defrag.stats);
     return s;
@@ -118,7 +101,7 @@ export class IpDecoder implements Stage<Packet[], Packet[]> {
    * found. Throws PcapflowError (IPV4_BAD_HEADER, IPV6_BAD_HEADER, IP_FRAGMENT_INVALID) under
    * onError 'fail'.
    */
-  decode(p: Packet): boolean {
+  override decode(p: Packet): boolean {
     this.packets++;
     const df = this.defrag;
     if (df.pending > 0) df.expire(p.tsSec, p.tsNsec);

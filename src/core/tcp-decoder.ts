@@ -12,57 +12,37 @@
  * verified (tshark does not by default either).
  */
 import { PcapflowError } from './errors.js';
-import { bump, runBatch, type DecoderOptions } from './frame-decoder.js';
+import { bump, LayerDecoder, type DecoderOptions } from './frame-decoder.js';
 import { EMPTY, type Packet, type SkipReason } from './packet.js';
-import type { Stage } from './stage.js';
 
-export class TcpDecoder implements Stage<Packet[], Packet[]> {
-  private readonly keepSkipped: boolean;
-  private readonly failOnError: boolean;
-  private readonly decodeFn: (p: Packet) => boolean;
+export class TcpDecoder extends LayerDecoder {
   private packets = 0;
   private tcp = 0;
   private truncated = 0;
   private payloadBytes = 0;
   private optionsTruncated = 0;
-  private readonly skipped = new Map<string | number, number>();
 
   constructor(options: DecoderOptions = {}) {
-    this.keepSkipped = options.keepSkipped ?? false;
-    this.failOnError = (options.onError ?? 'skip') === 'fail';
-    this.decodeFn = (p) => this.decode(p);
+    super(options);
   }
-
-  write(batch: Packet[], emit: (out: Packet[]) => void): void {
-    runBatch(batch, emit, this.keepSkipped, this.decodeFn);
-  }
-
-  end(): void {}
 
   /**
    * stats: packets, tcp (segments decoded), truncated (segments whose payload the snaplen cut),
    * payloadBytes (payload bytes present), optionsTruncated (segments whose options the snaplen
    * cut), skipped, `skipped.<reason>`.
    */
-  get stats(): Readonly<Record<string, number>> {
-    const s: Record<string, number> = {
+  override get stats(): Readonly<Record<string, number>> {
+    return this.skipStats({
       packets: this.packets,
       tcp: this.tcp,
       truncated: this.truncated,
       payloadBytes: this.payloadBytes,
       optionsTruncated: this.optionsTruncated,
-    };
-    let skipped = 0;
-    for (const [k, v] of this.skipped) {
-      s[`skipped.${k}`] = v;
-      skipped += v;
-    }
-    s.skipped = skipped;
-    return s;
+    });
   }
 
   /** decode fills the TCP fields of one packet, or its `skip`; throws PcapflowError TCP_BAD_HEADER under onError 'fail'. */
-  decode(p: Packet): boolean {
+  override decode(p: Packet): boolean {
     this.packets++;
     const b = p.l4Buf;
     const o = p.l4Off; // the segment is bytes o..o+n of b
