@@ -211,9 +211,12 @@ class Side {
   /** Bytes past `maxBytes` not delivered (see the class comment). */
   capped = 0;
   // delivered bytes not yet acknowledged by the peer (views), for overlap checks; null until used
+  // (entries sentHead..sentLen-1; the arrays come from and go back to the reassembler's pool, so
+  // a stream acknowledged segment by segment allocates no arrays per packet)
   sentOff: number[] | null = null;
   sentData: Uint8Array[] | null = null;
   sentHead = 0;
+  sentLen = 0;
   sentBytes = 0;
   /** The reassembler's chunk generation when this side began to hold views (see trimSent). */
   sentGen = 0;
@@ -230,32 +233,39 @@ class Side {
 
   /** holdsSent: some delivered bytes are kept for overlap checks. */
   holdsSent(): boolean {
-    return this.sentOff !== null && this.sentHead < this.sentOff.length;
+    return this.sentHead < this.sentLen;
   }
 
-  /** dropSent forgets delivered bytes below `upTo` (acknowledged), or the oldest while over `cap`. */
-  dropSent(upTo: number, cap: number): void {
+  /**
+   * dropSent forgets delivered bytes below `upTo` (acknowledged), or the oldest while over `cap`.
+   * Returns true when nothing is kept any more (the caller gives the arrays back).
+   */
+  dropSent(upTo: number, cap: number): boolean {
     const offs = this.sentOff;
     const datas = this.sentData;
-    if (offs === null || datas === null) return;
+    if (offs === null || datas === null) return false;
     let h = this.sentHead;
-    while (h < offs.length) {
+    const n = this.sentLen;
+    while (h < n) {
       const d = datas[h]!;
       if (offs[h]! + d.length > upTo && this.sentBytes <= cap) break;
       this.sentBytes -= d.length;
       datas[h] = EMPTY;
       h++;
     }
-    if (h === offs.length) {
-      offs.length = 0;
-      datas.length = 0;
-      h = 0;
-    } else if (h >= 64 && h * 2 >= offs.length) {
-      offs.splice(0, h);
-      datas.splice(0, h);
+    if (h === n) {
+      this.sentHead = this.sentLen = 0;
+      return true;
+    }
+    if (h >= 64 && h * 2 >= n) {
+      offs.copyWithin(0, h, n);
+      datas.copyWithin(0, h, n);
+      datas.fill(EMPTY, n - h, n);
+      this.sentLen = n - h;
       h = 0;
     }
     this.sentHead = h;
+    return false;
   }
 
   sync(base: number): void {
@@ -411,6 +421,8 @@ function synOptions(pkt: Packet): TcpOptionsSeen {
 
 /** Delivered views kept for overlap checks pin their read chunk: at most this many recent chunks' worth (trimSent; 4 MiB of input). */
 const SENT_CHUNKS = 8;
+/** Pairs of emptied overlap-check arrays kept for reuse. */
+const SENT_POOL = 64;
 /** A view's buffer this large is a read chunk (or a live slab), not a copy of one segment. */
 const CHUNK_MIN = 64 * 1024;
 /** Connections closed per output batch by end(). */
@@ -532,6 +544,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** Sides holding delivered views, in order of when they began to (with the generation then). */
   private sentQ: Side[] = [];
   private sentQGen: number[] = [];
+  /** Emptied overlap-check arrays, for the next side that holds some (see dropSent). */
+  private readonly sentOffPool: number[][] = [];
+  private readonly sentDataPool: Uint8Array[][] = [];
   private sentQHead = 0;
   /** Connections holding out-of-order bytes, oldest first (the total limit trims these). */
   private readonly holding = new Set<Conn>();
@@ -969,7 +984,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     let last = -1;
     const offs = d.sentOff!;
     const datas = d.sentData!;
-    for (let i = d.sentHead; i < offs.length; i++) {
+    for (let i = d.sentHead; i < d.sentLen; i++) {
       const so = offs[i]!;
       const sd = datas[i]!;
       const from = so > off ? so : off;
@@ -1038,7 +1053,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** acked handles an acknowledgment of side `o`'s stream. */
   private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number, t: number): void {
     const diff = seqDiff(ack, o.nextSeq);
-    if (o.holdsSent()) o.dropSent(o.nextOff + diff, this.options.overlapCheckBytes);
+    if (o.holdsSent()) this.dropSent(o, o.nextOff + diff, this.options.overlapCheckBytes);
     if (diff <= 0) return;
     let to = o.nextOff + diff;
     // The peer acknowledged up to a segment set aside as out of window: the stream went there,
@@ -1114,18 +1129,19 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
         this.chunkGen++;
       }
       if (d.sentOff === null || d.sentData === null) {
-        d.sentOff = [];
-        d.sentData = [];
+        d.sentOff = this.sentOffPool.pop() ?? [];
+        d.sentData = this.sentDataPool.pop() ?? [];
       }
-      if (d.sentHead === d.sentOff.length) {
+      if (d.sentHead === d.sentLen) {
         d.sentGen = this.chunkGen;
         this.sentQ.push(d);
         this.sentQGen.push(this.chunkGen);
       }
-      d.sentOff.push(off);
-      d.sentData.push(data);
+      d.sentOff[d.sentLen] = off;
+      d.sentData[d.sentLen] = data;
+      d.sentLen++;
       d.sentBytes += data.length;
-      if (d.sentBytes > cap) d.dropSent(-1, cap);
+      if (d.sentBytes > cap) this.dropSent(d, -1, cap);
     }
     if (this.options.chunking === 'plain') {
       this.dataEvent(c, d, off, data, sec, nsec);
@@ -1154,7 +1170,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     while (h < q.length && qGen[h]! <= limit) {
       const d = q[h]!;
       if (d.sentGen === qGen[h] && d.holdsSent()) {
-        d.dropSent(Infinity, 0);
+        this.dropSent(d, Infinity, 0);
         this.stats.sentTrimmed++;
       }
       q[h] = undefined as unknown as Side;
@@ -1170,6 +1186,20 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       h = 0;
     }
     this.sentQHead = h;
+  }
+
+  /** dropSent is Side.dropSent, giving the side's arrays back to the pool once they hold nothing. */
+  private dropSent(d: Side, upTo: number, cap: number): void {
+    if (!d.dropSent(upTo, cap)) return;
+    const offs = d.sentOff!;
+    const datas = d.sentData!;
+    d.sentOff = null;
+    d.sentData = null;
+    // a burst's long arrays are left to the collector; the pool stays small
+    if (this.sentOffPool.length < SENT_POOL && offs.length <= 1024) {
+      this.sentOffPool.push(offs);
+      this.sentDataPool.push(datas);
+    }
   }
 
   private flushPending(c: Conn, d: Side): void {
@@ -1237,9 +1267,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
         this.account(c, -d.buf.cost);
         d.buf.clear();
       }
-      d.sentOff = null;
-      d.sentData = null;
-      d.sentHead = 0;
+      if (d.holdsSent()) this.dropSent(d, Infinity, 0);
       d.sentBytes = 0;
     }
     const f = c.flow;
