@@ -112,6 +112,38 @@ describe('TcpReassembler: table of segment scenarios', () => {
     expect(closeOf(ev).c2s).toMatchObject({ retransmitted: 2, bytes: 10 });
   });
 
+  it('keeps delivered views for overlap checks for the last 8 read chunks only (trimSent)', () => {
+    // a payload as the reader gives it: a view into a large read chunk of its own
+    const inChunk = (p: Packet): Packet => {
+      const chunk = new Uint8Array(128 * 1024);
+      chunk.set(p.payload, 100);
+      p.payload = chunk.subarray(100, 100 + p.payload.length);
+      return p;
+    };
+    const scenario = (serverChunks: number): StreamEvent[] => {
+      const c = new Conv();
+      // the client's 'hello' is never acknowledged; the server sends one segment per chunk, each acknowledged
+      const pk = [...hs(c), inChunk(c.c('PA', 101, 501, 'hello'))];
+      let s = 501;
+      for (let i = 0; i < serverChunks; i++) {
+        pk.push(inChunk(c.s('PA', s, 101, 'x'.repeat(10))));
+        s += 10;
+        pk.push(c.c('A', 106, s));
+      }
+      pk.push(c.c('PA', 101, s, 'HELLO')); // a retransmission with other bytes
+      return run(pk, {}, 1);
+    };
+    const near = scenario(3);
+    expect(closeOf(near).c2s.overlaps).toBe(1);
+    expect(lastStats!.reasm.sentTrimmed).toBe(0);
+    const far = scenario(12);
+    expect(closeOf(far).c2s.overlaps).toBe(0);
+    expect(closeOf(far).c2s.retransmitted).toBe(1);
+    expect(lastStats!.reasm.sentTrimmed).toBe(1);
+    // the server's side began to hold a view with each segment (then emptied by the ACK): trimmed never
+    expect(closeOf(far).s2c.bytes).toBe(120);
+  });
+
   it('overlapping out-of-order segments with equal bytes give no overlap event', () => {
     const c = new Conv();
     const ev = run([...hs(c), c.c('A', 106, 501, 'FGHIJ'), c.c('A', 104, 501, 'DEFGHIJKL'), c.c('A', 101, 501, 'ABC')]);

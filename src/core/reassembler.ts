@@ -218,8 +218,9 @@ class Side {
   sentHead = 0;
   sentLen = 0;
   sentBytes = 0;
-  /** The reassembler's chunk generation when this side began to hold views (see trimSent). */
+  /** The reassembler's chunk generation when this side began to hold views (see trimSent), and that of its latest entry in the trim queue. */
   sentGen = 0;
+  sentQueued = -1;
   // push chunking; null until used
   pend: Uint8Array[] | null = null;
   pendLen = 0;
@@ -1134,8 +1135,13 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       }
       if (d.sentHead === d.sentLen) {
         d.sentGen = this.chunkGen;
-        this.sentQ.push(d);
-        this.sentQGen.push(this.chunkGen);
+        // one queue entry per side and generation: a side emptied by every ACK begins again
+        // with each segment, and trimSent treats a repeated entry like the first
+        if (d.sentQueued !== this.chunkGen) {
+          d.sentQueued = this.chunkGen;
+          this.sentQ.push(d);
+          this.sentQGen.push(this.chunkGen);
+        }
       }
       d.sentOff[d.sentLen] = off;
       d.sentData[d.sentLen] = data;
