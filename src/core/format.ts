@@ -172,10 +172,12 @@ export function openJson(e: OpenEvent): string {
 }
 
 export function dataJson(e: DataEvent, encode: PayloadEncoder): string {
-  return (
-    `{"type":"data","conn":${e.conn},"dir":"${e.dir}","offset":${e.offset},"ts":"${e.ts}",` +
-    `"len":${e.data.length},"data":"${encode(e.data)}"}`
-  );
+  return `${dataJsonHead(e)}${encode(e.data)}"}`;
+}
+
+/** dataJsonHead: a data event's JSON up to the opening quote of its `data` value (the NDJSON sink writes the rest itself). */
+export function dataJsonHead(e: DataEvent): string {
+  return `{"type":"data","conn":${e.conn},"dir":"${e.dir}","offset":${e.offset},"ts":"${e.ts}","len":${e.data.length},"data":"`;
 }
 
 export function gapJson(e: GapEvent): string {

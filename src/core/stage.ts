@@ -29,10 +29,13 @@ export class StageChain<In, Out> implements Stage<In, Out> {
   constructor(stages: readonly Stage<unknown, unknown>[]) {
     if (stages.length === 0) throw new RangeError('StageChain needs at least one stage');
     this.stages = stages;
-    for (let i = 0; i < stages.length; i++) {
-      const next = stages[i + 1];
-      const nextInto = (): ((x: unknown) => void) => this.into[i + 1]!;
-      this.into.push(next === undefined ? (x) => this.emitOut(x as Out) : (x) => next.write(x, nextInto()));
+    // last to first: each stage's outputs go to the link that writes into the stage after it
+    let link: (x: unknown) => void = (x) => this.emitOut(x as Out);
+    for (let i = stages.length - 1; i >= 0; i--) {
+      this.into[i] = link;
+      const stage = stages[i]!;
+      const out = link;
+      link = (x) => stage.write(x, out);
     }
   }
 

@@ -324,11 +324,12 @@ export class FilesSink extends Writable {
   }
 
   /**
-   * _write collects the batch synchronously, then writes it while the next batch is collected:
-   * one write (a Flush) is in flight at a time, and the callback of a batch that arrives while
-   * one is in flight is held until that one finished and the next started. So the pipeline
-   * upstream keeps working while the kernel copies bytes, and memory holds at most two batches.
-   * A failure of a write whose batch was already acknowledged fails the next write or the final.
+   * _write collects the batch synchronously, then writes it while later batches are collected:
+   * one write (a Flush) is in flight at a time; batches that arrive meanwhile are taken at once
+   * until aheadBytes were collected, and the callback of the next one is held until the write
+   * finished and the next started. So the pipeline upstream keeps working while the kernel
+   * copies bytes. A failure of a write whose batch was already acknowledged fails the next
+   * write or the final.
    */
   override _write(batch: readonly StreamEvent[], _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.failure !== null) return callback(this.failure);
@@ -357,38 +358,44 @@ export class FilesSink extends Writable {
       await this.pool.closeAll();
       await this.closeRecords();
     })();
-    this.inflight = work;
-    work.then(
-      () => {
-        this.inflight = null;
-        callback();
-      },
-      (err: unknown) => {
-        this.inflight = null;
-        callback(isOutputError(err) ? err : this.outputError(this.dir, err));
-      },
+    this.track(
+      work,
+      () => callback(),
+      (err) => callback(isOutputError(err) ? err : this.outputError(this.dir, err)),
     );
   }
 
   /** startFlush starts writing what was collected; when done, it starts the next one for a held batch and releases it. */
   private startFlush(): void {
-    const work = this.flush(this.takeFlush());
-    this.inflight = work;
-    work.then(
+    this.track(
+      this.flush(this.takeFlush()),
       () => {
-        this.inflight = null;
         const held = this.held;
         this.held = null;
         if (held === null) return;
         this.startFlush();
         held();
       },
-      (err: unknown) => {
-        this.inflight = null;
+      (err) => {
         this.failure = err as Error;
         const held = this.held;
         this.held = null;
         held?.(this.failure);
+      },
+    );
+  }
+
+  /** track keeps `work` as the write in flight until it settles, then runs `done` or `failed`. */
+  private track(work: Promise<void>, done: () => void, failed: (err: unknown) => void): void {
+    this.inflight = work;
+    work.then(
+      () => {
+        this.inflight = null;
+        done();
+      },
+      (err: unknown) => {
+        this.inflight = null;
+        failed(err);
       },
     );
   }

@@ -1,7 +1,6 @@
 import { PcapflowError } from '../core/errors.js';
-import type { StreamEvent } from '../core/events.js';
-import type { DataEvent } from '../core/events.js';
-import { ndjsonLine, PAYLOAD_ENCODINGS, PURE_ENCODERS, type PayloadEncoder, type PayloadEncoding } from '../core/format.js';
+import type { DataEvent, StreamEvent } from '../core/events.js';
+import { dataJsonHead, ndjsonLine, PAYLOAD_ENCODINGS, PURE_ENCODERS, type PayloadEncoder, type PayloadEncoding } from '../core/format.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
 
 export interface NdjsonSinkOptions extends ByteSinkOptions {
@@ -28,6 +27,8 @@ interface RawWrites {
   utf8Write(text: string, offset: number, length: number): number;
   latin1Write(text: string, offset: number, length: number): number;
 }
+
+const EMPTY_BUFFER = Buffer.alloc(0);
 
 /** Bytes of output a data event's text takes at most besides its encoded payload (header, quotes, newline). */
 const DATA_LINE_OVERHEAD = 160;
@@ -72,6 +73,9 @@ const DATA_LINE_OVERHEAD = 160;
 export class NdjsonSink extends ByteSink {
   readonly encoding: PayloadEncoding;
   private readonly encode: PayloadEncoder;
+  /** The batch being rendered, and how much of it is filled. */
+  private out: Buffer = EMPTY_BUFFER;
+  private at = 0;
 
   constructor(options: NdjsonSinkOptions = {}) {
     const encoding = options.encoding ?? 'base64';
@@ -102,12 +106,9 @@ export class NdjsonSink extends ByteSink {
     return out.subarray(0, this.at);
   }
 
-  private out: Buffer = EMPTY_BUFFER;
-  private at = 0;
-
   /** dataLine writes a data event's line: the JSON around the payload, then the payload as encoded. */
   private dataLine(e: DataEvent): void {
-    this.put(`{"type":"data","conn":${e.conn},"dir":"${e.dir}","offset":${e.offset},"ts":"${e.ts}","len":${e.data.length},"data":"`);
+    this.put(dataJsonHead(e));
     if (this.encoding === 'utf8') this.put(this.encode(e.data));
     else this.putAscii(this.encode(e.data));
     if (this.out.length - this.at < 3) this.room(3);
@@ -140,4 +141,3 @@ export class NdjsonSink extends ByteSink {
   }
 }
 
-const EMPTY_BUFFER = Buffer.alloc(0);
