@@ -6,33 +6,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '../src/cli/main.js';
 import type { ConnectionRecord } from '../src/sinks/files-sink.js';
 import { REPO_ROOT, SHARED_PCAPS, needTool } from './helpers/env.js';
+import { runCli as run } from './helpers/cli-run.js';
 
 const EXAMPLE = path.join(REPO_ROOT, 'examples/http-get.pcap');
 const BIN = path.join(REPO_ROOT, 'bin/pcapflow.js');
 const shared = (name: string): string => path.join(SHARED_PCAPS, name);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(argv: string[], stdin: NodeJS.ReadableStream = Readable.from([])): Promise<Run> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks: Buffer[] = [];
-  const errChunks: Buffer[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c));
-  err.on('data', (c: Buffer) => errChunks.push(c));
-  const io: CliIo = { stdin, stdout: out, stderr: err };
-  const code = await main(argv, io);
-  return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderr: Buffer.concat(errChunks).toString('utf8') };
-}
 
 let tmp = '';
 beforeAll(() => {

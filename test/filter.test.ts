@@ -8,12 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '../src/cli/main.js';
 import { isPcapflowError, PcapflowError } from '../src/core/errors.js';
 import { compileFilter, FilterStage, formatFilter, parseFilter } from '../src/core/filter.js';
 import { Packet } from '../src/core/packet.js';
+import { runCli as run, type CliRun as Run } from './helpers/cli-run.js';
 import { FilterTransform } from '../src/transforms/filter-transform.js';
 import { buildPcap } from './helpers/capture-builder.js';
 import { hasTool, SHARED_PCAPS } from './helpers/env.js';
@@ -304,23 +303,6 @@ describe('FilterStage', () => {
 // ---------------------------------------------------------------------------------------------
 // CLI
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(argv: string[]): Promise<Run> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks: Buffer[] = [];
-  const errChunks: Buffer[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c));
-  err.on('data', (c: Buffer) => errChunks.push(c));
-  const io: CliIo = { stdin: Readable.from([]), stdout: out, stderr: err };
-  const code = await main(argv, io);
-  return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderr: Buffer.concat(errChunks).toString('utf8') };
-}
 
 const VLAN_GET = path.join(SHARED_PCAPS, 'zeek__http-get-vlan.pcap');
 const MIXED = path.join(SHARED_PCAPS, 'zeek__mixed-vlan-mpls.pcap');

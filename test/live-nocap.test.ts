@@ -6,27 +6,15 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIo } from '../src/cli/main.js';
 import { isPcapflowError } from '../src/core/errors.js';
 import { CAP_MODULE_ENV, loadCap } from '../src/sources/live-binding.js';
 import { REPO_ROOT } from './helpers/env.js';
 import { BIN, ensureBuilt } from './helpers/live-net.js';
+import { runCli as run } from './helpers/cli-run.js';
 
 const EXAMPLE = path.join(REPO_ROOT, 'examples/http-get.pcap');
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let stdout = '';
-  let stderr = '';
-  out.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  err.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const io: CliIo = { stdin: Readable.from([]), stdout: out, stderr: err };
-  const code = await main(argv, io);
-  return { code, stdout, stderr };
-}
 
 beforeAll(() => ensureBuilt());
 afterEach(() => {
