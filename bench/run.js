@@ -11,8 +11,9 @@
 //   npm run bench -- --runs 3 --only bulk
 //   npm run bench -- --no-node-pcap    skip node_pcap (otherwise installed into bench/node_pcap/ on first use)
 //
-// Scenarios: decode (read + decode vs a plain Node read loop), bulk (one connection), many (200
-// parallel connections, interleaved), small (interactive: small segments, an ACK for each).
+// Scenarios: decode (floors: a plain Node read loop, read + decode, read + reassembly without a
+// sink), bulk (one connection), many (200 parallel connections, interleaved), small
+// (interactive: small segments, an ACK for each).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
@@ -90,11 +91,12 @@ function tcpCommands() {
 const SCENARIOS = [
   {
     name: 'decode',
-    what: 'read + decode down to TCP vs a plain Node read loop (the floor), bulk capture',
+    what: 'floors, bulk capture: a plain Node read loop; read + decode down to TCP; read + decode + demux + reassembly with the events discarded (what `pcapflow read` does before any sink)',
     capture: { file: 'bulk', conns: 1, bytesPerConn: 300 * MB, mss: 1448 },
     commands: [
       { name: 'node read loop (floor)', argv: (f) => ['node', path.join(HERE, 'read-loop.js'), f], ok: true, ref: true },
       { name: 'pcapflow read+decode (library)', argv: (f) => ['node', path.join(HERE, 'decode.js'), f], ok: true },
+      { name: 'pcapflow read+decode+reassembly, no sink (library)', argv: (f) => ['node', path.join(HERE, 'reassemble.js'), f], ok: true },
     ],
   },
   {

@@ -8,7 +8,7 @@ import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
 import { inputNames } from './options.js';
-import { createSink, parseStreamArgs, type StreamArgs } from './sink-options.js';
+import { createSink, parseStreamArgs, renderThreadOn, type StreamArgs } from './sink-options.js';
 
 export interface ReadCommand extends StreamArgs {
   inputs: string[];
@@ -30,7 +30,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // time, and a capture of small segments a quarter of its time.
   // The packets go back to the source's pool after the TCP stage: nothing else holds them.
   const pool = new PacketPool();
-  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool });
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: renderThreadOn(args) });
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {

@@ -7,6 +7,7 @@
  * cap, the out-of-order limits and the connection count default from; `--max-connections`,
  * `--max-buffer` and `--max-buffer-per-conn` override a share each.
  */
+import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Argv } from 'yargs';
 import { PcapflowError } from '../core/errors.js';
@@ -38,6 +39,8 @@ export interface StreamArgs {
   memoryBudget?: string;
   maxBytes?: string;
   onError: string;
+  /** --render-thread / --no-render-thread; unset: on with 2 or more cores. */
+  renderThread?: boolean;
 }
 
 /** The library options the stream arguments map to. */
@@ -55,6 +58,7 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
     .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
     .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
+    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread [default: on with 2 or more cores]', type: 'boolean' })
     .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
     .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
     .option('chunking', { describe: 'plain in-order chunks, or grouped on PSH boundaries', choices: ['plain', 'push'], default: 'plain' })
@@ -92,6 +96,15 @@ export function parseStreamArgs(args: StreamArgs): StreamSettings {
   return { onError, decoder, demux, reassembly };
 }
 
+/**
+ * renderThreadOn: whether NDJSON payloads are encoded on a second thread (--render-thread, by
+ * default when the machine has 2 or more cores); the source then reads into SharedArrayBuffers
+ * so that the thread gets the bytes without a copy.
+ */
+export function renderThreadOn(args: StreamArgs): boolean {
+  return args.sink === 'ndjson' && args.encoding !== 'utf8' && (args.renderThread ?? availableParallelism() > 1);
+}
+
 /** createSink builds the sink `--sink` names. Throws INVALID_OPTION (files without -o, bad values). */
 export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: object } {
   const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
@@ -102,7 +115,7 @@ export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: obj
   }
   if (sinkKind === 'ndjson') {
     const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);
-    return new NdjsonSink({ dest: io.stdout, encoding });
+    return new NdjsonSink({ dest: io.stdout, encoding, renderThread: renderThreadOn(args) });
   }
   const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
   return new StdoutSink({ dest: io.stdout, direction });

@@ -93,6 +93,14 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
       this.stats.dropped += batch.length;
       return callback();
     }
+    this.writeBatch(batch, callback);
+  }
+
+  /**
+   * writeBatch renders the batch and writes it. A subclass that renders elsewhere overrides it
+   * and hands each batch's text, in order, to writeText; settle then waits for what is pending.
+   */
+  protected writeBatch(batch: T, callback: (error?: Error | null) => void): void {
     let text: string | Uint8Array;
     try {
       text = this.render(batch);
@@ -102,7 +110,16 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     this.writeText(text, callback);
   }
 
+  /** settle calls back once every batch taken was handed to writeText (at once by default). */
+  protected settle(callback: (error?: Error | null) => void): void {
+    callback();
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
+    this.settle((err) => (err ? callback(err) : this.finalWrite(callback)));
+  }
+
+  private finalWrite(callback: (error?: Error | null) => void): void {
     if (this.failure !== null) return callback(this.failure);
     const finish = (err?: Error | null): void => {
       if (err) return callback(err);
@@ -126,7 +143,10 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     callback(err);
   }
 
-  private writeText(text: string | Uint8Array, callback: (error?: Error | null) => void): void {
+  /** writeText writes one batch's text (dropped, once the destination closed early); `callback` once dest took it. */
+  protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void): void {
+    if (this.failure !== null) return callback(this.failure);
+    if (this.closedEarly || this.destGone()) return callback();
     if (text.length === 0) return callback();
     this.stats.writes++;
     this.stats.chars += text.length;

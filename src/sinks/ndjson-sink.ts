@@ -2,11 +2,29 @@ import { PcapflowError } from '../core/errors.js';
 import type { DataEvent, StreamEvent } from '../core/events.js';
 import { dataJsonHead, ndjsonLine, PAYLOAD_ENCODINGS, PURE_ENCODERS, type PayloadEncoder, type PayloadEncoding } from '../core/format.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
+import { RenderThread } from './render-thread.js';
 
 export interface NdjsonSinkOptions extends ByteSinkOptions {
   /** How `data` carries the payload bytes: 'base64' (default), 'hex' or 'utf8' (lossy). */
   encoding?: PayloadEncoding;
+  /**
+   * Encode base64/hex payloads on a worker thread (RenderThread); the output is the same.
+   * Payloads in SharedArrayBuffers (openCaptures' `sharedChunks`) reach it without a copy. The
+   * thread starts once a window of `afterBytes` payload bytes (default 1 MiB) came in data events
+   * of `minAverage` bytes or more on average (default 512). Default false; ignored for 'utf8'.
+   */
+  renderThread?: boolean | { afterBytes?: number; minAverage?: number };
 }
+
+/**
+ * Defaults of renderThread's afterBytes and minAverage: a small capture never starts the thread,
+ * and on small segments (interactive traffic) packing each event for the thread costs about
+ * what encoding it here does, so there it is not started either.
+ */
+const THREAD_AFTER = 1 << 20;
+const THREAD_MIN_AVG = 512;
+/** Batches posted to the render thread and not yet taken by the destination, before the sink pushes back. */
+const THREAD_INFLIGHT = 4;
 
 /**
  * Buffer's own encoders, called on the event's Uint8Array as it is (they take any byte view), so
@@ -76,6 +94,21 @@ export class NdjsonSink extends ByteSink {
   /** The batch being rendered, and how much of it is filled. */
   private out: Buffer = EMPTY_BUFFER;
   private at = 0;
+  private readonly useThread: boolean;
+  private readonly threadAfter: number;
+  private readonly threadMinAvg: number;
+  /** Payload bytes and data events of the current window while the thread is not started. */
+  private unthreaded = 0;
+  private unthreadedEvents = 0;
+  private thread: RenderThread | null = null;
+  private started = false;
+  private threadFailure: PcapflowError | null = null;
+  /** Batches posted to the thread whose text the destination has not taken yet. */
+  private inflight = 0;
+  /** The callback of the batch that filled the window, and settle's. */
+  private held: ((error?: Error | null) => void) | null = null;
+  private settled: ((error?: Error | null) => void) | null = null;
+  private readonly lineOf = (e: StreamEvent): string => ndjsonLine(e, this.encode);
 
   constructor(options: NdjsonSinkOptions = {}) {
     const encoding = options.encoding ?? 'base64';
@@ -85,6 +118,94 @@ export class NdjsonSink extends ByteSink {
     super(options);
     this.encoding = encoding;
     this.encode = NATIVE_ENCODERS[encoding];
+    const rt = options.renderThread ?? false;
+    this.useThread = rt !== false && encoding !== 'utf8';
+    this.threadAfter = (typeof rt === 'object' ? rt.afterBytes : undefined) ?? THREAD_AFTER;
+    this.threadMinAvg = (typeof rt === 'object' ? rt.minAverage : undefined) ?? THREAD_MIN_AVG;
+  }
+
+  /** True once batches went to the render thread. */
+  get threaded(): boolean {
+    return this.started;
+  }
+
+  protected override writeBatch(batch: readonly StreamEvent[], callback: (error?: Error | null) => void): void {
+    if (!this.started && !this.startThread(batch)) return super.writeBatch(batch, callback);
+    const thread = this.thread;
+    if (this.threadFailure !== null || thread === null) return callback(this.threadFailure ?? new PcapflowError('OUTPUT_FAILED', 'NDJSON render thread already stopped'));
+    try {
+      thread.render(batch, dataJsonHead, this.lineOf, (text) => this.writeText(text, (err) => this.written(err)));
+    } catch (err) {
+      return callback(err as Error);
+    }
+    this.inflight++;
+    if (this.inflight < THREAD_INFLIGHT) callback();
+    else this.held = callback;
+  }
+
+  protected override settle(callback: (error?: Error | null) => void): void {
+    if (this.thread === null) return callback();
+    this.settled = callback;
+    this.release();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const thread = this.thread;
+    if (thread === null) return super._destroy(err, callback);
+    this.thread = null;
+    thread.stop().then(
+      () => super._destroy(err, callback),
+      () => super._destroy(err, callback),
+    );
+  }
+
+  /** startThread starts the render thread once enough payload went by; true when it runs. */
+  private startThread(batch: readonly StreamEvent[]): boolean {
+    if (!this.useThread) return false;
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i]!;
+      if (e.type === 'data') {
+        this.unthreaded += e.data.length;
+        this.unthreadedEvents++;
+      }
+    }
+    if (this.unthreaded < this.threadAfter) return false;
+    const avg = this.unthreadedEvents === 0 ? 0 : this.unthreaded / this.unthreadedEvents;
+    this.unthreaded = 0;
+    this.unthreadedEvents = 0;
+    if (avg < this.threadMinAvg) return false;
+    this.started = true;
+    this.thread = new RenderThread(this.encoding as 'base64' | 'hex', (err) => {
+      this.threadFailure = new PcapflowError('OUTPUT_FAILED', `NDJSON render thread failed: ${err.message}`, { cause: err });
+      this.release();
+    });
+    return true;
+  }
+
+  /** written: the destination took a batch of the thread's. */
+  private written(err?: Error | null): void {
+    if (err && this.threadFailure === null) this.threadFailure = err as PcapflowError;
+    this.inflight--;
+    this.release();
+  }
+
+  /** release lets the held batch go once the window has room, and settle once nothing is in flight. */
+  private release(): void {
+    const failure = this.threadFailure;
+    if (this.held !== null && (this.inflight < THREAD_INFLIGHT || failure !== null)) {
+      const held = this.held;
+      this.held = null;
+      held(failure);
+    }
+    if (this.settled !== null && (this.inflight === 0 || failure !== null)) {
+      const settled = this.settled;
+      this.settled = null;
+      const thread = this.thread;
+      this.thread = null;
+      const done = (): void => settled(failure);
+      if (thread === null) done();
+      else thread.stop().then(done, done);
+    }
   }
 
   protected override render(batch: readonly StreamEvent[]): Buffer {

@@ -3,6 +3,7 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { type CaptureFormat, CaptureReader } from '../core/capture-reader.js';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import type { Packet, PacketPool } from '../core/packet.js';
+import { SharedFileStream } from './shared-file-stream.js';
 
 /**
  * Bytes asked of the file system per read. Every packet, and every in-order data event, is in the
@@ -17,6 +18,12 @@ export interface OpenCapturesOptions {
   stdin?: NodeJS.ReadableStream;
   /** Opens a path (tests inject a spy). Default fs.createReadStream. */
   openFile?: (path: string, options: { highWaterMark: number }) => NodeJS.ReadableStream;
+  /**
+   * Read files into SharedArrayBuffer chunks (SharedFileStream), so that the packets' bytes can
+   * go to a worker thread without a copy (NdjsonSink's renderThread). Default false. Ignored
+   * with openFile and for stdin.
+   */
+  sharedChunks?: boolean;
   /** Bytes per file read. Default 512 KiB. */
   readSize?: number;
   /** Batches held by the source before it stops reading. Default 4. */
@@ -185,9 +192,7 @@ export class CaptureSource extends Readable {
     const stats = this.stats[i] as InputStats;
     const isStdin = name === '-';
     const readSize = this.options.readSize ?? READ_SIZE;
-    const stream = (
-      isStdin ? (this.options.stdin ?? process.stdin) : (this.options.openFile ?? ((p: string, o: { highWaterMark: number }) => createReadStream(p, o)))(name, { highWaterMark: readSize })
-    ) as Readable;
+    const stream = (isStdin ? (this.options.stdin ?? process.stdin) : this.openFile(name, readSize)) as Readable;
     const reader = new CaptureReader({ file: name, firstIndex: this.nextIndex, strictSnaplen: this.options.strictSnaplen, maxBatch: this.options.maxBatch, pool: this.options.pool });
     stats.state = 'reading';
     stats.firstIndex = this.nextIndex;
@@ -210,6 +215,12 @@ export class CaptureSource extends Readable {
     stream.on('error', cur.onError);
     this.cur = cur;
     return cur;
+  }
+
+  private openFile(name: string, readSize: number): NodeJS.ReadableStream {
+    if (this.options.openFile) return this.options.openFile(name, { highWaterMark: readSize });
+    if (this.options.sharedChunks === true) return new SharedFileStream(name, readSize);
+    return createReadStream(name, { highWaterMark: readSize });
   }
 
   /** finish ends the current input's reader (which throws on a record cut short) and moves on. */
