@@ -75,7 +75,7 @@ const fresh = (dir) => () => {
   mkdirSync(dir, { recursive: true });
 };
 
-/** The four commands of a TCP scenario; tcpflow is the reference of the ratio. */
+/** The commands of a TCP scenario; tcpflow is the reference of the ratio. */
 function tcpCommands() {
   const pf = outDir('pcapflow');
   const tf = outDir('tcpflow');
@@ -83,6 +83,7 @@ function tcpCommands() {
     { name: 'tcpflow -r F -o D', argv: (f) => ['tcpflow', '-r', f, '-o', tf], before: fresh(tf), ok: tcpflowOk, ref: true },
     { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true },
     { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true },
+    { name: 'pcapflow read F --sink ndjson --render-thread > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--render-thread'], ok: true },
     { name: 'node_pcap TCPTracker', argv: (f) => ['node', path.join(HERE, 'node-pcap-tracker.js'), f], ok: nodePcapOk },
   ];
 }

@@ -202,12 +202,12 @@ describe('SharedFileStream and sharedChunks', () => {
 
 describe('renderThreadOn (--render-thread)', () => {
   const args = (over: Partial<StreamArgs>): StreamArgs => ({ sink: 'ndjson', encoding: 'base64', direction: 'both', overlap: 'first', chunking: 'plain', idleTimeout: '300', onError: 'skip', ...over });
-  it('is on for NDJSON base64/hex when asked or by default on 2+ cores, off for utf8 and other sinks', () => {
+  it('is on for NDJSON base64/hex when asked, off by default, for utf8 and for other sinks', () => {
     expect(renderThreadOn(args({ renderThread: true }))).toBe(true);
     expect(renderThreadOn(args({ renderThread: false }))).toBe(false);
     expect(renderThreadOn(args({ encoding: 'hex', renderThread: true }))).toBe(true);
     expect(renderThreadOn(args({ encoding: 'utf8', renderThread: true }))).toBe(false);
     expect(renderThreadOn(args({ sink: 'files', renderThread: true }))).toBe(false);
-    expect(renderThreadOn(args({}))).toBe(os.availableParallelism() > 1);
+    expect(renderThreadOn(args({}))).toBe(false);
   });
 });
