@@ -97,7 +97,7 @@ const SCENARIOS = [
     commands: [
       { name: 'node read loop (floor)', argv: (f) => ['node', path.join(HERE, 'read-loop.js'), f], ok: true, ref: true },
       { name: 'pcapflow read+decode (library)', argv: (f) => ['node', path.join(HERE, 'decode.js'), f], ok: true },
-      { name: 'pcapflow read+decode+reassembly, no sink (library)', argv: (f) => ['node', path.join(HERE, 'reassemble.js'), f], ok: true },
+      { name: 'pcapflow read+decode+reassembly, no sink (library)', argv: (f) => ['node', path.join(HERE, 'decode.js'), f, 'reassemble'], ok: true },
     ],
   },
   {
