@@ -18,6 +18,7 @@ import { renderThreadOn, type StreamArgs } from '../src/cli/sink-options.js';
 import { writeCapture } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
 import { CollectingWritable } from './helpers/sink-events.js';
+import { runCli } from './helpers/cli-run.js';
 
 /** A destination that takes one write at a time, each on a later turn of the event loop, and keeps them. */
 class SlowCollect extends Writable {
@@ -198,6 +199,21 @@ describe('SharedFileStream and sharedChunks', () => {
     })();
     expect(isPcapflowError(err) && err.code).toBe('INPUT_NOT_FOUND');
   });
+});
+
+describe('pcapflow read --sink ndjson --render-thread', () => {
+  it('prints the same lines as without it, base64 and hex', async () => {
+    const file = path.join(tmp, 'cli.pcap');
+    await writeCapture(file, { conns: 3, bytesPerConn: 1_000_000, mss: 1448, interleave: 4 });
+    for (const encoding of ['base64', 'hex']) {
+      const plain = await runCli(['read', file, '--sink', 'ndjson', '--encoding', encoding]);
+      const threaded = await runCli(['read', file, '--sink', 'ndjson', '--encoding', encoding, '--render-thread', '--stats']);
+      expect(plain.code).toBe(0);
+      expect(threaded.code).toBe(0);
+      expect(threaded.stdout).toBe(plain.stdout);
+      expect(plain.stdout.split('\n').length).toBeGreaterThan(2000);
+    }
+  }, 60_000);
 });
 
 describe('renderThreadOn (--render-thread)', () => {
