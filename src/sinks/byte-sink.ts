@@ -234,6 +234,12 @@ export class BatchSink<T extends readonly unknown[]> extends ByteSink<T> {
   }
 }
 
+/** Buffer's own writers (what buf.write(text, at, encoding) calls after checking its arguments). */
+export interface RawWrites {
+  utf8Write(text: string, offset: number, length: number): number;
+  latin1Write(text: string, offset: number, length: number): number;
+}
+
 /** regularFileFd: the descriptor of a destination that writes to a regular file, else null. */
 function regularFileFd(dest: NodeJS.WritableStream): number | null {
   const fd = (dest as { fd?: unknown }).fd;

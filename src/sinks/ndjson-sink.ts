@@ -1,7 +1,7 @@
 import { PcapflowError } from '../core/errors.js';
 import type { DataEvent, StreamEvent } from '../core/events.js';
 import { dataJsonHead, ndjsonLine, PAYLOAD_ENCODINGS, PURE_ENCODERS, type PayloadEncoder, type PayloadEncoding } from '../core/format.js';
-import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
+import { ByteSink, type ByteSinkOptions, type RawWrites } from './byte-sink.js';
 import { RenderThread } from './render-thread.js';
 
 export interface NdjsonSinkOptions extends ByteSinkOptions {
@@ -39,12 +39,6 @@ const NATIVE_ENCODERS: Readonly<Record<PayloadEncoding, PayloadEncoder>> = {
   hex: (d) => bufferProto.hexSlice.call(d, 0, d.length),
   utf8: PURE_ENCODERS.utf8,
 };
-
-/** Buffer's own writers (what buf.write(text, at, encoding) calls after checking its arguments). */
-interface RawWrites {
-  utf8Write(text: string, offset: number, length: number): number;
-  latin1Write(text: string, offset: number, length: number): number;
-}
 
 const EMPTY_BUFFER = Buffer.alloc(0);
 

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { DataEvent, StreamEvent } from '../core/events.js';
+import type { RawWrites } from './byte-sink.js';
 
 /**
  * RenderThread encodes the payloads of NDJSON data lines (base64 or hex) on a worker thread, so
@@ -21,19 +22,16 @@ const NO_PAYLOAD = -2;
 /** Payload source: copied into aux. */
 const IN_AUX = -1;
 
-/** Buffer's own writers (what buf.write(text, at, encoding) calls after checking its arguments). */
-interface RawWrites {
-  utf8Write(text: string, offset: number, length: number): number;
-  latin1Write(text: string, offset: number, length: number): number;
-}
-
 export interface RenderJob {
   aux: ArrayBuffer;
   desc: Int32Array;
   sabs: SharedArrayBuffer[];
 }
 
-/** The worker's code: self-contained (it runs from its source text), CommonJS. */
+/**
+ * The worker's code: self-contained (it runs from its source text, as CommonJS), so it repeats
+ * the descriptor layout (FIELDS, NO_PAYLOAD, IN_AUX) as literals.
+ */
 function renderWorker(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const wt = require('node:worker_threads') as typeof import('node:worker_threads');
@@ -77,7 +75,7 @@ export class RenderThread {
   private stopping = false;
   private failed = false;
 
-  /** `onFailure` is called once if the thread fails (an error in it, or its exit while jobs wait). */
+  /** `onFailure` is called once if the thread fails: an error in it, or its exit other than by stop(). */
   constructor(encoding: 'base64' | 'hex', onFailure: (err: Error) => void) {
     this.worker = new Worker(`(${renderWorker.toString()})()`, { eval: true, workerData: { hex: encoding === 'hex' } });
     this.worker.unref();
@@ -93,11 +91,6 @@ export class RenderThread {
     });
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`render thread exited with code ${code}`)));
-  }
-
-  /** Jobs posted and not answered yet. */
-  get pending(): number {
-    return this.waiting.length;
   }
 
   /** render packs `batch` (`line` renders a non-data event's whole line) and posts it; `done` gets its text, in posting order. */
