@@ -57,7 +57,7 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
     .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
     .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
-    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread: faster on 2+ cores, ~30-80 MB more memory', type: 'boolean', default: false })
+    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread: faster on 2+ cores, up to ~60 MB more memory', type: 'boolean', default: false })
     .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
     .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
     .option('chunking', { describe: 'plain in-order chunks, or grouped on PSH boundaries', choices: ['plain', 'push'], default: 'plain' })
