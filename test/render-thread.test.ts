@@ -121,6 +121,28 @@ describe('NdjsonSink with its render thread', () => {
   }, 60_000);
 });
 
+describe('NdjsonSink and a destination destroyed without an error (a child process stdin when the child exits)', () => {
+  const batch: StreamEvent[] = [{ type: 'data', conn: 0, dir: 'c2s', offset: 0, ts: '1.000000000', data: new Uint8Array(4000) }];
+  for (const renderThread of [false, AT_ONCE]) {
+    it(`counts it as closed early, renderThread=${JSON.stringify(renderThread)}`, async () => {
+      const dest = new CollectingWritable();
+      const sink = new NdjsonSink({ dest, renderThread });
+      const write = (): Promise<void> => new Promise((resolve, reject) => sink.write(batch, (err) => (err ? reject(err) : resolve())));
+      await write();
+      // the thread's text may come later than the callback: wait until the first batch is out
+      for (let i = 0; i < 200 && dest.chunks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      dest.destroy();
+      await write();
+      await new Promise<void>((resolve, reject) => {
+        sink.on('error', reject);
+        sink.end(resolve);
+      });
+      expect(sink.closedEarly).toBe(true);
+      expect(dest.chunks.length).toBeGreaterThan(0);
+    });
+  }
+});
+
 describe('RenderThread', () => {
   const events: StreamEvent[] = [
     { type: 'data', conn: 0, dir: 'c2s', offset: 0, ts: '1.000000000', data: new Uint8Array([1, 2, 3, 4]) },

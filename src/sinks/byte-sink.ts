@@ -89,7 +89,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     if (this.failure !== null) return callback(this.failure);
     this.stats.batches++;
     this.stats.events += batch.length;
-    if (this.closedEarly || this.destGone()) {
+    if (this.destClosed()) {
       this.stats.dropped += batch.length;
       return callback();
     }
@@ -123,11 +123,11 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     if (this.failure !== null) return callback(this.failure);
     const finish = (err?: Error | null): void => {
       if (err) return callback(err);
-      if (!this.endDest || this.closedEarly || this.destGone()) return callback(this.failure);
+      if (!this.endDest || this.destClosed()) return callback(this.failure);
       this.waitFor('finish', callback);
       this.dest.end();
     };
-    if (this.closedEarly || this.destGone()) return callback();
+    if (this.destClosed()) return callback();
     let text: string;
     try {
       text = this.renderEnd();
@@ -146,7 +146,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   /** writeText writes one batch's text (dropped, once the destination closed early); `callback` once dest took it. */
   protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void): void {
     if (this.failure !== null) return callback(this.failure);
-    if (this.closedEarly || this.destGone()) return callback();
+    if (this.destClosed()) return callback();
     if (text.length === 0) return callback();
     this.stats.writes++;
     this.stats.chars += text.length;
@@ -202,6 +202,17 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     } finally {
       if (reader >= 0) closeSync(reader);
     }
+  }
+
+  /**
+   * destClosed: the destination closed early, or is gone now (destroyed without an error this sink
+   * saw, as a child process's stdin is when the child exits): that is closing early too.
+   */
+  private destClosed(): boolean {
+    if (this.closedEarly) return true;
+    if (!this.destGone()) return false;
+    this.markClosedEarly();
+    return true;
   }
 
   /** destGone: the destination was destroyed (by its own error or by someone else). */
