@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StreamEvent } from '../src/core/events.js';
-import { dataJsonHead, ndjsonLine, PURE_ENCODERS } from '../src/core/format.js';
+import { ndjsonLine, PURE_ENCODERS } from '../src/core/format.js';
 import { isPcapflowError } from '../src/core/errors.js';
 import { openCaptures } from '../src/sources/capture-source.js';
 import { SharedFileStream } from '../src/sources/shared-file-stream.js';
@@ -156,7 +156,7 @@ describe('RenderThread', () => {
     await new Promise<void>((resolve) => {
       for (let i = 0; i < 20; i++) {
         const batch = i % 2 === 0 ? events : [events[1]!];
-        thread.render(batch, dataJsonHead, line, (t) => {
+        thread.render(batch, line, (t) => {
           texts.push(Buffer.from(t).toString());
           if (texts.length === 20) resolve();
         });
@@ -172,7 +172,7 @@ describe('RenderThread', () => {
   it('reports a thread that died with jobs waiting, once', async () => {
     const failures: Error[] = [];
     const thread = new RenderThread('hex', (err) => failures.push(err));
-    thread.render(events, dataJsonHead, line, () => undefined);
+    thread.render(events, line, () => undefined);
     await (thread as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
     await new Promise((r) => setTimeout(r, 50));
     expect(failures).toHaveLength(1);

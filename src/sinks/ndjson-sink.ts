@@ -128,7 +128,7 @@ export class NdjsonSink extends ByteSink {
     const thread = this.thread;
     if (this.threadFailure !== null || thread === null) return callback(this.threadFailure ?? new PcapflowError('OUTPUT_FAILED', 'NDJSON render thread already stopped'));
     try {
-      thread.render(batch, dataJsonHead, this.lineOf, (text) => this.writeText(text, (err) => this.written(err)));
+      thread.render(batch, this.lineOf, (text) => this.writeText(text, (err) => this.written(err)));
     } catch (err) {
       return callback(err as Error);
     }

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import type { DataEvent, StreamEvent } from '../core/events.js';
+import type { StreamEvent } from '../core/events.js';
+import { dataJsonHead } from '../core/format.js';
 import type { RawWrites } from './byte-sink.js';
 
 /**
@@ -94,8 +95,8 @@ export class RenderThread {
   }
 
   /** render packs `batch` (`line` renders a non-data event's whole line) and posts it; `done` gets its text, in posting order. */
-  render(batch: readonly StreamEvent[], head: (e: DataEvent) => string, line: (e: StreamEvent) => string, done: (text: Uint8Array) => void): void {
-    const job = pack(batch, head, line);
+  render(batch: readonly StreamEvent[], line: (e: StreamEvent) => string, done: (text: Uint8Array) => void): void {
+    const job = pack(batch, line);
     if (this.waiting.length === 0) this.worker.ref();
     this.waiting.push(done);
     this.worker.postMessage(job, [job.aux, job.desc.buffer as ArrayBuffer]);
@@ -120,7 +121,7 @@ function grow(aux: Buffer, at: number, n: number): Buffer {
 }
 
 /** pack builds a batch's job (see RenderThread). */
-export function pack(batch: readonly StreamEvent[], head: (e: DataEvent) => string, line: (e: StreamEvent) => string): RenderJob {
+export function pack(batch: readonly StreamEvent[], line: (e: StreamEvent) => string): RenderJob {
   const desc = new Int32Array(batch.length * FIELDS);
   const sabs: SharedArrayBuffer[] = [];
   let lastBuf: ArrayBufferLike | null = null;
@@ -141,7 +142,7 @@ export function pack(batch: readonly StreamEvent[], head: (e: DataEvent) => stri
       continue;
     }
     if (aux.length - at < HEAD_ROOM) aux = grow(aux, at, HEAD_ROOM);
-    at += (aux as unknown as RawWrites).latin1Write(head(e), at, aux.length - at);
+    at += (aux as unknown as RawWrites).latin1Write(dataJsonHead(e), at, aux.length - at);
     const data = e.data;
     const buf = data.buffer;
     desc[k] = pos;
