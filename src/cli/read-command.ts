@@ -2,13 +2,16 @@
 import { PacketPool } from '../core/packet.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
-import { openCaptures } from '../sources/capture-source.js';
+import type { Writable } from 'node:stream';
+import { openCaptures, type OpenCapturesOptions } from '../sources/capture-source.js';
+import { FilesSink } from '../sinks/files-sink.js';
 import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
 import { inputNames } from './options.js';
-import { createSink, parseStreamArgs, renderThreadOn, type StreamArgs } from './sink-options.js';
+import { fullCollection } from './collect.js';
+import { createSink, parseStreamArgs, renderThreadOn, type StreamArgs, writeThreadOn } from './sink-options.js';
 
 export interface ReadCommand extends StreamArgs {
   inputs: string[];
@@ -16,6 +19,20 @@ export interface ReadCommand extends StreamArgs {
   filter?: string;
   stats: boolean;
   progress?: boolean;
+}
+
+/**
+ * sharedChunks: read files into SharedArrayBuffers when a sink's second thread takes their bytes
+ * (see renderThreadOn, writeThreadOn), with a full collection every 32 MiB of them so that peak
+ * memory stays as without them. The write thread does not use chunks it cannot share without a
+ * copy, so without a collector it gets none.
+ */
+function sharedChunks(args: StreamArgs, sink: Writable): OpenCapturesOptions['sharedChunks'] {
+  if (!renderThreadOn(args) && !writeThreadOn(args)) return false;
+  const collect = fullCollection();
+  if (collect === null) return renderThreadOn(args);
+  if (sink instanceof FilesSink) return { collect, when: () => sink.wantsSharedChunks };
+  return { collect };
 }
 
 /** runRead runs `pcapflow read`; resolves to the exit code. */
@@ -30,7 +47,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // time, and a capture of small segments a quarter of its time.
   // The packets go back to the source's pool after the TCP stage: nothing else holds them.
   const pool = new PacketPool();
-  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: renderThreadOn(args) });
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: sharedChunks(args, sink) });
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {

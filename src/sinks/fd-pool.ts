@@ -101,6 +101,22 @@ export class FdPool {
     }
   }
 
+  /**
+   * lease opens `path` as write does and returns its descriptor, pinned (never evicted) until
+   * release(path): for a caller that writes to it by other means (a write thread).
+   */
+  async lease(path: string): Promise<number> {
+    return (await this.acquire(path)).fd;
+  }
+
+  /** release unpins a leased descriptor and counts the `writes` calls and `bytes` made to it. */
+  release(path: string, writes: number, bytes: number): void {
+    const entry = this.entries.get(path);
+    if (entry !== undefined && entry.pins > 0) entry.pins--;
+    this.stats.writes += writes;
+    this.stats.bytes += bytes;
+  }
+
   /** close closes the file's descriptor if it is open and forgets the path. */
   async close(path: string): Promise<void> {
     const entry = this.entries.get(path);

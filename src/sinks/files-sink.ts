@@ -14,6 +14,7 @@ import type {
 } from '../core/events.js';
 import { endpointJson, flowBaseName, flowFileName, summaryFieldsJson, vlanJson } from '../core/format.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
+import { WriteThread } from './write-thread.js';
 
 export interface FilesSinkOptions {
   /** Output directory; created (with its parents) when missing. */
@@ -48,6 +49,16 @@ export interface FilesSinkOptions {
   aheadBytes?: number;
   /** Batches buffered before the sink pushes back on its writer (object mode); default 1 (see tcp-transforms.ts). */
   highWaterMark?: number;
+  /**
+   * Write the files from a worker thread (default false): one message per flush instead of a
+   * thread-pool write per file, and no copy for bytes in SharedArrayBuffers (openCaptures'
+   * `sharedChunks`). A flush goes to the thread only when nearly all its bytes are in
+   * SharedArrayBuffers and its chunks average at least `minAverage` bytes (default 512; smaller
+   * ones cost the thread more than they save) and it writes `minFiles` files or more (default 8:
+   * one or two files gain nothing from it); other flushes are written as without it. The thread
+   * starts at the first flush it takes. `wantsSharedChunks` tells the source whether to share.
+   */
+  writeThread?: boolean | { minAverage?: number; minFiles?: number };
 }
 
 /** The descriptor pool's size when the process limit cannot be read. */
@@ -138,6 +149,8 @@ export interface FilesSinkStats extends FdPoolStats {
   connections: number;
   gaps: number;
   overlaps: number;
+  /** Flushes written by the write thread (writeThread). */
+  threadFlushes: number;
 }
 
 interface DirState {
@@ -243,6 +256,8 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 8
  * batches old, see coalesceBytes) and 4 MiB, plus the bookkeeping of open connections (their
  * names and listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
+ * With `writeThread`, a flush of many files of shared chunks is written by a WriteThread
+ * instead, as one job (see the option).
  *
  * Errors: any file-system failure (ENOSPC, EACCES, ENOENT, EMFILE beyond the pool, ...) fails
  * the sink with PcapflowError OUTPUT_FAILED, with the file in `file` and the fs error as
@@ -277,12 +292,17 @@ export class FilesSink extends Writable {
   private held: ((error?: Error | null) => void) | null = null;
   /** The failure of a flush whose batch was already acknowledged. */
   private failure: Error | null = null;
-  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0 };
+  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0, threadFlushes: 0 };
   private readonly queue: DirState[] = [];
   /** Bytes collected since the flush in flight took its share (see _write). */
   private ahead = 0;
   /** Connections closed in this batch, in order: their state, or the finished line of one that wrote no file. */
   private readonly closing: ConnState[] = [];
+  /** Smallest average chunk a flush sent to the write thread has; 0 when there is no write thread. */
+  private readonly threadMinAverage: number;
+  private readonly threadMinFiles: number;
+  private thread: WriteThread | null = null;
+  private suitsThread = false;
 
   constructor(options: FilesSinkOptions) {
     const maxOpen = options.maxOpenFiles ?? defaultMaxOpenFiles();
@@ -304,6 +324,18 @@ export class FilesSink extends Writable {
     this.coalesceBytes = options.coalesceBytes ?? COALESCE_BYTES;
     this.coalesceBatches = options.coalesceBatches ?? COALESCE_BATCHES;
     this.aheadBytes = options.aheadBytes ?? AHEAD_BYTES;
+    const wt = options.writeThread ?? false;
+    this.threadMinAverage = wt === false ? 0 : typeof wt === 'object' ? (wt.minAverage ?? THREAD_MIN_AVERAGE) : THREAD_MIN_AVERAGE;
+    this.threadMinFiles = typeof wt === 'object' ? (wt.minFiles ?? THREAD_MIN_FILES) : THREAD_MIN_FILES;
+  }
+
+  /**
+   * wantsSharedChunks: the write thread is on and the last flush was of the shape it takes
+   * (files and average chunk size), so the bytes read next had better be in SharedArrayBuffers
+   * (openCaptures' sharedChunks `when`).
+   */
+  get wantsSharedChunks(): boolean {
+    return this.suitsThread;
   }
 
   /** Live counters (a fresh object each read). */
@@ -355,6 +387,7 @@ export class FilesSink extends Writable {
       for (const st of this.conns.values()) this.connClosed(st);
       this.conns.clear();
       await this.flush(this.takeFlush(true));
+      await this.thread?.stop();
       await this.pool.closeAll();
       await this.closeRecords();
     })();
@@ -405,6 +438,7 @@ export class FilesSink extends Writable {
     pending
       .catch(() => undefined)
       .then(async () => {
+        await this.thread?.stop().catch(() => undefined);
         await this.pool.closeAll().catch(() => undefined);
         await this.closeRecords().catch(() => undefined);
       })
@@ -550,6 +584,14 @@ export class FilesSink extends Writable {
 
   /** flush writes a Flush: one writev per file, then the closed connections' renames and records. */
   private async flush(f: Flush): Promise<void> {
+    if (this.threadMinAverage > 0 && f.dirs.length > 0) {
+      const fit = threadFit(f.chunks, this.threadMinAverage);
+      this.suitsThread = fit !== 'no' && f.dirs.length >= this.threadMinFiles;
+      if (this.suitsThread && fit === 'shared') {
+        this.thread ??= new WriteThread();
+        return this.flushThread(f, this.thread);
+      }
+    }
     const indexes = f.dirs.map((_d, i) => i);
     await this.runAll(indexes, async (i) => {
       const part = f.dirs[i]!.part;
@@ -559,6 +601,39 @@ export class FilesSink extends Writable {
         throw this.outputError(part, err);
       }
     });
+    await this.finishClosed(f);
+  }
+
+  /**
+   * flushThread is flush through the write thread: the files' descriptors are leased (opened
+   * when needed) in groups the descriptor pool can hold at once, and each group is one job.
+   */
+  private async flushThread(f: Flush, thread: WriteThread): Promise<void> {
+    this.counters.threadFlushes++;
+    const group = Math.min(this.pool.maxOpen, 512);
+    for (let start = 0; start < f.dirs.length; start += group) {
+      const end = Math.min(f.dirs.length, start + group);
+      const fds: number[] = [];
+      try {
+        for (let i = start; i < end; i++) {
+          const part = f.dirs[i]!.part;
+          try {
+            fds.push(await this.pool.lease(part));
+          } catch (err) {
+            throw this.outputError(part, err);
+          }
+        }
+        const r = await thread.write(fds, f.chunks.slice(start, end));
+        for (let i = 0; i < fds.length; i++) this.pool.release(f.dirs[start + i]!.part, i < r.written.length ? 1 : 0, r.written[i] ?? 0);
+        fds.length = 0;
+        if (r.error !== null) {
+          const part = f.dirs[start + r.error.file]!.part;
+          throw this.outputError(part, Object.assign(new Error(r.error.message), { code: r.error.code }));
+        }
+      } finally {
+        for (let i = 0; i < fds.length; i++) this.pool.release(f.dirs[start + i]!.part, 0, 0);
+      }
+    }
     await this.finishClosed(f);
   }
 
@@ -667,6 +742,34 @@ export class FilesSink extends Writable {
     if (isOutputError(err)) return err;
     return new PcapflowError('OUTPUT_FAILED', `cannot write ${file}: ${errCode(err)}`, { file, cause: err });
   }
+}
+
+/** Default of writeThread's minAverage. */
+const THREAD_MIN_AVERAGE = 512;
+
+/** Default of writeThread's minFiles. */
+const THREAD_MIN_FILES = 8;
+
+/**
+ * threadFit: 'no' when a flush's chunks average less than `minAverage` bytes; else 'shared' when
+ * at least 7/8 of its bytes are in SharedArrayBuffers (the rest is copied to the thread), else
+ * 'copy' (the thread would copy too much).
+ */
+function threadFit(chunks: readonly (readonly Uint8Array[])[], minAverage: number): 'no' | 'shared' | 'copy' {
+  let count = 0;
+  let total = 0;
+  let shared = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    const list = chunks[i]!;
+    count += list.length;
+    for (let j = 0; j < list.length; j++) {
+      const c = list[j]!;
+      total += c.length;
+      if (c.buffer instanceof SharedArrayBuffer) shared += c.length;
+    }
+  }
+  if (count === 0 || total < count * minAverage) return 'no';
+  return shared * 8 >= total * 7 ? 'shared' : 'copy';
 }
 
 function positiveInteger(name: string, n: number, min = 1): void {

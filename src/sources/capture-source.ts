@@ -3,7 +3,7 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { type CaptureFormat, CaptureReader } from '../core/capture-reader.js';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import type { Packet, PacketPool } from '../core/packet.js';
-import { SharedFileStream } from './shared-file-stream.js';
+import { type SharedChunksCollect, SharedFileStream } from './shared-file-stream.js';
 
 /**
  * Bytes asked of the file system per read. Every packet, and every in-order data event, is in the
@@ -13,6 +13,9 @@ import { SharedFileStream } from './shared-file-stream.js';
  */
 export const READ_SIZE = 1 << 19;
 
+/** Default of sharedChunks' collectEvery: peak RSS as without shared chunks on the bench captures (measured). */
+const COLLECT_EVERY = 32 << 20;
+
 export interface OpenCapturesOptions {
   /** The stream read for the input `-`. Default process.stdin. */
   stdin?: NodeJS.ReadableStream;
@@ -20,10 +23,12 @@ export interface OpenCapturesOptions {
   openFile?: (path: string, options: { highWaterMark: number }) => NodeJS.ReadableStream;
   /**
    * Read files into SharedArrayBuffer chunks (SharedFileStream), so that the packets' bytes can
-   * go to a worker thread without a copy (NdjsonSink's renderThread). Default false. Ignored
-   * with openFile and for stdin.
+   * go to a worker thread without a copy (NdjsonSink's renderThread, FilesSink's writeThread).
+   * Default false. Ignored with openFile and for stdin. With `collect`, that full collection
+   * runs every `collectEvery` bytes of chunks (default 32 MiB); with `when`, a chunk is shared
+   * only when `when()` says so at its read (see SharedFileStream).
    */
-  sharedChunks?: boolean;
+  sharedChunks?: boolean | { collect?: () => void; collectEvery?: number; when?: () => boolean };
   /** Bytes per file read. Default 512 KiB. */
   readSize?: number;
   /** Batches held by the source before it stops reading. Default 4. */
@@ -91,6 +96,8 @@ export class CaptureSource extends Readable {
   private nextInput = 0;
   private nextIndex: number;
   private cur: Current | null = null;
+  /** The collection schedule shared by the inputs read into shared chunks (sharedChunks.collect). */
+  private collect: SharedChunksCollect | null = null;
   private wantMore = false;
   private failure: Error | null = null;
   private pumping = false;
@@ -219,7 +226,13 @@ export class CaptureSource extends Readable {
 
   private openFile(name: string, readSize: number): NodeJS.ReadableStream {
     if (this.options.openFile) return this.options.openFile(name, { highWaterMark: readSize });
-    if (this.options.sharedChunks === true) return new SharedFileStream(name, readSize);
+    const shared = this.options.sharedChunks ?? false;
+    if (shared === true) return new SharedFileStream(name, readSize);
+    if (shared !== false) {
+      if (this.collect === null && shared.collect !== undefined) this.collect = { run: shared.collect, every: shared.collectEvery ?? COLLECT_EVERY, since: 0 };
+      const collect = this.collect ?? undefined;
+      return new SharedFileStream(name, readSize, shared.when === undefined ? { collect } : { collect, when: shared.when });
+    }
     return createReadStream(name, { highWaterMark: readSize });
   }
 

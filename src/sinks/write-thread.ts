@@ -1,0 +1,177 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * WriteThread appends bytes to open file descriptors on a worker thread (writevSync), so that
+ * the main thread, which reads, decodes and reassembles, neither copies the bytes into the
+ * kernel nor wakes a thread-pool thread for every file it writes: one message carries a whole
+ * flush (many files).
+ *
+ * A job lists, per file, its descriptor and its chunks. A chunk in a SharedArrayBuffer (a read
+ * chunk of openCaptures' `sharedChunks`) travels as its offset and length only; any other chunk
+ * is copied into the job's transferred buffer. Jobs are answered in the order posted: the byte
+ * count written per file, or the first failure (errno code and the file's index in the job),
+ * after which the job's later files were not written.
+ */
+
+/** Int32 fields per chunk in a job's descriptor: source (-1 the job's buffer, k its k-th SharedArrayBuffer), offset, length. */
+const FIELDS = 3;
+const IN_AUX = -1;
+
+export interface WriteJob {
+  /** Per file: descriptor, number of chunks. */
+  files: Int32Array;
+  /** Per chunk: FIELDS values. */
+  desc: Int32Array;
+  aux: ArrayBuffer;
+  sabs: SharedArrayBuffer[];
+}
+
+/** A job's answer: bytes written per file, or the failure. */
+export interface WriteResult {
+  written: number[];
+  error: { code: string; message: string; file: number } | null;
+}
+
+/**
+ * The worker's code: self-contained (it runs from its source text, as CommonJS), so it repeats
+ * the descriptor layout as literals. A partial write is continued until all is written.
+ */
+function writeWorker(): void {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const wt = require('node:worker_threads') as typeof import('node:worker_threads');
+  const fs = require('node:fs') as typeof import('node:fs');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const port = wt.parentPort!;
+  port.on('message', (m: WriteJob) => {
+    const aux = new Uint8Array(m.aux);
+    const srcs = m.sabs.map((s) => new Uint8Array(s));
+    const written: number[] = [];
+    let k = 0;
+    for (let f = 0; f < m.files.length; f += 2) {
+      const fd = m.files[f]!;
+      const n = m.files[f + 1]!;
+      let views: Uint8Array[] = [];
+      let left = 0;
+      for (let j = 0; j < n; j++, k += 3) {
+        const src = m.desc[k]!;
+        const len = m.desc[k + 2]!;
+        views.push((src === -1 ? aux : srcs[src]!).subarray(m.desc[k + 1]!, m.desc[k + 1]! + len));
+        left += len;
+      }
+      let total = 0;
+      try {
+        while (left > 0) {
+          let w = fs.writevSync(fd, views);
+          total += w;
+          left -= w;
+          if (left === 0) break;
+          const rest: Uint8Array[] = [];
+          for (const v of views) {
+            if (w >= v.length) {
+              w -= v.length;
+              continue;
+            }
+            rest.push(w > 0 ? v.subarray(w) : v);
+            w = 0;
+          }
+          views = rest;
+        }
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        written.push(total);
+        port.postMessage({ written, error: { code: e.code ?? 'EIO', message: e.message, file: f / 2 } } satisfies WriteResult);
+        return;
+      }
+      written.push(total);
+    }
+    port.postMessage({ written, error: null } satisfies WriteResult);
+  });
+}
+
+export class WriteThread {
+  private readonly worker: Worker;
+  /** Handlers of the jobs posted and not answered, oldest first. */
+  private readonly waiting: Array<(r: WriteResult) => void> = [];
+  private stopping = false;
+  private failure: Error | null = null;
+
+  constructor() {
+    this.worker = new Worker(`(${writeWorker.toString()})()`, { eval: true });
+    this.worker.unref();
+    const fail = (err: Error): void => {
+      if (this.failure !== null || this.stopping) return;
+      this.failure = err;
+      const waiting = this.waiting.splice(0);
+      for (const done of waiting) done({ written: [], error: { code: 'EWORKER', message: err.message, file: 0 } });
+    };
+    this.worker.on('message', (r: WriteResult) => {
+      const done = this.waiting.shift();
+      if (this.waiting.length === 0) this.worker.unref();
+      done?.(r);
+    });
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`write thread exited with code ${code}`)));
+  }
+
+  /** write appends each `chunks[i]` to descriptor `fds[i]` (in order, one file after the other). */
+  write(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
+    if (this.failure !== null) return Promise.resolve({ written: [], error: { code: 'EWORKER', message: this.failure.message, file: 0 } });
+    const job = pack(fds, chunks);
+    return new Promise((resolve) => {
+      if (this.waiting.length === 0) this.worker.ref();
+      this.waiting.push(resolve);
+      this.worker.postMessage(job, [job.aux, job.desc.buffer as ArrayBuffer, job.files.buffer as ArrayBuffer]);
+    });
+  }
+
+  /** stop ends the thread once the jobs posted are answered. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.worker.terminate();
+  }
+}
+
+/** pack builds a job (see WriteThread). */
+export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[]): WriteJob {
+  let count = 0;
+  let copied = 0;
+  for (const list of chunks) {
+    count += list.length;
+    for (const c of list) if (!(c.buffer instanceof SharedArrayBuffer)) copied += c.length;
+  }
+  const files = new Int32Array(fds.length * 2);
+  const desc = new Int32Array(count * FIELDS);
+  const aux = new Uint8Array(new ArrayBuffer(copied));
+  const sabs: SharedArrayBuffer[] = [];
+  let lastBuf: ArrayBufferLike | null = null;
+  let lastIndex = -1;
+  let at = 0;
+  let k = 0;
+  for (let f = 0; f < fds.length; f++) {
+    const list = chunks[f]!;
+    files[2 * f] = fds[f]!;
+    files[2 * f + 1] = list.length;
+    for (let j = 0; j < list.length; j++, k += FIELDS) {
+      const c = list[j]!;
+      const buf = c.buffer;
+      desc[k + 2] = c.length;
+      if (buf === lastBuf) {
+        desc[k] = lastIndex;
+        desc[k + 1] = c.byteOffset;
+      } else if (buf instanceof SharedArrayBuffer) {
+        let s = sabs.indexOf(buf);
+        if (s < 0) s = sabs.push(buf) - 1;
+        lastBuf = buf;
+        lastIndex = s;
+        desc[k] = s;
+        desc[k + 1] = c.byteOffset;
+      } else {
+        aux.set(c, at);
+        desc[k] = IN_AUX;
+        desc[k + 1] = at;
+        at += c.length;
+      }
+    }
+  }
+  return { files, desc, aux: aux.buffer, sabs };
+}

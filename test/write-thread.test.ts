@@ -1,0 +1,184 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isPcapflowError } from '../src/core/errors.js';
+import { openCaptures } from '../src/sources/capture-source.js';
+import { SharedFileStream } from '../src/sources/shared-file-stream.js';
+import { FilesSink, type FilesSinkOptions } from '../src/sinks/files-sink.js';
+import { WriteThread } from '../src/sinks/write-thread.js';
+import { TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
+import { runPipeline } from '../src/pipeline.js';
+import { fullCollection } from '../src/cli/collect.js';
+// @ts-expect-error bench/synth.js is plain JavaScript without types
+import { writeCapture } from '../bench/synth.js';
+import { sharedCaptures } from './helpers/env.js';
+import { runCli } from './helpers/cli-run.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-wthread-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+let dirs = 0;
+
+/** Every file of `dir` (names sorted) with its size and SHA-256 (a deep compare of the bytes themselves is slow in expect). */
+function dirContents(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of fs.readdirSync(dir).sort()) {
+    const bytes = fs.readFileSync(path.join(dir, name));
+    out.set(name, `${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`);
+  }
+  return out;
+}
+
+/** files runs `pcapflow read`'s pipeline into a FilesSink in a new directory. */
+async function files(file: string, opts: { shared: boolean; writeThread: FilesSinkOptions['writeThread'] }): Promise<{ dir: string; sink: FilesSink; error: unknown }> {
+  const dir = path.join(tmp, `out${dirs++}`);
+  const sink = new FilesSink({ dir, writeThread: opts.writeThread, maxOpenFiles: 16 });
+  const source = openCaptures([file], { sharedChunks: opts.shared, readSize: 64 * 1024 });
+  const error = await runPipeline([source, new TcpStreamTransform({ decoder: { onError: 'skip' } }), sink], sink).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  return { dir, sink, error };
+}
+
+/** A thread that takes every flush whose bytes are shared. */
+const ALWAYS = { minAverage: 1, minFiles: 1 };
+
+describe('FilesSink with its write thread', () => {
+  it('writes the same files as the thread pool on every shared capture, chunks shared or not', async () => {
+    let threaded = 0;
+    for (const file of sharedCaptures()) {
+      const plain = await files(file, { shared: false, writeThread: false });
+      for (const shared of [true, false]) {
+        const viaThread = await files(file, { shared, writeThread: ALWAYS });
+        const what = `${path.basename(file)} shared=${shared}`;
+        expect(dirContents(viaThread.dir), what).toEqual(dirContents(plain.dir));
+        expect(String(viaThread.error), what).toBe(String(plain.error));
+        // a flush whose bytes are not shared goes to the thread pool
+        if (!shared) expect(viaThread.sink.stats.threadFlushes, what).toBe(0);
+        threaded += viaThread.sink.stats.threadFlushes;
+      }
+    }
+    expect(threaded).toBeGreaterThan(50);
+  }, 180_000);
+
+  it('takes the flushes of many connections of full segments with the CLI defaults, and writes what the thread pool writes', async () => {
+    const file = path.join(tmp, 'many.pcap');
+    await writeCapture(file, { conns: 24, bytesPerConn: 600_000, mss: 1448, interleave: 4 });
+    const a = path.join(tmp, 'cli-thread');
+    const b = path.join(tmp, 'cli-pool');
+    const viaThread = await runCli(['read', file, '--sink', 'files', '-o', a, '--stats']);
+    const viaPool = await runCli(['read', file, '--sink', 'files', '-o', b, '--stats', '--no-write-thread']);
+    expect(viaThread.code).toBe(0);
+    expect(viaPool.code).toBe(0);
+    expect(Number(/sink\.threadFlushes\s+(\d+)/.exec(viaThread.stderr)?.[1])).toBeGreaterThan(0);
+    expect(Number(/sink\.threadFlushes\s+(\d+)/.exec(viaPool.stderr)?.[1])).toBe(0);
+    expect(dirContents(a)).toEqual(dirContents(b));
+    expect(dirContents(a).size).toBe(24 * 2 + 1);
+  }, 60_000);
+
+  it('leaves one connection, and small segments, to the thread pool', async () => {
+    const one = path.join(tmp, 'one.pcap');
+    await writeCapture(one, { conns: 1, bytesPerConn: 3_000_000, mss: 1448, interleave: 1 });
+    const small = path.join(tmp, 'small.pcap');
+    await writeCapture(small, { conns: 16, bytesPerConn: 100_000, mss: 200, interleave: 4 });
+    for (const file of [one, small]) {
+      const r = await files(file, { shared: true, writeThread: true });
+      expect(r.error).toBeNull();
+      expect(r.sink.stats.threadFlushes, path.basename(file)).toBe(0);
+      expect(r.sink.wantsSharedChunks).toBe(false);
+    }
+  }, 60_000);
+
+  it('fails with OUTPUT_FAILED when the thread dies', async () => {
+    const file = path.join(tmp, 'many2.pcap');
+    await writeCapture(file, { conns: 16, bytesPerConn: 400_000, mss: 1448, interleave: 4 });
+    const dir = path.join(tmp, 'killed');
+    const sink = new FilesSink({ dir, writeThread: ALWAYS, coalesceBytes: 0 });
+    const source = openCaptures([file], { sharedChunks: true, readSize: 64 * 1024 });
+    const tcp = new TcpStreamTransform();
+    let killed = false;
+    tcp.on('data', () => {
+      const thread = (sink as unknown as { thread: { worker: { terminate(): Promise<number> } } | null }).thread;
+      if (thread !== null && !killed) {
+        killed = true;
+        void thread.worker.terminate();
+      }
+    });
+    const err = await runPipeline([source, tcp, sink], sink).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(killed).toBe(true);
+    expect(isPcapflowError(err) && err.code).toBe('OUTPUT_FAILED');
+  }, 60_000);
+});
+
+describe('WriteThread', () => {
+  it('appends shared and copied chunks to each descriptor, in order', async () => {
+    const sab = new Uint8Array(new SharedArrayBuffer(64));
+    for (let i = 0; i < 64; i++) sab[i] = i;
+    const other = new Uint8Array(new SharedArrayBuffer(8)).fill(0xaa);
+    const plain = Buffer.from('plain bytes');
+    const a = path.join(tmp, 'wa');
+    const b = path.join(tmp, 'wb');
+    const fa = fs.openSync(a, 'w');
+    const fb = fs.openSync(b, 'w');
+    const thread = new WriteThread();
+    const r = await thread.write(
+      [fa, fb],
+      [
+        [sab.subarray(10, 20), plain, sab.subarray(0, 3), other],
+        [plain.subarray(6), sab.subarray(60)],
+      ],
+    );
+    await thread.stop();
+    fs.closeSync(fa);
+    fs.closeSync(fb);
+    expect(r).toEqual({ written: [10 + 11 + 3 + 8, 5 + 4], error: null });
+    expect(fs.readFileSync(a)).toEqual(Buffer.concat([sab.subarray(10, 20), plain, sab.subarray(0, 3), other]));
+    expect(fs.readFileSync(b)).toEqual(Buffer.concat([plain.subarray(6), sab.subarray(60)]));
+  });
+
+  it('reports the errno code and the file that failed; the files before it were written', async () => {
+    const a = path.join(tmp, 'wc');
+    const fa = fs.openSync(a, 'w');
+    const full = fs.openSync('/dev/full', 'w');
+    const thread = new WriteThread();
+    const r = await thread.write([fa, full], [[Buffer.from('ok')], [Buffer.from('lost')]]);
+    await thread.stop();
+    fs.closeSync(fa);
+    fs.closeSync(full);
+    expect(r.written).toEqual([2, 0]);
+    expect(r.error).toMatchObject({ code: 'ENOSPC', file: 1 });
+    expect(fs.readFileSync(a, 'utf8')).toBe('ok');
+  });
+});
+
+describe('shared chunks on demand, and their collection', () => {
+  it('shares a chunk only when `when` says so, and collects every `every` bytes of shared chunks', async () => {
+    const file = sharedCaptures().find((f) => fs.statSync(f).size > 200_000)!;
+    let share = false;
+    let runs = 0;
+    const stream = new SharedFileStream(file, 16 * 1024, { when: () => (share = !share), collect: { every: 64 * 1024, run: () => runs++, since: 0 } });
+    const kinds: boolean[] = [];
+    let bytes = 0;
+    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+      kinds.push(chunk.buffer instanceof SharedArrayBuffer);
+      bytes += chunk.length;
+    }
+    expect(bytes).toBe(fs.statSync(file).size);
+    expect(kinds.slice(0, 4)).toEqual([true, false, true, false]);
+    // every read allocates a chunk, the last one (the end of the file) included; every other one is shared
+    expect(runs).toBe(Math.floor(Math.ceil((kinds.length + 1) / 2) / 4));
+    expect(runs).toBeGreaterThan(0);
+  });
+
+  it('fullCollection gives a gc function without putting one on the global object', () => {
+    const gc = fullCollection();
+    expect(typeof gc).toBe('function');
+    gc!();
+    expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
+  });
+});
