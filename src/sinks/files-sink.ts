@@ -330,9 +330,9 @@ export class FilesSink extends Writable {
   }
 
   /**
-   * wantsSharedChunks: the write thread is on and the last flush was of the shape it takes
-   * (files and average chunk size), so the bytes read next had better be in SharedArrayBuffers
-   * (openCaptures' sharedChunks `when`).
+   * wantsSharedChunks: the write thread is on and the last flush of 1 MiB or more was of the
+   * shape it takes (files and average chunk size), so the bytes read next had better be in
+   * SharedArrayBuffers (openCaptures' sharedChunks `when`).
    */
   get wantsSharedChunks(): boolean {
     return this.suitsThread;
@@ -586,8 +586,11 @@ export class FilesSink extends Writable {
   private async flush(f: Flush): Promise<void> {
     if (this.threadMinAverage > 0 && f.dirs.length > 0) {
       const fit = threadFit(f.chunks, this.threadMinAverage);
-      this.suitsThread = fit !== 'no' && f.dirs.length >= this.threadMinFiles;
-      if (this.suitsThread && fit === 'shared') {
+      const shaped = fit.fit !== 'no' && f.dirs.length >= this.threadMinFiles;
+      // a small flush (a few files that reached coalesceBytes between two rounds) does not
+      // speak for the traffic
+      if (fit.bytes >= SHAPE_BYTES) this.suitsThread = shaped;
+      if (shaped && fit.fit === 'shared') {
         this.thread ??= new WriteThread();
         return this.flushThread(f, this.thread);
       }
@@ -750,12 +753,15 @@ const THREAD_MIN_AVERAGE = 512;
 /** Default of writeThread's minFiles. */
 const THREAD_MIN_FILES = 8;
 
+/** Bytes a flush needs for its shape to set wantsSharedChunks. */
+const SHAPE_BYTES = 1 << 20;
+
 /**
  * threadFit: 'no' when a flush's chunks average less than `minAverage` bytes; else 'shared' when
  * at least 7/8 of its bytes are in SharedArrayBuffers (the rest is copied to the thread), else
- * 'copy' (the thread would copy too much).
+ * 'copy' (the thread would copy too much); and the flush's bytes.
  */
-function threadFit(chunks: readonly (readonly Uint8Array[])[], minAverage: number): 'no' | 'shared' | 'copy' {
+function threadFit(chunks: readonly (readonly Uint8Array[])[], minAverage: number): { fit: 'no' | 'shared' | 'copy'; bytes: number } {
   let count = 0;
   let total = 0;
   let shared = 0;
@@ -768,8 +774,8 @@ function threadFit(chunks: readonly (readonly Uint8Array[])[], minAverage: numbe
       if (c.buffer instanceof SharedArrayBuffer) shared += c.length;
     }
   }
-  if (count === 0 || total < count * minAverage) return 'no';
-  return shared * 8 >= total * 7 ? 'shared' : 'copy';
+  if (count === 0 || total < count * minAverage) return { fit: 'no', bytes: total };
+  return { fit: shared * 8 >= total * 7 ? 'shared' : 'copy', bytes: total };
 }
 
 function positiveInteger(name: string, n: number, min = 1): void {
