@@ -79,9 +79,11 @@ const fresh = (dir) => () => {
 function tcpCommands() {
   const pf = outDir('pcapflow');
   const tf = outDir('tcpflow');
+  const pool = outDir('pcapflow-pool');
   return [
     { name: 'tcpflow -r F -o D', argv: (f) => ['tcpflow', '-r', f, '-o', tf], before: fresh(tf), ok: tcpflowOk, ref: true },
     { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true },
+    { name: 'pcapflow read F --sink files -o D --no-write-thread', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pool, '--no-write-thread'], before: fresh(pool), ok: true },
     { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true },
     { name: 'pcapflow read F --sink ndjson --render-thread > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--render-thread'], ok: true },
     { name: 'node_pcap TCPTracker', argv: (f) => ['node', path.join(HERE, 'node-pcap-tracker.js'), f], ok: nodePcapOk },
@@ -189,10 +191,10 @@ function hashFile(file) {
   return h.digest('hex');
 }
 
-/** compareFiles: pcapflow's flow files against tcpflow's (same names, same bytes). */
-function compareFiles() {
+/** compareFiles: pcapflow's flow files (in outDir(name)) against tcpflow's (same names, same bytes). */
+function compareFiles(name) {
   const flowFiles = (dir, skip) => readdirSync(dir).filter((f) => !skip.includes(f) && !f.endsWith('.part')).sort();
-  const pf = flowFiles(outDir('pcapflow'), ['connections.ndjson']);
+  const pf = flowFiles(outDir(name), ['connections.ndjson']);
   const tf = flowFiles(outDir('tcpflow'), ['report.xml', 'alerts.txt']);
   const problems = [];
   for (const f of tf) if (!pf.includes(f)) problems.push(`missing in pcapflow: ${f}`);
@@ -201,7 +203,7 @@ function compareFiles() {
   let bytes = 0;
   for (const f of pf) {
     if (!tf.includes(f)) continue;
-    const a = path.join(outDir('pcapflow'), f);
+    const a = path.join(outDir(name), f);
     const b = path.join(outDir('tcpflow'), f);
     const sa = statSync(a).size;
     if (sa !== statSync(b).size || hashFile(a) !== hashFile(b)) problems.push(`differs: ${f}`);
@@ -246,12 +248,15 @@ for (const sc of SCENARIOS) {
   });
   console.log('');
   if (sc.checkFiles && tcpflowOk) {
-    const c = compareFiles();
-    const line = c.ok
-      ? `files check (${sc.name}): OK, pcapflow's ${c.same} flow files equal tcpflow's (${(c.bytes / 1e6).toFixed(0)} MB)`
-      : `files check (${sc.name}): FAILED, ${c.problems.length} problems: ${c.problems.slice(0, 5).join('; ')}`;
-    console.log(`${line}\n`);
-    checks.push(c.ok);
+    for (const [name, what] of [['pcapflow', ''], ['pcapflow-pool', ' (--no-write-thread)']]) {
+      const c = compareFiles(name);
+      const line = c.ok
+        ? `files check (${sc.name})${what}: OK, pcapflow's ${c.same} flow files equal tcpflow's (${(c.bytes / 1e6).toFixed(0)} MB)`
+        : `files check (${sc.name})${what}: FAILED, ${c.problems.length} problems: ${c.problems.slice(0, 5).join('; ')}`;
+      console.log(`${line}`);
+      checks.push(c.ok);
+    }
+    console.log('');
   }
   rmSync(OUT, { recursive: true, force: true });
 }

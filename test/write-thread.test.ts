@@ -43,7 +43,7 @@ async function files(file: string, opts: { shared: boolean; writeThread: FilesSi
 }
 
 /** A thread that takes every flush whose bytes are shared. */
-const ALWAYS = { minAverage: 1, minFiles: 1 };
+const ALWAYS = { minAverage: 1, minFiles: 1, afterBytes: 0 };
 
 describe('FilesSink with its write thread', () => {
   it('writes the same files as the thread pool on every shared capture, chunks shared or not', async () => {
@@ -65,7 +65,8 @@ describe('FilesSink with its write thread', () => {
 
   it('takes the flushes of many connections of full segments with the CLI defaults, and writes what the thread pool writes', async () => {
     const file = path.join(tmp, 'many.pcap');
-    await writeCapture(file, { conns: 24, bytesPerConn: 600_000, mss: 1448, interleave: 4 });
+    // past the default afterBytes (64 MiB)
+    await writeCapture(file, { conns: 24, bytesPerConn: 4_500_000, mss: 1448, interleave: 4 });
     const a = path.join(tmp, 'cli-thread');
     const b = path.join(tmp, 'cli-pool');
     const viaThread = await runCli(['read', file, '--sink', 'files', '-o', a, '--stats']);
@@ -84,11 +85,21 @@ describe('FilesSink with its write thread', () => {
     const small = path.join(tmp, 'small.pcap');
     await writeCapture(small, { conns: 16, bytesPerConn: 100_000, mss: 200, interleave: 4 });
     for (const file of [one, small]) {
-      const r = await files(file, { shared: true, writeThread: true });
+      const r = await files(file, { shared: true, writeThread: { afterBytes: 0 } });
       expect(r.error).toBeNull();
       expect(r.sink.stats.threadFlushes, path.basename(file)).toBe(0);
       expect(r.sink.wantsSharedChunks).toBe(false);
     }
+  }, 60_000);
+
+  it('does not start before afterBytes (64 MiB by default)', async () => {
+    const file = path.join(tmp, 'many-small.pcap');
+    await writeCapture(file, { conns: 24, bytesPerConn: 400_000, mss: 1448, interleave: 4 });
+    const byDefault = await files(file, { shared: true, writeThread: true });
+    expect(byDefault.sink.stats.threadFlushes).toBe(0);
+    const early = await files(file, { shared: true, writeThread: { afterBytes: 1 << 20 } });
+    expect(early.sink.stats.threadFlushes).toBeGreaterThan(0);
+    expect(dirContents(early.dir)).toEqual(dirContents(byDefault.dir));
   }, 60_000);
 
   it('fails with OUTPUT_FAILED when the thread dies', async () => {

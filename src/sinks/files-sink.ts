@@ -55,10 +55,12 @@ export interface FilesSinkOptions {
    * `sharedChunks`). A flush goes to the thread only when nearly all its bytes are in
    * SharedArrayBuffers and its chunks average at least `minAverage` bytes (default 512; smaller
    * ones cost the thread more than they save) and it writes `minFiles` files or more (default 8:
-   * one or two files gain nothing from it); other flushes are written as without it. The thread
-   * starts at the first flush it takes. `wantsSharedChunks` tells the source whether to share.
+   * one or two files gain nothing from it), once `afterBytes` bytes were collected (default 64
+   * MiB: on a smaller input, starting the thread costs more than it saves); other flushes are
+   * written as without it. The thread starts at the first flush it takes. `wantsSharedChunks`
+   * tells the source whether to share.
    */
-  writeThread?: boolean | { minAverage?: number; minFiles?: number };
+  writeThread?: boolean | { minAverage?: number; minFiles?: number; afterBytes?: number };
 }
 
 /** The descriptor pool's size when the process limit cannot be read. */
@@ -301,6 +303,9 @@ export class FilesSink extends Writable {
   /** Smallest average chunk a flush sent to the write thread has; 0 when there is no write thread. */
   private readonly threadMinAverage: number;
   private readonly threadMinFiles: number;
+  private readonly threadAfterBytes: number;
+  /** Bytes of data collected so far. */
+  private collectedBytes = 0;
   private thread: WriteThread | null = null;
   private suitsThread = false;
 
@@ -327,6 +332,7 @@ export class FilesSink extends Writable {
     const wt = options.writeThread ?? false;
     this.threadMinAverage = wt === false ? 0 : typeof wt === 'object' ? (wt.minAverage ?? THREAD_MIN_AVERAGE) : THREAD_MIN_AVERAGE;
     this.threadMinFiles = typeof wt === 'object' ? (wt.minFiles ?? THREAD_MIN_FILES) : THREAD_MIN_FILES;
+    this.threadAfterBytes = typeof wt === 'object' ? (wt.afterBytes ?? THREAD_AFTER_BYTES) : THREAD_AFTER_BYTES;
   }
 
   /**
@@ -463,6 +469,7 @@ export class FilesSink extends Writable {
           }
           d.pending.push(e.data);
           this.ahead += e.data.length;
+          this.collectedBytes += e.data.length;
           d.pendingBytes += e.data.length;
           d.bytes += e.data.length;
           st.lastTs = e.ts;
@@ -584,7 +591,7 @@ export class FilesSink extends Writable {
 
   /** flush writes a Flush: one writev per file, then the closed connections' renames and records. */
   private async flush(f: Flush): Promise<void> {
-    if (this.threadMinAverage > 0 && f.dirs.length > 0) {
+    if (this.threadMinAverage > 0 && f.dirs.length > 0 && this.collectedBytes >= this.threadAfterBytes) {
       const fit = threadFit(f.chunks, this.threadMinAverage);
       const shaped = fit.fit !== 'no' && f.dirs.length >= this.threadMinFiles;
       // a small flush (a few files that reached coalesceBytes between two rounds) does not
@@ -752,6 +759,9 @@ const THREAD_MIN_AVERAGE = 512;
 
 /** Default of writeThread's minFiles. */
 const THREAD_MIN_FILES = 8;
+
+/** Default of writeThread's afterBytes. */
+const THREAD_AFTER_BYTES = 64 << 20;
 
 /** Bytes a flush needs for its shape to set wantsSharedChunks. */
 const SHAPE_BYTES = 1 << 20;
