@@ -15,6 +15,7 @@ import { fullCollection } from '../src/cli/collect.js';
 import { writeCapture } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
 import { runCli } from './helpers/cli-run.js';
+import { dataEvent, drive, openEvent } from './helpers/sink-events.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-wthread-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -102,6 +103,25 @@ describe('FilesSink with its write thread', () => {
     expect(dirContents(early.dir)).toEqual(dirContents(byDefault.dir));
   }, 60_000);
 
+  it('a full disk (ENOSPC) under the thread fails with OUTPUT_FAILED naming the file', async () => {
+    if (!fs.existsSync('/dev/full')) return;
+    const dir = path.join(tmp, 'full');
+    fs.mkdirSync(dir);
+    const A = { ip: '10.180.156.1', port: 40008 };
+    const B = { ip: '10.180.156.2', port: 80 };
+    const part = path.join(dir, '010.180.156.001.40008-010.180.156.002.00080.part');
+    fs.symlinkSync('/dev/full', part);
+    const bytes = new Uint8Array(new SharedArrayBuffer(4096)).fill(0x41);
+    const sink = new FilesSink({ dir, writeThread: ALWAYS });
+    const err = await drive(sink, [[openEvent(0, A, B), dataEvent(0, 'c2s', 0, bytes)]]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(sink.stats.threadFlushes).toBe(1);
+    expect(err).toMatchObject({ code: 'OUTPUT_FAILED', file: part });
+    expect((err as Error).cause).toMatchObject({ code: 'ENOSPC' });
+  });
+
   it('fails with OUTPUT_FAILED when the thread dies', async () => {
     const file = path.join(tmp, 'many2.pcap');
     await writeCapture(file, { conns: 16, bytesPerConn: 400_000, mss: 1448, interleave: 4 });
@@ -123,6 +143,7 @@ describe('FilesSink with its write thread', () => {
     );
     expect(killed).toBe(true);
     expect(isPcapflowError(err) && err.code).toBe('OUTPUT_FAILED');
+    expect((err as Error).message).toMatch(/write thread exited/);
   }, 60_000);
 });
 

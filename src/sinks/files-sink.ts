@@ -638,7 +638,8 @@ export class FilesSink extends Writable {
         fds.length = 0;
         if (r.error !== null) {
           const part = f.dirs[start + r.error.file]!.part;
-          throw this.outputError(part, Object.assign(new Error(r.error.message), { code: r.error.code }));
+          const cause = new Error(r.error.message);
+          throw this.outputError(part, r.error.code === null ? cause : Object.assign(cause, { code: r.error.code }));
         }
       } finally {
         for (let i = 0; i < fds.length; i++) this.pool.release(f.dirs[start + i]!.part, 0, 0);

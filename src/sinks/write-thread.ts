@@ -26,10 +26,13 @@ export interface WriteJob {
   sabs: SharedArrayBuffer[];
 }
 
-/** A job's answer: bytes written per file, or the failure. */
+/**
+ * A job's answer: bytes written per file, or the failure: the file's errno code (null when the
+ * thread itself failed: it died or was stopped) and its index in the job.
+ */
 export interface WriteResult {
   written: number[];
-  error: { code: string; message: string; file: number } | null;
+  error: { code: string | null; message: string; file: number } | null;
 }
 
 /**
@@ -102,7 +105,7 @@ export class WriteThread {
       if (this.failure !== null || this.stopping) return;
       this.failure = err;
       const waiting = this.waiting.splice(0);
-      for (const done of waiting) done({ written: [], error: { code: 'EWORKER', message: err.message, file: 0 } });
+      for (const done of waiting) done({ written: [], error: { code: null, message: err.message, file: 0 } });
     };
     this.worker.on('message', (r: WriteResult) => {
       const done = this.waiting.shift();
@@ -115,7 +118,7 @@ export class WriteThread {
 
   /** write appends each `chunks[i]` to descriptor `fds[i]` (in order, one file after the other). */
   write(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
-    if (this.failure !== null) return Promise.resolve({ written: [], error: { code: 'EWORKER', message: this.failure.message, file: 0 } });
+    if (this.failure !== null) return Promise.resolve({ written: [], error: { code: null, message: this.failure.message, file: 0 } });
     const job = pack(fds, chunks);
     return new Promise((resolve) => {
       if (this.waiting.length === 0) this.worker.ref();
