@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { StreamEvent } from '../core/events.js';
 import { dataJsonHead } from '../core/format.js';
 import type { RawWrites } from './byte-sink.js';
+import { SharedIndex } from './shared-index.js';
 
 /**
  * RenderThread encodes the payloads of NDJSON data lines (base64 or hex) on a worker thread, so
@@ -123,9 +124,7 @@ function grow(aux: Buffer, at: number, n: number): Buffer {
 /** pack builds a batch's job (see RenderThread). */
 export function pack(batch: readonly StreamEvent[], line: (e: StreamEvent) => string): RenderJob {
   const desc = new Int32Array(batch.length * FIELDS);
-  const sabs: SharedArrayBuffer[] = [];
-  let lastBuf: ArrayBufferLike | null = null;
-  let lastIndex = -1;
+  const shared = new SharedIndex();
   let aux: Buffer = Buffer.allocUnsafeSlow(batch.length * 128 + HEAD_ROOM);
   let at = 0;
   let k = 0;
@@ -144,18 +143,11 @@ export function pack(batch: readonly StreamEvent[], line: (e: StreamEvent) => st
     if (aux.length - at < HEAD_ROOM) aux = grow(aux, at, HEAD_ROOM);
     at += (aux as unknown as RawWrites).latin1Write(dataJsonHead(e), at, aux.length - at);
     const data = e.data;
-    const buf = data.buffer;
+    const s = shared.of(data.buffer);
     desc[k] = pos;
     desc[k + 1] = at - pos;
     desc[k + 4] = data.length;
-    if (buf === lastBuf) {
-      desc[k + 2] = lastIndex;
-      desc[k + 3] = data.byteOffset;
-    } else if (buf instanceof SharedArrayBuffer) {
-      let s = sabs.indexOf(buf);
-      if (s < 0) s = sabs.push(buf) - 1;
-      lastBuf = buf;
-      lastIndex = s;
+    if (s >= 0) {
       desc[k + 2] = s;
       desc[k + 3] = data.byteOffset;
     } else {
@@ -167,5 +159,5 @@ export function pack(batch: readonly StreamEvent[], line: (e: StreamEvent) => st
     }
   }
   // aux came from allocUnsafeSlow: its own ArrayBuffer, starting at 0, transferred as a whole
-  return { aux: aux.buffer as ArrayBuffer, desc, sabs };
+  return { aux: aux.buffer as ArrayBuffer, desc, sabs: shared.list };
 }

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { SharedIndex } from './shared-index.js';
 
 /**
  * WriteThread appends bytes to open file descriptors on a worker thread (writevSync), so that
@@ -145,9 +146,7 @@ export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Arr
   const files = new Int32Array(fds.length * 2);
   const desc = new Int32Array(count * FIELDS);
   const aux = new Uint8Array(new ArrayBuffer(copied));
-  const sabs: SharedArrayBuffer[] = [];
-  let lastBuf: ArrayBufferLike | null = null;
-  let lastIndex = -1;
+  const shared = new SharedIndex();
   let at = 0;
   let k = 0;
   for (let f = 0; f < fds.length; f++) {
@@ -156,16 +155,9 @@ export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Arr
     files[2 * f + 1] = list.length;
     for (let j = 0; j < list.length; j++, k += FIELDS) {
       const c = list[j]!;
-      const buf = c.buffer;
+      const s = shared.of(c.buffer);
       desc[k + 2] = c.length;
-      if (buf === lastBuf) {
-        desc[k] = lastIndex;
-        desc[k + 1] = c.byteOffset;
-      } else if (buf instanceof SharedArrayBuffer) {
-        let s = sabs.indexOf(buf);
-        if (s < 0) s = sabs.push(buf) - 1;
-        lastBuf = buf;
-        lastIndex = s;
+      if (s >= 0) {
         desc[k] = s;
         desc[k + 1] = c.byteOffset;
       } else {
@@ -176,5 +168,5 @@ export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Arr
       }
     }
   }
-  return { files, desc, aux: aux.buffer, sabs };
+  return { files, desc, aux: aux.buffer, sabs: shared.list };
 }
