@@ -3,7 +3,8 @@ import { PacketPool } from '../core/packet.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
 import type { Writable } from 'node:stream';
-import { openCaptures, type OpenCapturesOptions } from '../sources/capture-source.js';
+import { openCaptures, type OpenCapturesOptions, READ_SIZE } from '../sources/capture-source.js';
+import { ChunkPool } from '../sources/chunk-pool.js';
 import { FilesSink } from '../sinks/files-sink.js';
 import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
@@ -23,16 +24,46 @@ export interface ReadCommand extends StreamArgs {
 
 /**
  * sharedChunks: read files into SharedArrayBuffers when a sink's second thread takes their bytes
- * (see renderThreadOn, writeThreadOn), with a full collection every 32 MiB of them so that peak
- * memory stays as without them. The write thread does not use chunks it cannot share without a
- * copy, so without a collector it gets none.
+ * (see renderThreadOn, writeThreadOn), with a full collection every 32 MiB of new ones so that
+ * peak memory stays as without them. For the files sink with plain chunking they come from a
+ * ChunkPool (chunkPoolFor), which reuses them: no zero-filling and no collection while it can.
+ * The write thread does not use chunks it cannot share without a copy, so without a collector it
+ * gets none.
  */
-function sharedChunks(args: StreamArgs, sink: Writable): OpenCapturesOptions['sharedChunks'] {
+function sharedChunks(args: StreamArgs, sink: Writable, tcp: TcpStreamTransform, plain: boolean): OpenCapturesOptions['sharedChunks'] {
   if (!renderThreadOn(args) && !writeThreadOn(args)) return false;
   const collect = fullCollection();
   if (collect === null) return renderThreadOn(args);
-  if (sink instanceof FilesSink) return { collect, when: () => sink.wantsSharedChunks };
-  return { collect };
+  if (!(sink instanceof FilesSink)) return { collect };
+  if (!plain) return { collect, when: () => sink.wantsSharedChunks };
+  let since = 0;
+  const chunks = chunkPoolFor(sink, tcp, READ_SIZE, {
+    onAllocate: (bytes) => {
+      since += bytes;
+      if (since >= COLLECT_EVERY) {
+        since = 0;
+        collect();
+      }
+    },
+  });
+  return { when: () => sink.wantsSharedChunks, pool: chunks };
+}
+
+/** Bytes of new shared chunks between two full collections. */
+const COLLECT_EVERY = 32 << 20;
+
+/**
+ * chunkPoolFor: a ChunkPool of `size`-byte chunks whose holders are the files sink (data to be
+ * written) and the reassembler (views kept for overlap checks): in `pcapflow read --sink files`
+ * with plain chunking, nothing else reads a chunk after its batch (bench/PROFILE.md, "Fourth
+ * pass"). Call before the first packet.
+ */
+export function chunkPoolFor(sink: FilesSink, tcp: TcpStreamTransform, size: number, options: ConstructorParameters<typeof ChunkPool>[1] = {}): ChunkPool {
+  const chunks = new ChunkPool(size, options);
+  chunks.hold((rank) => sink.heldFrom(rank));
+  chunks.hold((rank) => tcp.reassembler.oldestKeptChunk(rank));
+  tcp.reassembler.trackChunks(chunks.owns);
+  return chunks;
 }
 
 /** runRead runs `pcapflow read`; resolves to the exit code. */
@@ -47,8 +78,9 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // time, and a capture of small segments a quarter of its time.
   // The packets go back to the source's pool after the TCP stage: nothing else holds them.
   const pool = new PacketPool();
-  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: sharedChunks(args, sink) });
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
+  const shared = sharedChunks(args, sink, tcp, reassemblyOptions.chunking !== 'push');
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {
     await runPipeline(filter === null ? [source, tcp, sink] : [source, filter, tcp, sink], sink);

@@ -221,6 +221,12 @@ class Side {
   /** The reassembler's chunk generation when this side began to hold views (see trimSent), and that of its latest entry in the trim queue. */
   sentGen = 0;
   sentQueued = -1;
+  /**
+   * The first buffer of the kept views that trackChunks' predicate calls a read chunk, and the
+   * chunk generation when it was kept; null while the side keeps none (see oldestKeptChunk).
+   */
+  sentChunk: ArrayBufferLike | null = null;
+  sentChunkGen = 0;
   // push chunking; null until used
   pend: Uint8Array[] | null = null;
   pendLen = 0;
@@ -256,6 +262,7 @@ class Side {
     }
     if (h === n) {
       this.sentHead = this.sentLen = 0;
+      this.sentChunk = null;
       return true;
     }
     if (h >= 64 && h * 2 >= n) {
@@ -557,9 +564,43 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** Stream offset from which bytes are not kept: maxBytes, or Infinity. */
   private readonly keepTo: number;
 
+  private isChunk: ((buf: ArrayBufferLike) => boolean) | null = null;
+
   constructor(options: TcpReassemblerOptions = {}) {
     this.options = checkOptions(options);
     this.keepTo = this.options.maxBytes > 0 ? this.options.maxBytes : Infinity;
+  }
+
+  /**
+   * trackChunks makes the reassembler note, per side, the first view it keeps for overlap checks
+   * whose buffer `isChunk` calls a read chunk, so that oldestKeptChunk can tell a pool of read
+   * chunks which ones it still reads. Set before the first packet.
+   */
+  trackChunks(isChunk: (buf: ArrayBufferLike) => boolean): void {
+    this.isChunk = isChunk;
+  }
+
+  /**
+   * oldestKeptChunk: the lowest `rank` of the read chunks (see trackChunks) that the views kept
+   * for overlap checks belong to; Infinity when none. Relies on delivered views coming in read
+   * order (plain chunking: a data view is always of the packet being processed): a side whose
+   * views began at a later chunk generation holds no older chunk, so the scan of the trim queue
+   * stops there.
+   */
+  oldestKeptChunk(rank: (buf: ArrayBufferLike) => number): number {
+    const q = this.sentQ;
+    const qGen = this.sentQGen;
+    let bestGen = Infinity;
+    let best = Infinity;
+    for (let h = this.sentQHead; h < q.length; h++) {
+      if (qGen[h]! > bestGen) break;
+      const d = q[h]!;
+      if (d.sentGen !== qGen[h] || !d.holdsSent() || d.sentChunk === null) continue;
+      const r = rank(d.sentChunk);
+      if (r < best) best = r;
+      if (d.sentChunkGen < bestGen) bestGen = d.sentChunkGen;
+    }
+    return best;
   }
 
   write(batch: Packet[], emit: (out: StreamEvent[]) => void): void {
@@ -1145,6 +1186,10 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       }
       d.sentOff[d.sentLen] = off;
       d.sentData[d.sentLen] = data;
+      if (d.sentChunk === null && this.isChunk !== null && this.isChunk(buf)) {
+        d.sentChunk = buf;
+        d.sentChunkGen = this.chunkGen;
+      }
       d.sentLen++;
       d.sentBytes += data.length;
       if (d.sentBytes > cap) this.dropSent(d, -1, cap);

@@ -308,6 +308,11 @@ export class FilesSink extends Writable {
   private collectedBytes = 0;
   private thread: WriteThread | null = null;
   private suitsThread = false;
+  /** The buffer of the last data collected, and the highest rank heldFrom found for one (see there). */
+  private lastDataBuf: ArrayBufferLike | null = null;
+  private dataBound = -1;
+  /** The chunks of the flush being written; null between flushes. */
+  private flushing: Uint8Array[][] | null = null;
 
   constructor(options: FilesSinkOptions) {
     const maxOpen = options.maxOpenFiles ?? defaultMaxOpenFiles();
@@ -342,6 +347,36 @@ export class FilesSink extends Writable {
    */
   get wantsSharedChunks(): boolean {
     return this.suitsThread;
+  }
+
+  /**
+   * heldFrom tells a pool of read chunks which it may refill: the lowest `rank` (Infinity for a
+   * buffer that is no read chunk) among the chunks that data still to be written (pending or in
+   * the flush being written) are views of, and of the last data collected. It relies on data
+   * views arriving in read order (the reassembler's plain chunking): a chunk ranked below the
+   * last collected data's has no data in transit to the sink either, and the first read-chunk
+   * view of a file's pending list is its oldest.
+   */
+  heldFrom(rank: (buf: ArrayBufferLike) => number): number {
+    if (this.lastDataBuf !== null) {
+      const r = rank(this.lastDataBuf);
+      // a copy (rank Infinity) says nothing: the bound stays where the last chunk put it
+      if (r !== Infinity && r > this.dataBound) this.dataBound = r;
+    }
+    let min = this.dataBound;
+    const queue = this.queue;
+    for (let i = 0; i < queue.length; i++) {
+      const r = firstRank(queue[i]!.pending, rank);
+      if (r < min) min = r;
+    }
+    const flushing = this.flushing;
+    if (flushing !== null) {
+      for (let i = 0; i < flushing.length; i++) {
+        const r = firstRank(flushing[i]!, rank);
+        if (r < min) min = r;
+      }
+    }
+    return min;
   }
 
   /** Live counters (a fresh object each read). */
@@ -468,6 +503,7 @@ export class FilesSink extends Writable {
             d.pendingSince = this.counters.batches;
           }
           d.pending.push(e.data);
+          this.lastDataBuf = e.data.buffer;
           this.ahead += e.data.length;
           this.collectedBytes += e.data.length;
           d.pendingBytes += e.data.length;
@@ -589,8 +625,18 @@ export class FilesSink extends Writable {
     return flush;
   }
 
-  /** flush writes a Flush: one writev per file, then the closed connections' renames and records. */
+  /** flush writes a Flush (see flushChunks); heldFrom sees its chunks meanwhile. */
   private async flush(f: Flush): Promise<void> {
+    this.flushing = f.chunks;
+    try {
+      await this.flushChunks(f);
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  /** flushChunks: one writev per file (or one job of the write thread), then the closed connections' renames and records. */
+  private async flushChunks(f: Flush): Promise<void> {
     if (this.threadMinAverage > 0 && f.dirs.length > 0 && this.collectedBytes >= this.threadAfterBytes) {
       const fit = threadFit(f.chunks, this.threadMinAverage);
       const shaped = fit.fit !== 'no' && f.dirs.length >= this.threadMinFiles;
@@ -760,6 +806,16 @@ const THREAD_MIN_AVERAGE = 512;
 
 /** Default of writeThread's minFiles. */
 const THREAD_MIN_FILES = 8;
+
+/** firstRank: the rank of the first view in `list` whose buffer has one (not Infinity); Infinity when none. */
+function firstRank(list: readonly Uint8Array[] | null, rank: (buf: ArrayBufferLike) => number): number {
+  if (list === null) return Infinity;
+  for (let i = 0; i < list.length; i++) {
+    const r = rank(list[i]!.buffer);
+    if (r !== Infinity) return r;
+  }
+  return Infinity;
+}
 
 /** Default of writeThread's afterBytes. */
 const THREAD_AFTER_BYTES = 64 << 20;

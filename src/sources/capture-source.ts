@@ -3,6 +3,7 @@ import { addAbortSignal, Readable } from 'node:stream';
 import { type CaptureFormat, CaptureReader } from '../core/capture-reader.js';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import type { Packet, PacketPool } from '../core/packet.js';
+import type { ChunkPool } from './chunk-pool.js';
 import { type SharedChunksCollect, SharedFileStream } from './shared-file-stream.js';
 
 /**
@@ -26,9 +27,10 @@ export interface OpenCapturesOptions {
    * go to a worker thread without a copy (NdjsonSink's renderThread, FilesSink's writeThread).
    * Default false. Ignored with openFile and for stdin. With `collect`, that full collection
    * runs every `collectEvery` bytes of chunks (default 32 MiB); with `when`, a chunk is shared
-   * only when `when()` says so at its read (see SharedFileStream).
+   * only when `when()` says so at its read; with `pool`, shared chunks come from that ChunkPool
+   * (see SharedFileStream).
    */
-  sharedChunks?: boolean | { collect?: () => void; collectEvery?: number; when?: () => boolean };
+  sharedChunks?: boolean | { collect?: () => void; collectEvery?: number; when?: () => boolean; pool?: ChunkPool };
   /** Bytes per file read. Default 512 KiB. */
   readSize?: number;
   /** Batches held by the source before it stops reading. Default 4. */
@@ -231,7 +233,7 @@ export class CaptureSource extends Readable {
     if (shared !== false) {
       if (this.collect === null && shared.collect !== undefined) this.collect = { run: shared.collect, every: shared.collectEvery ?? COLLECT_EVERY, since: 0 };
       const collect = this.collect ?? undefined;
-      return new SharedFileStream(name, readSize, shared.when === undefined ? { collect } : { collect, when: shared.when });
+      return new SharedFileStream(name, readSize, { collect, ...(shared.when === undefined ? {} : { when: shared.when }), ...(shared.pool === undefined ? {} : { pool: shared.pool }) });
     }
     return createReadStream(name, { highWaterMark: readSize });
   }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
+import type { ChunkPool } from './chunk-pool.js';
 
 /**
  * SharedFileStream reads a file in chunks of `chunkSize` bytes, each chunk in a SharedArrayBuffer
@@ -13,7 +14,9 @@ import { Readable } from 'node:stream';
  * `collect.every` bytes allocated for chunks, counted in `collect.since` (streams given the same
  * object count together). A
  * SharedArrayBuffer also comes zero-filled (about 0.1 s per 300 MB here): with `when`, a chunk is
- * shared only when `when()` says so at its read, else it is an ordinary Buffer.
+ * shared only when `when()` says so at its read, else it is an ordinary Buffer. With `pool`
+ * (of chunks of `chunkSize` bytes), shared chunks come from the pool, which reuses them (and
+ * `collect` is not used).
  */
 /** How SharedFileStream gets dead chunks freed: `run` (a full collection) after every `every` bytes of chunks. */
 export interface SharedChunksCollect {
@@ -29,13 +32,15 @@ export class SharedFileStream extends Readable {
   private readonly chunkSize: number;
   private readonly collect: SharedChunksCollect | null;
   private readonly when: (() => boolean) | null;
+  private readonly pool: ChunkPool | null;
 
-  constructor(file: string, chunkSize: number, options: { collect?: SharedChunksCollect; when?: () => boolean } = {}) {
+  constructor(file: string, chunkSize: number, options: { collect?: SharedChunksCollect; when?: () => boolean; pool?: ChunkPool } = {}) {
     super({ highWaterMark: chunkSize });
     this.file = file;
     this.chunkSize = chunkSize;
     this.collect = options.collect ?? null;
     this.when = options.when ?? null;
+    this.pool = options.pool !== undefined && options.pool.size === chunkSize ? options.pool : null;
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -48,7 +53,9 @@ export class SharedFileStream extends Readable {
 
   override _read(): void {
     let buf: Uint8Array;
-    if (this.when === null || this.when()) {
+    if (this.pool !== null && (this.when === null || this.when())) {
+      buf = new Uint8Array(this.pool.take());
+    } else if (this.when === null || this.when()) {
       const c = this.collect;
       if (c !== null) {
         c.since += this.chunkSize;
