@@ -36,7 +36,8 @@ function sharedChunks(args: StreamArgs, sink: Writable, tcp: TcpStreamTransform,
   if (collect === null) return renderThreadOn(args);
   if (!(sink instanceof FilesSink)) return { collect };
   if (!plain) return { collect, when: () => sink.wantsSharedChunks };
-  let since = 0;
+  // the first new chunk collects too: the ordinary chunks read before sharing began go then
+  let since = COLLECT_EVERY;
   const chunks = chunkPoolFor(sink, tcp, READ_SIZE, {
     onAllocate: (bytes) => {
       since += bytes;
