@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { chunkPoolFor } from '../src/cli/read-command.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
 import { writeCapture } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
+import { dirContents } from './helpers/dir-contents.js';
 import { buildPcap, type PcapPacketSpec } from './helpers/capture-builder.js';
 import { ethIpv4Tcp } from './helpers/packet-builder.js';
 
@@ -24,15 +24,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-pool-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;
 
-/** Every file of `dir` (names sorted) with its size and SHA-256. */
-function dirContents(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const name of fs.readdirSync(dir).sort()) {
-    const bytes = fs.readFileSync(path.join(dir, name));
-    out.set(name, `${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`);
-  }
-  return out;
-}
 
 /**
  * files runs `pcapflow read --sink files`'s pipeline: plain (ordinary chunks, no thread) or the

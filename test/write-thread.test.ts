@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { fullCollection } from '../src/cli/collect.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
 import { writeCapture } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
+import { dirContents } from './helpers/dir-contents.js';
 import { runCli } from './helpers/cli-run.js';
 import { dataEvent, drive, openEvent } from './helpers/sink-events.js';
 
@@ -21,15 +21,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-wthread-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;
 
-/** Every file of `dir` (names sorted) with its size and SHA-256 (a deep compare of the bytes themselves is slow in expect). */
-function dirContents(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const name of fs.readdirSync(dir).sort()) {
-    const bytes = fs.readFileSync(path.join(dir, name));
-    out.set(name, `${bytes.length} ${createHash('sha256').update(bytes).digest('hex')}`);
-  }
-  return out;
-}
 
 /** files runs `pcapflow read`'s pipeline into a FilesSink in a new directory. */
 async function files(file: string, opts: { shared: boolean; writeThread: FilesSinkOptions['writeThread'] }): Promise<{ dir: string; sink: FilesSink; error: unknown }> {
