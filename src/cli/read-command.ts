@@ -3,7 +3,7 @@ import { PacketPool } from '../core/packet.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
 import type { Writable } from 'node:stream';
-import { openCaptures, type OpenCapturesOptions, READ_SIZE } from '../sources/capture-source.js';
+import { COLLECT_EVERY, openCaptures, type OpenCapturesOptions, READ_SIZE } from '../sources/capture-source.js';
 import { ChunkPool } from '../sources/chunk-pool.js';
 import { FilesSink } from '../sinks/files-sink.js';
 import { runPipeline } from '../pipeline.js';
@@ -36,22 +36,11 @@ function sharedChunks(args: StreamArgs, sink: Writable, tcp: TcpStreamTransform,
   if (collect === null) return renderThreadOn(args);
   if (!(sink instanceof FilesSink)) return { collect };
   if (!plain) return { collect, when: () => sink.wantsSharedChunks };
-  // the first new chunk collects too: the ordinary chunks read before sharing began go then
-  let since = COLLECT_EVERY;
-  const chunks = chunkPoolFor(sink, tcp, READ_SIZE, {
-    onAllocate: (bytes) => {
-      since += bytes;
-      if (since >= COLLECT_EVERY) {
-        since = 0;
-        collect();
-      }
-    },
-  });
+  // the first new chunk collects too (since starts full): the ordinary chunks read before
+  // sharing began go then
+  const chunks = chunkPoolFor(sink, tcp, READ_SIZE, { collect: { run: collect, every: COLLECT_EVERY, since: COLLECT_EVERY } });
   return { when: () => sink.wantsSharedChunks, pool: chunks };
 }
-
-/** Bytes of new shared chunks between two full collections. */
-const COLLECT_EVERY = 32 << 20;
 
 /**
  * chunkPoolFor: a ChunkPool of `size`-byte chunks whose holders are the files sink (data to be

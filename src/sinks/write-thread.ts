@@ -106,7 +106,7 @@ export class WriteThread {
       if (this.failure !== null || this.stopping) return;
       this.failure = err;
       const waiting = this.waiting.splice(0);
-      for (const done of waiting) done({ written: [], error: { code: null, message: err.message, file: 0 } });
+      for (const done of waiting) done(threadFailed(err));
     };
     this.worker.on('message', (r: WriteResult) => {
       const done = this.waiting.shift();
@@ -119,7 +119,7 @@ export class WriteThread {
 
   /** write appends each `chunks[i]` to descriptor `fds[i]` (in order, one file after the other). */
   write(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
-    if (this.failure !== null) return Promise.resolve({ written: [], error: { code: null, message: this.failure.message, file: 0 } });
+    if (this.failure !== null) return Promise.resolve(threadFailed(this.failure));
     const job = pack(fds, chunks);
     return new Promise((resolve) => {
       if (this.waiting.length === 0) this.worker.ref();
@@ -128,11 +128,16 @@ export class WriteThread {
     });
   }
 
-  /** stop ends the thread once the jobs posted are answered. */
+  /** stop ends the thread at once; a job still waiting gets no answer (call it once every job was answered). */
   async stop(): Promise<void> {
     this.stopping = true;
     await this.worker.terminate();
   }
+}
+
+/** threadFailed: the answer of every job when the thread itself failed (no errno code). */
+function threadFailed(err: Error): WriteResult {
+  return { written: [], error: { code: null, message: err.message, file: 0 } };
 }
 
 /** pack builds a job (see WriteThread). */

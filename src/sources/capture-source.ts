@@ -15,7 +15,7 @@ import { type SharedChunksCollect, SharedFileStream } from './shared-file-stream
 export const READ_SIZE = 1 << 19;
 
 /** Default of sharedChunks' collectEvery: peak RSS as without shared chunks on the bench captures (measured). */
-const COLLECT_EVERY = 32 << 20;
+export const COLLECT_EVERY = 32 << 20;
 
 export interface OpenCapturesOptions {
   /** The stream read for the input `-`. Default process.stdin. */

@@ -1,3 +1,8 @@
+import { allocated, type SharedChunksCollect } from './shared-file-stream.js';
+
+/** Default of `keep`: 48 chunks of 512 KiB (the CLI's) are 24 MiB; many connections used 29. */
+const DEFAULT_KEEP = 48;
+
 /**
  * ChunkPool hands out the SharedArrayBuffers a SharedFileStream reads into and takes back the
  * ones nothing reads any more, so that a long capture neither zero-fills a new buffer for every
@@ -13,11 +18,9 @@
  * (default 48); past it the oldest is forgotten (left to the collector) and a new one allocated.
  * Refilling goes in rank order, so one chunk held long (a connection's unacknowledged bytes kept
  * for overlap checks) holds back the refilling of the later ones until it is forgotten.
- * `poison` fills a chunk with 0xee before it is handed out again (tests).
+ * New chunks (not reused ones) count against `collect` (see SharedFileStream). `poison` fills a
+ * chunk with 0xee before it is handed out again (tests).
  */
-/** Default of `keep`: 48 chunks of 512 KiB (the CLI's) are 24 MiB; many connections used 29. */
-const DEFAULT_KEEP = 48;
-
 export class ChunkPool {
   readonly size: number;
   readonly stats = { allocated: 0, reused: 0, forgotten: 0 };
@@ -29,14 +32,13 @@ export class ChunkPool {
   private next = 1;
   private readonly keep: number;
   private readonly poison: boolean;
-  /** Called with the bytes of every chunk allocated (not reused). */
-  private readonly onAllocate: ((bytes: number) => void) | null;
+  private readonly collect: SharedChunksCollect | null;
 
-  constructor(size: number, options: { keep?: number; poison?: boolean; onAllocate?: (bytes: number) => void } = {}) {
+  constructor(size: number, options: { keep?: number; poison?: boolean; collect?: SharedChunksCollect } = {}) {
     this.size = size;
     this.keep = options.keep ?? DEFAULT_KEEP;
     this.poison = options.poison ?? false;
-    this.onAllocate = options.onAllocate ?? null;
+    this.collect = options.collect ?? null;
   }
 
   /** hold adds a holder: given `rank`, it returns the lowest rank it may still read (Infinity for none). */
@@ -69,7 +71,7 @@ export class ChunkPool {
     if (chunk === null) {
       chunk = new SharedArrayBuffer(this.size);
       this.stats.allocated++;
-      this.onAllocate?.(this.size);
+      if (this.collect !== null) allocated(this.collect, this.size);
     }
     if (this.head >= 1024 && this.head * 2 >= this.out.length) {
       this.out = this.out.slice(this.head);

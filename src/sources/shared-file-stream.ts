@@ -2,6 +2,23 @@ import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import type { ChunkPool } from './chunk-pool.js';
 
+/** How dead shared chunks get freed: `run` (a full collection) after every `every` bytes of new chunks. */
+export interface SharedChunksCollect {
+  run: () => void;
+  every: number;
+  /** Chunk bytes allocated since the last run. */
+  since: number;
+}
+
+/** allocated counts `bytes` of new shared chunks against `c`, running its collection when they reach `c.every`. */
+export function allocated(c: SharedChunksCollect, bytes: number): void {
+  c.since += bytes;
+  if (c.since >= c.every) {
+    c.since = 0;
+    c.run();
+  }
+}
+
 /**
  * SharedFileStream reads a file in chunks of `chunkSize` bytes, each chunk in a SharedArrayBuffer
  * of its own, so that views of the bytes (packets, data events) can be handed to a worker thread
@@ -12,20 +29,12 @@ import type { ChunkPool } from './chunk-pool.js';
  * V8 does not count SharedArrayBuffer memory when it schedules collections, so chunks nobody
  * holds any more can wait long for one: `collect.run` (a full collection) is called once every
  * `collect.every` bytes allocated for chunks, counted in `collect.since` (streams given the same
- * object count together). A
- * SharedArrayBuffer also comes zero-filled (about 0.1 s per 300 MB here): with `when`, a chunk is
- * shared only when `when()` says so at its read, else it is an ordinary Buffer. With `pool`
- * (of chunks of `chunkSize` bytes), shared chunks come from the pool, which reuses them (and
- * `collect` is not used).
+ * object count together). A SharedArrayBuffer also comes zero-filled (about 0.1 s per 300 MB
+ * here): with `when`, a chunk is shared only when `when()` says so at its read, else it is an
+ * ordinary Buffer. With `pool`
+ * (of chunks of `chunkSize` bytes), shared chunks come from the pool, which reuses them and
+ * counts the new ones against its own `collect`.
  */
-/** How SharedFileStream gets dead chunks freed: `run` (a full collection) after every `every` bytes of chunks. */
-export interface SharedChunksCollect {
-  run: () => void;
-  every: number;
-  /** Chunk bytes allocated since the last run. */
-  since: number;
-}
-
 export class SharedFileStream extends Readable {
   private fd = -1;
   private readonly file: string;
@@ -53,20 +62,13 @@ export class SharedFileStream extends Readable {
 
   override _read(): void {
     let buf: Uint8Array;
-    if (this.pool !== null && (this.when === null || this.when())) {
-      buf = new Uint8Array(this.pool.take());
-    } else if (this.when === null || this.when()) {
-      const c = this.collect;
-      if (c !== null) {
-        c.since += this.chunkSize;
-        if (c.since >= c.every) {
-          c.since = 0;
-          c.run();
-        }
-      }
-      buf = new Uint8Array(new SharedArrayBuffer(this.chunkSize));
-    } else {
+    if (this.when !== null && !this.when()) {
       buf = Buffer.allocUnsafeSlow(this.chunkSize);
+    } else if (this.pool !== null) {
+      buf = new Uint8Array(this.pool.take());
+    } else {
+      if (this.collect !== null) allocated(this.collect, this.chunkSize);
+      buf = new Uint8Array(new SharedArrayBuffer(this.chunkSize));
     }
     fs.read(this.fd, buf, 0, this.chunkSize, null, (err, n) => {
       if (err) {
