@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCaptures } from '../src/sources/capture-source.js';
 import { ChunkPool } from '../src/sources/chunk-pool.js';
 import { FilesSink } from '../src/sinks/files-sink.js';
+import { NdjsonSink } from '../src/sinks/ndjson-sink.js';
 import { TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
 import { runPipeline } from '../src/pipeline.js';
 import { chunkPoolFor } from '../src/cli/read-command.js';
@@ -12,6 +13,7 @@ import { chunkPoolFor } from '../src/cli/read-command.js';
 import { writeCapture } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
 import { dirContents } from './helpers/dir-contents.js';
+import { CollectingWritable } from './helpers/sink-events.js';
 import { buildPcap, type PcapPacketSpec } from './helpers/capture-builder.js';
 import { ethIpv4Tcp } from './helpers/packet-builder.js';
 
@@ -23,7 +25,6 @@ const PSH = 0x08;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-pool-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;
-
 
 /**
  * files runs `pcapflow read --sink files`'s pipeline: plain (ordinary chunks, no thread) or the
@@ -41,6 +42,24 @@ async function files(file: string, pooled: boolean, readSize: number, keep = 1 <
     (e: unknown) => e,
   );
   return { dir, pool, error };
+}
+
+/**
+ * ndjson runs `pcapflow read --sink ndjson`'s pipeline: plain (no thread), or with every payload
+ * encoded on the render thread from shared chunks of a ChunkPool, recycled as soon as the
+ * holders allow, poisoned when recycled.
+ */
+async function ndjson(file: string, pooled: boolean, readSize: number, keep = 1 << 20): Promise<{ text: string; pool: ChunkPool | null; error: unknown }> {
+  const dest = new CollectingWritable();
+  const sink = new NdjsonSink({ dest, renderThread: pooled ? { afterBytes: 0, minAverage: 0 } : false });
+  const tcp = new TcpStreamTransform({ decoder: { onError: 'skip' } });
+  const pool = pooled ? chunkPoolFor(sink, tcp, readSize, { poison: true, keep }) : null;
+  const source = openCaptures([file], { readSize, sharedChunks: pool === null ? false : { pool } });
+  const error = await runPipeline([source, tcp, sink], sink).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  return { text: dest.text(), pool, error };
 }
 
 describe('read chunks recycled from a ChunkPool (pcapflow read --sink files)', () => {
@@ -117,6 +136,33 @@ function lateRetransmission(): Uint8Array {
   return buildPcap(pkts, { linkType: 1 });
 }
 
+describe('read chunks recycled from a ChunkPool (pcapflow read --sink ndjson --render-thread)', () => {
+  it('writes the same lines as without it on every shared capture, recycled chunks poisoned', async () => {
+    let reused = 0;
+    for (const file of sharedCaptures()) {
+      for (const readSize of [4096, 65536]) {
+        const plain = await ndjson(file, false, readSize);
+        const pooled = await ndjson(file, true, readSize);
+        const what = `${path.basename(file)} readSize=${readSize}`;
+        expect(pooled.text === plain.text, what).toBe(true);
+        expect(String(pooled.error), what).toBe(String(plain.error));
+        reused += pooled.pool!.stats.reused;
+      }
+    }
+    expect(reused).toBeGreaterThan(100);
+  }, 300_000);
+
+  it('writes the same lines on many interleaved connections', async () => {
+    const file = path.join(tmp, 'many-ndjson.pcap');
+    await writeCapture(file, { conns: 32, bytesPerConn: 1_000_000, mss: 1448, interleave: 4 });
+    const plain = await ndjson(file, false, 65536);
+    const pooled = await ndjson(file, true, 65536);
+    expect(pooled.text.length).toBe(plain.text.length);
+    expect(pooled.text === plain.text).toBe(true);
+    expect(pooled.pool!.stats.reused).toBeGreaterThan(50);
+  }, 60_000);
+});
+
 describe('ChunkPool', () => {
   it('is not refilled while the reassembler keeps its bytes for overlap checks', async () => {
     const file = path.join(tmp, 'late-retransmission.pcap');
@@ -130,6 +176,11 @@ describe('ChunkPool', () => {
     const record = JSON.parse(fs.readFileSync(path.join(pooled.dir, 'connections.ndjson'), 'utf8').split('\n')[1]!) as { s2c: { retransmitted: number; overlaps: number } };
     expect(record.s2c).toMatchObject({ retransmitted: 1, overlaps: 0 });
     expect(pooled.pool!.stats.reused).toBeGreaterThan(20);
+    const plainLines = await ndjson(file, false, 4096);
+    const pooledLines = await ndjson(file, true, 4096, 16);
+    expect(pooledLines.text).toBe(plainLines.text);
+    expect(pooledLines.text).not.toContain('"type":"overlap"');
+    expect(pooledLines.pool!.stats.forgotten).toBeGreaterThan(0);
   });
 
   it('refills the oldest chunk only once every holder is past it, and forgets one past `keep`', () => {

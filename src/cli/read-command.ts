@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { COLLECT_EVERY, openCaptures, type OpenCapturesOptions, READ_SIZE } from '../sources/capture-source.js';
 import { ChunkPool } from '../sources/chunk-pool.js';
 import { FilesSink } from '../sinks/files-sink.js';
+import { NdjsonSink } from '../sinks/ndjson-sink.js';
 import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
@@ -25,8 +26,8 @@ export interface ReadCommand extends StreamArgs {
 /**
  * sharedChunks: read files into SharedArrayBuffers when a sink's second thread takes their bytes
  * (see renderThreadOn, writeThreadOn), with a full collection every 32 MiB of new ones so that
- * peak memory stays as without them. For the files sink with plain chunking they come from a
- * ChunkPool (chunkPoolFor), which reuses them: no zero-filling and no collection while it can.
+ * peak memory stays as without them. With plain chunking they come from a ChunkPool
+ * (chunkPoolFor), which reuses them: no zero-filling and no collection while it can.
  * The write thread does not use chunks it cannot share without a copy, so without a collector it
  * gets none.
  */
@@ -34,21 +35,23 @@ function sharedChunks(args: StreamArgs, sink: Writable, tcp: TcpStreamTransform,
   if (!renderThreadOn(args) && !writeThreadOn(args)) return false;
   const collect = fullCollection();
   if (collect === null) return renderThreadOn(args);
-  if (!(sink instanceof FilesSink)) return { collect };
-  if (!plain) return { collect, when: () => sink.wantsSharedChunks };
+  if (!(sink instanceof FilesSink || sink instanceof NdjsonSink)) return { collect };
+  const when = (): boolean => sink.wantsSharedChunks;
+  if (!plain) return { collect, when };
   // the first new chunk collects too (since starts full): the ordinary chunks read before
   // sharing began go then
   const chunks = chunkPoolFor(sink, tcp, READ_SIZE, { collect: { run: collect, every: COLLECT_EVERY, since: COLLECT_EVERY } });
-  return { when: () => sink.wantsSharedChunks, pool: chunks };
+  return { when, pool: chunks };
 }
 
 /**
- * chunkPoolFor: a ChunkPool of `size`-byte chunks whose holders are the files sink (data to be
- * written) and the reassembler (views kept for overlap checks): in `pcapflow read --sink files`
- * with plain chunking, nothing else reads a chunk after its batch (bench/PROFILE.md, "Fourth
- * pass"). Call before the first packet.
+ * chunkPoolFor: a ChunkPool of `size`-byte chunks whose holders are the sink (FilesSink: data to
+ * be written; NdjsonSink: payloads its render thread still encodes) and the reassembler (views
+ * kept for overlap checks): in `pcapflow read --sink files|ndjson` with plain chunking, nothing
+ * else reads a chunk after its batch (bench/PROFILE.md, "Fourth pass"). Call before the first
+ * packet.
  */
-export function chunkPoolFor(sink: FilesSink, tcp: TcpStreamTransform, size: number, options: ConstructorParameters<typeof ChunkPool>[1] = {}): ChunkPool {
+export function chunkPoolFor(sink: FilesSink | NdjsonSink, tcp: TcpStreamTransform, size: number, options: ConstructorParameters<typeof ChunkPool>[1] = {}): ChunkPool {
   const chunks = new ChunkPool(size, options);
   chunks.hold((rank) => sink.heldFrom(rank));
   chunks.hold((rank) => tcp.reassembler.oldestKeptChunk(rank));
@@ -71,6 +74,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
   const shared = sharedChunks(args, sink, tcp, reassemblyOptions.chunking !== 'push');
   const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });
+  const chunks = typeof shared === 'object' ? shared.pool : undefined;
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {
     await runPipeline(filter === null ? [source, tcp, sink] : [source, filter, tcp, sink], sink);
@@ -84,6 +88,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
         ['demux', tcp.demux.stats],
         ['reassembler', tcp.reassembler.stats],
         ['sink', sink.stats],
+        ...(chunks === undefined ? [] : [['readChunks', chunks.stats] as [string, object]]),
       ]);
     }
   }

@@ -59,7 +59,7 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
     .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
     .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
-    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread: faster on 2+ cores, up to ~60 MB more memory', type: 'boolean', default: false })
+    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread: faster on 2+ cores, about 25 MB more memory', type: 'boolean', default: false })
     .option('write-thread', { describe: 'write --sink files from a second thread (captures read from files, segments of 512+ bytes)', type: 'boolean', default: true })
     .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
     .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
@@ -100,10 +100,10 @@ export function parseStreamArgs(args: StreamArgs): StreamSettings {
 
 /**
  * renderThreadOn: whether NDJSON payloads are encoded on a second thread (--render-thread); the
- * source then reads into SharedArrayBuffers so that the thread gets the bytes without a copy.
- * Off by default: V8 does not count SharedArrayBuffers as memory to collect, so dead read chunks
- * wait longer for a collection (peak RSS 117 MB instead of 85 on the bulk bench capture, 166 MB
- * on a 1.4 GB one), which breaks the 150 MB bound the default keeps.
+ * source then reads into SharedArrayBuffers (from a ChunkPool) so that the thread gets the bytes
+ * without a copy. Off by default: the worker adds 20-25 MB of peak RSS (106 MB instead of 85 on
+ * the bulk bench capture, 141-147 MB on 1.5 GB ones), too close to the 150 MB bound the default
+ * keeps.
  */
 export function renderThreadOn(args: StreamArgs): boolean {
   return args.sink === 'ndjson' && args.encoding !== 'utf8' && args.renderThread === true;

@@ -103,6 +103,11 @@ export class NdjsonSink extends ByteSink {
   private held: ((error?: Error | null) => void) | null = null;
   private settled: ((error?: Error | null) => void) | null = null;
   private readonly lineOf = (e: StreamEvent): string => ndjsonLine(e, this.encode);
+  /** Batches posted to the render thread and not answered yet, oldest first: it reads their payloads. */
+  private readonly posted: Array<readonly StreamEvent[]> = [];
+  /** The buffer of the last data taken, and the highest rank heldFrom found for one (see there). */
+  private lastDataBuf: ArrayBufferLike | null = null;
+  private dataBound = -1;
 
   constructor(options: NdjsonSinkOptions = {}) {
     const encoding = options.encoding ?? 'base64';
@@ -118,20 +123,61 @@ export class NdjsonSink extends ByteSink {
     this.threadMinAvg = (typeof rt === 'object' ? rt.minAverage : undefined) ?? THREAD_MIN_AVG;
   }
 
+  /**
+   * True while the render thread runs: payloads in SharedArrayBuffers then reach it without a
+   * copy (a source may read into them only then: see openCaptures' `sharedChunks.when`).
+   */
+  get wantsSharedChunks(): boolean {
+    return this.thread !== null;
+  }
+
   /** True once batches went to the render thread. */
   get threaded(): boolean {
     return this.started;
   }
 
+  /**
+   * heldFrom tells a pool of read chunks which it may refill: the lowest `rank` (Infinity for a
+   * buffer that is no read chunk) among the chunks that the render thread still reads payloads
+   * of (batches posted and not answered), and of the last data taken. Like FilesSink.heldFrom it
+   * relies on data views arriving in read order (the reassembler's plain chunking): a chunk
+   * ranked below the last data taken has no data in transit to the sink either. Batches
+   * rendered here are copied into their text at once and hold nothing.
+   */
+  heldFrom(rank: (buf: ArrayBufferLike) => number): number {
+    if (this.lastDataBuf !== null) {
+      const r = rank(this.lastDataBuf);
+      // a copy (rank Infinity) says nothing: the bound stays where the last chunk put it
+      if (r !== Infinity && r > this.dataBound) this.dataBound = r;
+    }
+    let min = this.dataBound;
+    for (let i = 0; i < this.posted.length; i++) {
+      const r = firstDataRank(this.posted[i]!, rank);
+      if (r < min) min = r;
+    }
+    return min;
+  }
+
   protected override writeBatch(batch: readonly StreamEvent[], callback: (error?: Error | null) => void): void {
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const e = batch[i]!;
+      if (e.type === 'data') {
+        this.lastDataBuf = e.data.buffer;
+        break;
+      }
+    }
     if (!this.started && !this.startThread(batch)) return super.writeBatch(batch, callback);
     const thread = this.thread;
     if (this.threadFailure !== null || thread === null) return callback(this.threadFailure ?? new PcapflowError('OUTPUT_FAILED', 'NDJSON render thread already stopped'));
     try {
-      thread.render(batch, this.lineOf, (text) => this.writeText(text, (err) => this.written(err)));
+      thread.render(batch, this.lineOf, (text) => {
+        this.posted.shift();
+        this.writeText(text, (err) => this.written(err));
+      });
     } catch (err) {
       return callback(err as Error);
     }
+    this.posted.push(batch);
     this.inflight++;
     if (this.inflight < THREAD_INFLIGHT) callback();
     else this.held = callback;
@@ -256,3 +302,13 @@ export class NdjsonSink extends ByteSink {
   }
 }
 
+/** firstDataRank: the rank of the first data event's buffer in `batch` that has one (Infinity when none). */
+function firstDataRank(batch: readonly StreamEvent[], rank: (buf: ArrayBufferLike) => number): number {
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!;
+    if (e.type !== 'data') continue;
+    const r = rank(e.data.buffer);
+    if (r !== Infinity) return r;
+  }
+  return Infinity;
+}
