@@ -85,7 +85,7 @@ function tcpCommands() {
     { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true },
     { name: 'pcapflow read F --sink files -o D --no-write-thread', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pool, '--no-write-thread'], before: fresh(pool), ok: true },
     { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true },
-    { name: 'pcapflow read F --sink ndjson --render-thread > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--render-thread'], ok: true },
+    { name: 'pcapflow read F --sink ndjson --no-render-thread > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--no-render-thread'], ok: true },
     { name: 'node_pcap TCPTracker', argv: (f) => ['node', path.join(HERE, 'node-pcap-tracker.js'), f], ok: nodePcapOk },
   ];
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { StreamEvent } from '../src/core/events.js';
 import { ndjsonLine, PURE_ENCODERS } from '../src/core/format.js';
 import { isPcapflowError } from '../src/core/errors.js';
@@ -223,6 +223,51 @@ describe('SharedFileStream and sharedChunks', () => {
   });
 });
 
+describe('NdjsonSink with its render thread, writing to a file stream or a pipe (the texts\' memory reused)', () => {
+  const file = path.join(tmp, 'recycle.pcap');
+  const written = writeCapture(file, { conns: 6, bytesPerConn: 3_000_000, mss: 1448, interleave: 4 }) as Promise<unknown>;
+
+  it('writes the same bytes as without the thread, the texts recycled', async () => {
+    await written;
+    const plain = await ndjson(file, { shared: false, renderThread: false });
+    const recycle = vi.spyOn(RenderThread.prototype, 'recycle');
+    try {
+      const out = path.join(tmp, 'recycle.ndjson');
+      const dest = fs.createWriteStream(out);
+      const { error } = await ndjson(file, { shared: true, renderThread: AT_ONCE, dest });
+      expect(error).toBe(null);
+      expect(fs.readFileSync(out, 'utf8') === plain.text).toBe(true);
+      const toFile = recycle.mock.calls.length;
+      expect(toFile).toBeGreaterThan(20);
+
+      const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const got: Buffer[] = [];
+      cat.stdout.on('data', (b: Buffer) => got.push(b));
+      const exited = new Promise<number | null>((resolve) => cat.on('close', resolve));
+      const piped = await ndjson(file, { shared: true, renderThread: AT_ONCE, dest: cat.stdin });
+      expect(piped.error).toBe(null);
+      expect(await exited).toBe(0);
+      expect(Buffer.concat(got).toString('utf8') === plain.text).toBe(true);
+      expect(recycle.mock.calls.length - toFile).toBeGreaterThan(20);
+    } finally {
+      recycle.mockRestore();
+    }
+  }, 60_000);
+
+  it('does not reuse the texts it gave a stream that may keep them', async () => {
+    await written;
+    const recycle = vi.spyOn(RenderThread.prototype, 'recycle');
+    try {
+      const plain = await ndjson(file, { shared: false, renderThread: false });
+      const kept = await ndjson(file, { shared: true, renderThread: AT_ONCE });
+      expect(kept.text === plain.text).toBe(true);
+      expect(recycle).not.toHaveBeenCalled();
+    } finally {
+      recycle.mockRestore();
+    }
+  }, 60_000);
+});
+
 describe('pcapflow read --sink ndjson --render-thread', () => {
   it('prints the same lines as without it, base64 and hex', async () => {
     const file = path.join(tmp, 'cli.pcap');
@@ -240,12 +285,16 @@ describe('pcapflow read --sink ndjson --render-thread', () => {
 
 describe('renderThreadOn (--render-thread)', () => {
   const args = (over: Partial<StreamArgs>): StreamArgs => ({ sink: 'ndjson', encoding: 'base64', direction: 'both', overlap: 'first', chunking: 'plain', idleTimeout: '300', onError: 'skip', ...over });
-  it('is on for NDJSON base64/hex when asked, off by default, for utf8 and for other sinks', () => {
+  it('is on for NDJSON base64/hex when asked, by default for capture files of 128 MiB or more with 2+ cores, never for utf8 and other sinks', () => {
     expect(renderThreadOn(args({ renderThread: true }))).toBe(true);
-    expect(renderThreadOn(args({ renderThread: false }))).toBe(false);
+    expect(renderThreadOn(args({ renderThread: false }), 1 << 30)).toBe(false);
     expect(renderThreadOn(args({ encoding: 'hex', renderThread: true }))).toBe(true);
     expect(renderThreadOn(args({ encoding: 'utf8', renderThread: true }))).toBe(false);
+    expect(renderThreadOn(args({ encoding: 'utf8' }), 1 << 30)).toBe(false);
     expect(renderThreadOn(args({ sink: 'files', renderThread: true }))).toBe(false);
     expect(renderThreadOn(args({}))).toBe(false);
+    expect(renderThreadOn(args({}), 128 << 20)).toBe(os.availableParallelism() > 1);
+    expect(renderThreadOn(args({}), (128 << 20) - 1)).toBe(false);
+    expect(renderThreadOn(args({ renderThread: true }), 1000)).toBe(true);
   });
 });

@@ -2,6 +2,7 @@
 import { PacketPool } from '../core/packet.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
+import { statSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { COLLECT_EVERY, openCaptures, type OpenCapturesOptions, READ_SIZE } from '../sources/capture-source.js';
 import { ChunkPool } from '../sources/chunk-pool.js';
@@ -25,16 +26,16 @@ export interface ReadCommand extends StreamArgs {
 
 /**
  * sharedChunks: read files into SharedArrayBuffers when a sink's second thread takes their bytes
- * (see renderThreadOn, writeThreadOn), with a full collection every 32 MiB of new ones so that
+ * (`render`: renderThreadOn; writeThreadOn), with a full collection every 32 MiB of new ones so that
  * peak memory stays as without them. With plain chunking they come from a ChunkPool
  * (chunkPoolFor), which reuses them: no zero-filling and no collection while it can.
  * The write thread does not use chunks it cannot share without a copy, so without a collector it
  * gets none.
  */
-function sharedChunks(args: StreamArgs, sink: Writable, tcp: TcpStreamTransform, plain: boolean): OpenCapturesOptions['sharedChunks'] {
-  if (!renderThreadOn(args) && !writeThreadOn(args)) return false;
+function sharedChunks(args: StreamArgs, render: boolean, sink: Writable, tcp: TcpStreamTransform, plain: boolean): OpenCapturesOptions['sharedChunks'] {
+  if (!render && !writeThreadOn(args)) return false;
   const collect = fullCollection();
-  if (collect === null) return renderThreadOn(args);
+  if (collect === null) return render;
   if (!(sink instanceof FilesSink || sink instanceof NdjsonSink)) return { collect };
   const when = (): boolean => sink.wantsSharedChunks;
   if (!plain) return { collect, when };
@@ -59,11 +60,27 @@ export function chunkPoolFor(sink: FilesSink | NdjsonSink, tcp: TcpStreamTransfo
   return chunks;
 }
 
+/** fileBytes: the total size of `inputs` when all are files one can stat, else null (stdin, a missing file: the source reports those). */
+function fileBytes(inputs: readonly string[]): number | null {
+  let total = 0;
+  for (const name of inputs) {
+    if (name === '-') return null;
+    try {
+      total += statSync(name).size;
+    } catch {
+      return null;
+    }
+  }
+  return total;
+}
+
 /** runRead runs `pcapflow read`; resolves to the exit code. */
 export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   const { decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions } = parseStreamArgs(args);
   const filter = args.filter !== undefined && args.filter !== '' ? new FilterTransform(args.filter) : null;
-  const sink = createSink(args, io);
+  const inputs = inputNames(args.inputs);
+  const bytes = fileBytes(inputs);
+  const sink = createSink(args, io, bytes);
 
   // A queue of one batch (a whole read chunk's packets) after the source, and decoding, demux and
   // reassembly chained in one Transform (see tcp-transforms.ts): packets that wait in queues
@@ -72,8 +89,8 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // The packets go back to the source's pool after the TCP stage: nothing else holds them.
   const pool = new PacketPool();
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
-  const shared = sharedChunks(args, sink, tcp, reassemblyOptions.chunking !== 'push');
-  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });
+  const shared = sharedChunks(args, renderThreadOn(args, bytes), sink, tcp, reassemblyOptions.chunking !== 'push');
+  const source = openCaptures(inputs, { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });
   const chunks = typeof shared === 'object' ? shared.pool : undefined;
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {

@@ -7,6 +7,7 @@
  * cap, the out-of-order limits and the connection count default from; `--max-connections`,
  * `--max-buffer` and `--max-buffer-per-conn` override a share each.
  */
+import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Argv } from 'yargs';
 import { PcapflowError } from '../core/errors.js';
@@ -38,7 +39,7 @@ export interface StreamArgs {
   memoryBudget?: string;
   maxBytes?: string;
   onError: string;
-  /** --render-thread (off by default). */
+  /** --render-thread / --no-render-thread; unset: see renderThreadOn. */
   renderThread?: boolean;
   /** --write-thread (on by default). */
   writeThread?: boolean;
@@ -59,7 +60,7 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
     .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
     .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
-    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread: faster on 2+ cores, about 25 MB more memory', type: 'boolean', default: false })
+    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread (default: on for `read` of 128 MiB or more of capture files, with 2+ cores)', type: 'boolean' })
     .option('write-thread', { describe: 'write --sink files from a second thread (captures read from files, segments of 512+ bytes)', type: 'boolean', default: true })
     .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
     .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
@@ -98,15 +99,21 @@ export function parseStreamArgs(args: StreamArgs): StreamSettings {
   return { onError, decoder, demux, reassembly };
 }
 
+/** Capture files of this many bytes or more get the render thread by default (see renderThreadOn). */
+export const RENDER_THREAD_MIN_INPUT = 128 << 20;
+
 /**
- * renderThreadOn: whether NDJSON payloads are encoded on a second thread (--render-thread); the
- * source then reads into SharedArrayBuffers (from a ChunkPool) so that the thread gets the bytes
- * without a copy. Off by default: the worker adds 20-25 MB of peak RSS (106 MB instead of 85 on
- * the bulk bench capture, 141-147 MB on 1.5 GB ones), too close to the 150 MB bound the default
- * keeps.
+ * renderThreadOn: whether NDJSON payloads (base64, hex) are encoded on a second thread
+ * (NdjsonSink's renderThread). --render-thread / --no-render-thread decide; unset, it is on when
+ * the input is capture files (the source can then read them into shared chunks, so that the
+ * thread gets the bytes without a copy) of `fileBytes` >= RENDER_THREAD_MIN_INPUT in all (null:
+ * not all files), and there are 2 or more cores. On the bulk and many bench captures it took
+ * 0.85-0.90x the time, peak RSS within 6 MB of one thread's (less on many); starting it costs
+ * about 0.1 s of CPU, which inputs of 30-60 MB did not win back (1.10-1.23x).
  */
-export function renderThreadOn(args: StreamArgs): boolean {
-  return args.sink === 'ndjson' && args.encoding !== 'utf8' && args.renderThread === true;
+export function renderThreadOn(args: StreamArgs, fileBytes: number | null = null): boolean {
+  if (args.sink !== 'ndjson' || args.encoding === 'utf8') return false;
+  return args.renderThread ?? (fileBytes !== null && fileBytes >= RENDER_THREAD_MIN_INPUT && availableParallelism() > 1);
 }
 
 /**
@@ -119,8 +126,11 @@ export function writeThreadOn(args: StreamArgs): boolean {
   return args.sink === 'files' && args.writeThread !== false;
 }
 
-/** createSink builds the sink `--sink` names. Throws INVALID_OPTION (files without -o, bad values). */
-export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: object } {
+/**
+ * createSink builds the sink `--sink` names; `fileBytes`: the size of the input when it is
+ * capture files (see renderThreadOn). Throws INVALID_OPTION (files without -o, bad values).
+ */
+export function createSink(args: StreamArgs, io: CliIo, fileBytes: number | null = null): Writable & { stats: object } {
   const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
   if (sinkKind === 'files') {
     if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
@@ -130,7 +140,7 @@ export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: obj
   }
   if (sinkKind === 'ndjson') {
     const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);
-    return new NdjsonSink({ dest: io.stdout, encoding, renderThread: renderThreadOn(args) });
+    return new NdjsonSink({ dest: io.stdout, encoding, renderThread: renderThreadOn(args, fileBytes) });
   }
   const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
   return new StdoutSink({ dest: io.stdout, direction });

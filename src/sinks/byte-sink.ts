@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, WriteStream } from 'node:fs';
+import { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { PcapflowError } from '../core/errors.js';
 import type { StreamEvent } from '../core/events.js';
@@ -55,6 +56,12 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   closedEarly = false;
   readonly stats: ByteSinkStats = { batches: 0, events: 0, writes: 0, chars: 0, drains: 0, dropped: 0 };
   protected readonly dest: NodeJS.WritableStream;
+  /**
+   * `dest` is one of Node's own byte streams (process.stdout or stderr, a file stream, a socket or
+   * pipe), which is done with a chunk once that chunk's write calls back: writeText's `written`
+   * may then reuse its memory. Other streams may keep the chunks they were given.
+   */
+  protected readonly destReleases: boolean;
   private readonly endDest: boolean;
   private failure: PcapflowError | null = null;
   /** For a regular-file destination: its descriptor and its size when the sink started. */
@@ -72,6 +79,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 4 });
     this.dest = options.dest ?? process.stdout;
     this.endDest = options.end ?? (this.dest !== process.stdout && this.dest !== process.stderr);
+    this.destReleases = this.dest === process.stdout || this.dest === process.stderr || this.dest instanceof WriteStream || this.dest instanceof Socket;
     this.fileFd = regularFileFd(this.dest);
     if (this.fileFd !== null) this.startSize = fstatSync(this.fileFd).size;
     this.dest.on('error', this.onDestError);
@@ -143,14 +151,19 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     callback(err);
   }
 
-  /** writeText writes one batch's text (dropped, once the destination closed early); `callback` once dest took it. */
-  protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void): void {
+  /**
+   * writeText writes one batch's text (dropped, once the destination closed early); `callback`
+   * once dest took it (it may still hold the text). `written`, if given, is called once dest
+   * wrote the text without an error (never, if it was not written).
+   */
+  protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void, written?: () => void): void {
     if (this.failure !== null) return callback(this.failure);
     if (this.destClosed()) return callback();
     if (text.length === 0) return callback();
     this.stats.writes++;
     this.stats.chars += text.length;
-    if (this.dest.write(text)) return callback(this.failure);
+    const ok = written === undefined ? this.dest.write(text) : this.dest.write(text, (err?: Error | null) => err ?? written());
+    if (ok) return callback(this.failure);
     this.stats.drains++;
     this.waitFor('drain', callback);
   }
