@@ -565,6 +565,12 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private readonly keepTo: number;
 
   private isChunk: ((buf: ArrayBufferLike) => boolean) | null = null;
+  /**
+   * The last buffer isChunk said no to: a pool never takes a buffer back once it is not one of
+   * its chunks (new chunks are new buffers), so the answer holds, and a capture whose chunks are
+   * not pooled asks once per chunk instead of once per segment.
+   */
+  private notChunk: ArrayBufferLike | null = null;
 
   constructor(options: TcpReassemblerOptions = {}) {
     this.options = checkOptions(options);
@@ -574,7 +580,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /**
    * trackChunks makes the reassembler note, per side, the first view it keeps for overlap checks
    * whose buffer `isChunk` calls a read chunk, so that oldestKeptChunk can tell a pool of read
-   * chunks which ones it still reads. Set before the first packet.
+   * chunks which ones it still reads. `isChunk` must never say yes to a buffer it once said no to
+   * (ChunkPool.owns: a chunk, once forgotten, is never handed out again). Set before the first
+   * packet.
    */
   trackChunks(isChunk: (buf: ArrayBufferLike) => boolean): void {
     this.isChunk = isChunk;
@@ -1186,9 +1194,11 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       }
       d.sentOff[d.sentLen] = off;
       d.sentData[d.sentLen] = data;
-      if (d.sentChunk === null && this.isChunk !== null && this.isChunk(buf)) {
-        d.sentChunk = buf;
-        d.sentChunkGen = this.chunkGen;
+      if (d.sentChunk === null && this.isChunk !== null && buf !== this.notChunk) {
+        if (this.isChunk(buf)) {
+          d.sentChunk = buf;
+          d.sentChunkGen = this.chunkGen;
+        } else this.notChunk = buf;
       }
       d.sentLen++;
       d.sentBytes += data.length;
