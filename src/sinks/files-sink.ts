@@ -15,6 +15,7 @@ import type {
 import { endpointJson, flowBaseName, flowFileName, summaryFieldsJson, vlanJson } from '../core/format.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
 import { WriteThread } from './write-thread.js';
+import { TakenBound } from './shared-index.js';
 
 export interface FilesSinkOptions {
   /** Output directory; created (with its parents) when missing. */
@@ -308,9 +309,8 @@ export class FilesSink extends Writable {
   private collectedBytes = 0;
   private thread: WriteThread | null = null;
   private suitsThread = false;
-  /** The buffer of the last data collected, and the highest rank heldFrom found for one (see there). */
-  private lastDataBuf: ArrayBufferLike | null = null;
-  private dataBound = -1;
+  /** Bounds the chunks of the data on its way here (see heldFrom). */
+  private readonly taken = new TakenBound();
   /** The chunks of the flush being written; null between flushes. */
   private flushing: Uint8Array[][] | null = null;
 
@@ -358,12 +358,7 @@ export class FilesSink extends Writable {
    * view of a file's pending list is its oldest.
    */
   heldFrom(rank: (buf: ArrayBufferLike) => number): number {
-    if (this.lastDataBuf !== null) {
-      const r = rank(this.lastDataBuf);
-      // a copy (rank Infinity) says nothing: the bound stays where the last chunk put it
-      if (r !== Infinity && r > this.dataBound) this.dataBound = r;
-    }
-    let min = this.dataBound;
+    let min = this.taken.lowest(rank);
     const queue = this.queue;
     for (let i = 0; i < queue.length; i++) {
       const r = firstRank(queue[i]!.pending, rank);
@@ -503,7 +498,7 @@ export class FilesSink extends Writable {
             d.pendingSince = this.counters.batches;
           }
           d.pending.push(e.data);
-          this.lastDataBuf = e.data.buffer;
+          this.taken.took(e.data.buffer);
           this.ahead += e.data.length;
           this.collectedBytes += e.data.length;
           d.pendingBytes += e.data.length;

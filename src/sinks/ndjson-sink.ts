@@ -3,6 +3,7 @@ import type { DataEvent, StreamEvent } from '../core/events.js';
 import { dataJsonHead, ndjsonLine, PAYLOAD_ENCODINGS, PURE_ENCODERS, type PayloadEncoder, type PayloadEncoding } from '../core/format.js';
 import { ByteSink, type ByteSinkOptions, type RawWrites } from './byte-sink.js';
 import { RenderThread } from './render-thread.js';
+import { TakenBound } from './shared-index.js';
 
 export interface NdjsonSinkOptions extends ByteSinkOptions {
   /** How `data` carries the payload bytes: 'base64' (default), 'hex' or 'utf8' (lossy). */
@@ -108,9 +109,8 @@ export class NdjsonSink extends ByteSink {
   private readonly lineOf = (e: StreamEvent): string => ndjsonLine(e, this.encode);
   /** Batches posted to the render thread and not answered yet, oldest first: it reads their payloads. */
   private readonly posted: Array<readonly StreamEvent[]> = [];
-  /** The buffer of the last data taken, and the highest rank heldFrom found for one (see there). */
-  private lastDataBuf: ArrayBufferLike | null = null;
-  private dataBound = -1;
+  /** Bounds the chunks of the data on its way here (see heldFrom). */
+  private readonly taken = new TakenBound();
 
   constructor(options: NdjsonSinkOptions = {}) {
     const encoding = options.encoding ?? 'base64';
@@ -148,12 +148,7 @@ export class NdjsonSink extends ByteSink {
    * rendered here are copied into their text at once and hold nothing.
    */
   heldFrom(rank: (buf: ArrayBufferLike) => number): number {
-    if (this.lastDataBuf !== null) {
-      const r = rank(this.lastDataBuf);
-      // a copy (rank Infinity) says nothing: the bound stays where the last chunk put it
-      if (r !== Infinity && r > this.dataBound) this.dataBound = r;
-    }
-    let min = this.dataBound;
+    let min = this.taken.lowest(rank);
     for (let i = 0; i < this.posted.length; i++) {
       const r = firstDataRank(this.posted[i]!, rank);
       if (r < min) min = r;
@@ -165,7 +160,7 @@ export class NdjsonSink extends ByteSink {
     for (let i = batch.length - 1; i >= 0; i--) {
       const e = batch[i]!;
       if (e.type === 'data') {
-        this.lastDataBuf = e.data.buffer;
+        this.taken.took(e.data.buffer);
         break;
       }
     }

@@ -19,3 +19,27 @@ export class SharedIndex {
     return i;
   }
 }
+
+/**
+ * TakenBound is a sink's part of a ChunkPool holder's answer (heldFrom) for data still on its
+ * way to the sink: `took(buf)` names the buffer of the last data the sink took, and
+ * `lowest(rank)` is that buffer's rank, or the highest such rank seen before when it is no pool
+ * chunk (a copy, rank Infinity, says nothing). With plain chunking data views arrive in read
+ * order, so a chunk ranked below it has no data in transit to the sink.
+ */
+export class TakenBound {
+  private last: ArrayBufferLike | null = null;
+  private bound = -1;
+
+  took(buf: ArrayBufferLike): void {
+    this.last = buf;
+  }
+
+  lowest(rank: (buf: ArrayBufferLike) => number): number {
+    if (this.last !== null) {
+      const r = rank(this.last);
+      if (r !== Infinity && r > this.bound) this.bound = r;
+    }
+    return this.bound;
+  }
+}
