@@ -107,8 +107,8 @@ export const RENDER_THREAD_MIN_INPUT = 128 << 20;
  * (NdjsonSink's renderThread). --render-thread / --no-render-thread decide; unset, it is on when
  * the input is capture files (the source can then read them into shared chunks, so that the
  * thread gets the bytes without a copy) of `fileBytes` >= RENDER_THREAD_MIN_INPUT in all (null:
- * not all files), and there are 2 or more cores. On the bulk and many bench captures it took
- * 0.85-0.90x the time, peak RSS within 6 MB of one thread's (less on many); starting it costs
+ * not all files), and there are 2 or more cores. On the bulk and many bench captures and a 1.5 GB
+ * one it took 0.82-0.96x the time, peak RSS within 6 MB of one thread's (less on many); starting it costs
  * about 0.1 s of CPU, which inputs of 30-60 MB did not win back (1.10-1.23x).
  */
 export function renderThreadOn(args: StreamArgs, fileBytes: number | null = null): boolean {
