@@ -28,13 +28,11 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let dirs = 0;
 
 /**
- * files runs `pcapflow read --sink files`'s pipeline: plain (ordinary chunks, no thread) or the
- * way the CLI runs it with the pool (shared chunks from a ChunkPool, every flush on the write
- * thread), with small chunks, recycled as soon as the holders allow, poisoned when recycled.
+ * runInto reads `file` into `sink` through the TCP stages: with ordinary chunks, or (`pooled`)
+ * with shared chunks of `readSize` bytes from a ChunkPool whose holders are the sink and the
+ * reassembler, poisoned when refilled. Resolves to the pool and the pipeline's error (null).
  */
-async function files(file: string, pooled: boolean, readSize: number, keep = 1 << 20): Promise<{ dir: string; pool: ChunkPool | null; error: unknown }> {
-  const dir = path.join(tmp, `out${dirs++}`);
-  const sink = new FilesSink({ dir, maxOpenFiles: 16, writeThread: pooled ? { minAverage: 1, minFiles: 1, afterBytes: 0 } : false });
+async function runInto(sink: FilesSink | NdjsonSink, file: string, pooled: boolean, readSize: number, keep: number): Promise<{ pool: ChunkPool | null; error: unknown }> {
   const tcp = new TcpStreamTransform({ decoder: { onError: 'skip' } });
   const pool = pooled ? chunkPoolFor(sink, tcp, readSize, { poison: true, keep }) : null;
   const source = openCaptures([file], { readSize, sharedChunks: pool === null ? false : { pool } });
@@ -42,7 +40,18 @@ async function files(file: string, pooled: boolean, readSize: number, keep = 1 <
     () => null,
     (e: unknown) => e,
   );
-  return { dir, pool, error };
+  return { pool, error };
+}
+
+/**
+ * files runs `pcapflow read --sink files`'s pipeline: plain (ordinary chunks, no thread) or the
+ * way the CLI runs it with the pool (shared chunks from a ChunkPool, every flush on the write
+ * thread), with small chunks, recycled as soon as the holders allow, poisoned when recycled.
+ */
+async function files(file: string, pooled: boolean, readSize: number, keep = 1 << 20): Promise<{ dir: string; pool: ChunkPool | null; error: unknown }> {
+  const dir = path.join(tmp, `out${dirs++}`);
+  const sink = new FilesSink({ dir, maxOpenFiles: 16, writeThread: pooled ? { minAverage: 1, minFiles: 1, afterBytes: 0 } : false });
+  return { dir, ...(await runInto(sink, file, pooled, readSize, keep)) };
 }
 
 /**
@@ -53,14 +62,8 @@ async function files(file: string, pooled: boolean, readSize: number, keep = 1 <
 async function ndjson(file: string, pooled: boolean, readSize: number, keep = 1 << 20): Promise<{ text: string; pool: ChunkPool | null; error: unknown }> {
   const dest = new CollectingWritable();
   const sink = new NdjsonSink({ dest, renderThread: pooled ? { afterBytes: 0, minAverage: 0 } : false });
-  const tcp = new TcpStreamTransform({ decoder: { onError: 'skip' } });
-  const pool = pooled ? chunkPoolFor(sink, tcp, readSize, { poison: true, keep }) : null;
-  const source = openCaptures([file], { readSize, sharedChunks: pool === null ? false : { pool } });
-  const error = await runPipeline([source, tcp, sink], sink).then(
-    () => null,
-    (e: unknown) => e,
-  );
-  return { text: dest.text(), pool, error };
+  const run = await runInto(sink, file, pooled, readSize, keep);
+  return { text: dest.text(), ...run };
 }
 
 /**
