@@ -42,8 +42,9 @@ export { FilterTransform } from './transforms/filter-transform.js';
 
 // TCP
 export { TcpDemux, DEMUX_DEFAULTS, type TcpDemuxOptions, type TcpDemuxStats } from './core/flow-table.js';
+export { ReorderWindow, REORDER_DEFAULTS, type ReorderOptions, type ReorderStats } from './core/reorder.js';
 export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';
-export { TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform, type TcpStreamOptions } from './transforms/tcp-transforms.js';
+export { ReorderTransform, TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform, type TcpStreamOptions } from './transforms/tcp-transforms.js';
 
 export { planMemory } from './core/memory-budget.js';
 

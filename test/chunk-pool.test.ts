@@ -33,7 +33,8 @@ let dirs = 0;
  * reassembler, poisoned when refilled. Resolves to the pool and the pipeline's error (null).
  */
 async function runInto(sink: FilesSink | NdjsonSink, file: string, pooled: boolean, readSize: number, keep: number): Promise<{ pool: ChunkPool | null; error: unknown }> {
-  const tcp = new TcpStreamTransform({ decoder: { onError: 'skip' } });
+  // a small reorder window: with chunks this small the default one would hold hundreds of them
+  const tcp = new TcpStreamTransform({ decoder: { onError: 'skip' }, reorder: { packets: 8 } });
   const pool = pooled ? chunkPoolFor(sink, tcp, readSize, { poison: true, keep }) : null;
   const source = openCaptures([file], { readSize, sharedChunks: pool === null ? false : { pool } });
   const error = await runPipeline([source, tcp, sink], sink).then(

@@ -6,7 +6,7 @@ import { StageChain, type Stage } from '../src/core/stage.js';
 import { Packet, PacketPool, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/core/packet.js';
 import { openCaptures } from '../src/sources/capture-source.js';
 import { PacketDecodeTransform } from '../src/transforms/decode-transforms.js';
-import { TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
+import { ReorderTransform, TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
 import { runPipeline } from '../src/pipeline.js';
 import { buildPcap } from './helpers/capture-builder.js';
 import { sharedCaptures } from './helpers/env.js';
@@ -40,7 +40,7 @@ async function viaChain(file: string | Readable, pool?: PacketPool): Promise<{ l
 
 async function viaThree(file: string): Promise<{ lines: string[]; error: unknown }> {
   const sink = new Collect();
-  const streams = [openCaptures([file]), new PacketDecodeTransform({ onError: 'skip' }), new TcpDemuxTransform(), new TcpReassemblerTransform(), sink];
+  const streams = [openCaptures([file]), new ReorderTransform(), new PacketDecodeTransform({ onError: 'skip' }), new TcpDemuxTransform(), new TcpReassemblerTransform(), sink];
   const error = await runPipeline(streams, sink).then(
     () => null,
     (e: unknown) => e,

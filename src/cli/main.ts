@@ -5,6 +5,7 @@
  */
 import type { Argv } from 'yargs';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
+import { REORDER_DEFAULTS } from '../core/reorder.js';
 import { runPackets, type PacketsCommand } from './packets-command.js';
 import { runRead, type ReadCommand } from './read-command.js';
 import { STDIN_TOKEN } from './options.js';
@@ -138,6 +139,16 @@ function readOptions(y: Argv): Argv {
   return streamOptions(decodeOptions(inputsOption(y)))
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })
+    .option('reorder-window', {
+      describe: 'put packets out of capture-time order back in order within this many packets (0: off); see also --reorder-seconds',
+      type: 'string',
+      default: String(REORDER_DEFAULTS.packets),
+    })
+    .option('reorder-seconds', {
+      describe: 'reorder only packets whose timestamps are out of order by at most this many seconds',
+      type: 'string',
+      default: String(REORDER_DEFAULTS.seconds),
+    })
     .example('pcapflow read x.pcap', 'print every connection for people')
     .example('pcapflow read x.pcap --sink ndjson | jq -c \'select(.type=="close")\'', 'one close record per connection')
     .example('pcapflow read x.pcap --sink files -o out/', 'one file per connection direction, named as tcpflow names them');

@@ -1,5 +1,6 @@
 /** `pcapflow read`: reassemble every TCP connection and send its streams to a sink. */
 import { PacketPool } from '../core/packet.js';
+import { PcapflowError } from '../core/errors.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { TcpStreamTransform } from '../transforms/tcp-transforms.js';
 import { statSync } from 'node:fs';
@@ -12,7 +13,9 @@ import { runPipeline } from '../pipeline.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
-import { inputNames } from './options.js';
+import { inputNames, parseCount } from './options.js';
+import type { ReorderOptions } from '../core/reorder.js';
+import { planMemory } from '../core/memory-budget.js';
 import { fullCollection } from './collect.js';
 import { createSink, parseStreamArgs, renderThreadOn, type StreamArgs, writeThreadOn } from './sink-options.js';
 
@@ -22,6 +25,9 @@ export interface ReadCommand extends StreamArgs {
   filter?: string;
   stats: boolean;
   progress?: boolean;
+  /** --reorder-window (packets, 0: off) and --reorder-seconds. */
+  reorderWindow?: string;
+  reorderSeconds?: string;
 }
 
 /**
@@ -56,6 +62,8 @@ export function chunkPoolFor(sink: FilesSink | NdjsonSink, tcp: TcpStreamTransfo
   const chunks = new ChunkPool(size, options);
   chunks.hold((rank) => sink.heldFrom(rank));
   chunks.hold((rank) => tcp.reassembler.oldestKeptChunk(rank));
+  const reorder = tcp.reorder;
+  if (reorder !== null) chunks.hold((rank) => reorder.oldestHeldChunk(rank));
   tcp.reassembler.trackChunks(chunks.owns);
   return chunks;
 }
@@ -74,6 +82,19 @@ function fileBytes(inputs: readonly string[]): number | null {
   return total;
 }
 
+/** reorderOptions: --reorder-window and --reorder-seconds, and the window's share of the memory budget. Throws INVALID_OPTION. */
+export function reorderOptions(args: ReadCommand, memoryBudget: number | undefined): ReorderOptions {
+  const o: ReorderOptions = {};
+  if (args.reorderWindow !== undefined) o.packets = parseCount('reorder-window', args.reorderWindow, 0, 1 << 20);
+  if (args.reorderSeconds !== undefined) {
+    const v = args.reorderSeconds.trim() === '' ? NaN : Number(args.reorderSeconds);
+    if (!Number.isFinite(v) || v < 0) throw new PcapflowError('INVALID_OPTION', `--reorder-seconds must be a number of seconds >= 0, not ${JSON.stringify(args.reorderSeconds)}`);
+    o.seconds = v;
+  }
+  if (memoryBudget !== undefined) o.maxBytes = planMemory(memoryBudget).reorderMaxBytes;
+  return o;
+}
+
 /** runRead runs `pcapflow read`; resolves to the exit code. */
 export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   const { decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions } = parseStreamArgs(args);
@@ -88,7 +109,8 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // time, and a capture of small segments a quarter of its time.
   // The packets go back to the source's pool after the TCP stage: nothing else holds them.
   const pool = new PacketPool();
-  const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, pool });
+  const reorder = reorderOptions(args, reassemblyOptions.memoryBudget);
+  const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, reorder, pool });
   const shared = sharedChunks(args, renderThreadOn(args, bytes), sink, tcp, reassemblyOptions.chunking !== 'push');
   const source = openCaptures(inputs, { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });
   const chunks = typeof shared === 'object' ? shared.pool : undefined;
@@ -101,6 +123,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
       printStats(io.stderr, [
         ['reader', source.inputStats()],
         ...(filter === null ? [] : [['filter', filter.core.stats] as [string, object]]),
+        ...(tcp.reorder === null ? [] : [['reorder', tcp.reorder.stats] as [string, object]]),
         ['decoder', tcp.decoder.stats],
         ['demux', tcp.demux.stats],
         ['reassembler', tcp.reassembler.stats],

@@ -3,12 +3,15 @@
  * shares so that each holder has a hard cap and the caps add up to the budget:
  *
  *   IP fragments waiting for reassembly   1/8  (PacketDecoder `fragmentMaxBytes`)
- *   out-of-order TCP data                 1/4  (TcpReassembler `maxBufferedTotal`; per connection
+ *   out-of-order TCP data                 1/4  of which 1/32 of the budget is the reorder window's
+ *                                               (ReorderWindow `maxBytes`: packets held to put them
+ *                                               back in time order) and 7/32 the reassembler's
+ *                                               (TcpReassembler `maxBufferedTotal`; per connection
  *                                               `maxBufferedPerConnection` = min(4 MiB, that))
  *   the connection table                  5/8  (TcpDemux `maxConnections` = share / CONNECTION_COST)
  *
- * With the default 256 MiB: 32 MiB of fragments, 64 MiB of out-of-order data (4 MiB per
- * connection), and 160 MiB of connections: 160 MiB / CONNECTION_COST = 65 536 connections.
+ * With the default 256 MiB: 32 MiB of fragments, 64 MiB of out-of-order data (8 MiB in the
+ * reorder window, 56 MiB in the reassembler, 4 MiB per connection), and 160 MiB of connections: 160 MiB / CONNECTION_COST = 65 536 connections.
  *
  * Fixed shares rather than one pool: a flood of one kind (SYNs, fragments, out-of-order data)
  * can only take its own share, never crowd out the others, and every cap is known up front.
@@ -56,6 +59,8 @@ export interface MemoryPlan {
   /** TcpReassembler `maxBufferedTotal` and `maxBufferedPerConnection`. */
   maxBufferedTotal: number;
   maxBufferedPerConnection: number;
+  /** ReorderWindow `maxBytes` (part of the out-of-order share). */
+  reorderMaxBytes: number;
   /** Bytes of the connection table share, and TcpDemux `maxConnections` from it. */
   connectionBytes: number;
   maxConnections: number;
@@ -73,13 +78,15 @@ export function checkBudget(budget: unknown): number {
 export function planMemory(budget: number = DEFAULT_MEMORY_BUDGET): MemoryPlan {
   checkBudget(budget);
   const fragmentMaxBytes = Math.floor(budget / 8);
-  const maxBufferedTotal = Math.floor(budget / 4);
-  const connectionBytes = budget - fragmentMaxBytes - maxBufferedTotal;
+  const reorderMaxBytes = Math.floor(budget / 32);
+  const maxBufferedTotal = Math.floor(budget / 4) - reorderMaxBytes;
+  const connectionBytes = budget - fragmentMaxBytes - maxBufferedTotal - reorderMaxBytes;
   return {
     budget,
     fragmentMaxBytes,
     maxBufferedTotal,
     maxBufferedPerConnection: Math.min(MAX_BUFFERED_PER_CONNECTION, maxBufferedTotal),
+    reorderMaxBytes,
     connectionBytes,
     maxConnections: Math.max(1, Math.floor(connectionBytes / CONNECTION_COST)),
   };

@@ -16,6 +16,7 @@ import type { Packet, PacketPool } from '../core/packet.js';
 import { PacketDecoder, type PacketDecoderOptions } from '../core/packet-decoder.js';
 import { TcpReassembler, type TcpReassemblerOptions } from '../core/reassembler.js';
 import type { StreamEvent } from '../core/events.js';
+import { ReorderWindow, type ReorderOptions } from '../core/reorder.js';
 import { StageChain, type Stage } from '../core/stage.js';
 import { withInflate } from './decode-transforms.js';
 import { StageTransform } from './stage-transform.js';
@@ -31,6 +32,19 @@ const END_STEP = 2048;
  * a deeper queue buys nothing.
  */
 const QUEUE = { readableHighWaterMark: 1, writableHighWaterMark: 1 };
+
+/**
+ * ReorderTransform: the capture-time reorder window (ReorderWindow) as a Transform, for a
+ * pipeline assembled stage by stage: put it before PacketDecodeTransform. Its packets are the
+ * caller's (held across batches): do not recycle them before they come out.
+ */
+export class ReorderTransform extends StageTransform<Packet[], Packet[]> {
+  declare readonly core: ReorderWindow;
+
+  constructor(options: ReorderOptions = {}) {
+    super(new ReorderWindow(options), QUEUE);
+  }
+}
 
 export class TcpDemuxTransform extends StageTransform<Packet[], Packet[]> {
   declare readonly core: TcpDemux;
@@ -127,6 +141,12 @@ export interface TcpStreamOptions {
   demux?: TcpDemuxOptions;
   reassembly?: TcpReassemblerOptions;
   /**
+   * The capture-time reorder window before decoding (ReorderWindow, core/reorder.ts): packets
+   * out of time order by at most this much are put back in order. Default REORDER_DEFAULTS (1024
+   * packets, 1 s, 8 MiB); `false` or `{ packets: 0 }` turns it off.
+   */
+  reorder?: ReorderOptions | false;
+  /**
    * Give every packet back to this pool once its batch went through the three cores (they keep
    * no Packet). Only when nothing else holds the batches: the source that takes packets from the
    * same pool, with no tee or other consumer between.
@@ -144,6 +164,8 @@ export interface TcpStreamOptions {
  * and `reassembler` for their stats. The decoder gets node:zlib's inflate as PacketDecodeTransform's does.
  */
 export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
+  /** The reorder window; null when turned off. */
+  readonly reorder: ReorderWindow | null;
   readonly decoder: PacketDecoder;
   readonly demux: TcpDemux;
   readonly reassembler: TcpReassembler;
@@ -156,17 +178,28 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
     const decoder = new PacketDecoder(withInflate(options.decoder ?? {}));
     const demux = new TcpDemux(options.demux);
     const reassembler = new TcpReassembler(options.reassembly);
-    super(new StageChain<Packet[], StreamEvent[]>([decoder, demux, reassembler] as Stage<unknown, unknown>[]), QUEUE);
+    const reorder = options.reorder === false ? null : new ReorderWindow(options.reorder);
+    const first: Stage<unknown, unknown>[] = reorder === null || reorder.options.packets === 0 ? [] : [reorder as Stage<unknown, unknown>];
+    super(new StageChain<Packet[], StreamEvent[]>([...first, decoder, demux, reassembler] as Stage<unknown, unknown>[]), QUEUE);
+    this.reorder = first.length === 0 ? null : reorder;
     this.decoder = decoder;
     this.demux = demux;
     this.reassembler = reassembler;
-    this.earlier = new StageChain<Packet[], Packet[]>([decoder, demux] as Stage<unknown, unknown>[]);
+    this.earlier = new StageChain<Packet[], Packet[]>([...first, decoder, demux] as Stage<unknown, unknown>[]);
     this.pool = options.pool ?? null;
+    if (this.pool !== null && this.reorder !== null) this.reorder.trackPassed();
   }
 
   override _transform(batch: Packet[], enc: BufferEncoding, callback: TransformCallback): void {
     const pool = this.pool;
     if (pool === null) return super._transform(batch, enc, callback);
+    const reorder = this.reorder;
+    if (reorder !== null) {
+      // the window holds packets across batches: give back those that went through the cores
+      super._transform(batch, enc, callback);
+      pool.release(reorder.takePassed());
+      return;
+    }
     const held = this.inBatch;
     for (let i = 0; i < batch.length; i++) held.push(batch[i]!);
     super._transform(batch, enc, callback);

@@ -13,6 +13,7 @@ import { DEMUX_DEFAULTS, TcpDemux } from '../../src/core/flow-table.js';
 import { CONNECTION_COST, DEFAULT_MEMORY_BUDGET, planMemory, SINK_ALLOWANCE } from '../../src/core/memory-budget.js';
 import { type Packet, TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/core/packet.js';
 import { REASSEMBLER_DEFAULTS, TcpReassembler } from '../../src/core/reassembler.js';
+import { REORDER_DEFAULTS } from '../../src/core/reorder.js';
 import { SEGMENT_OVERHEAD } from '../../src/core/stream-buffer.js';
 import { tcpSegment } from '../helpers/segments.js';
 
@@ -26,15 +27,15 @@ function seg(i: number, fromClient: boolean, flags: number, seq: number, ack: nu
 const NONE = new Uint8Array(0);
 
 describe('planMemory', () => {
-  it('splits the budget into fixed shares that add up to it: 1/8 fragments, 1/4 out-of-order, 5/8 connections', () => {
+  it('splits the budget into fixed shares that add up to it: 1/8 fragments, 1/4 out-of-order (1/32 of it the reorder window), 5/8 connections', () => {
     const p = planMemory();
     expect(p.budget).toBe(DEFAULT_MEMORY_BUDGET);
     expect(DEFAULT_MEMORY_BUDGET).toBe(256 * MiB);
-    expect(p).toMatchObject({ fragmentMaxBytes: 32 * MiB, maxBufferedTotal: 64 * MiB, maxBufferedPerConnection: 4 * MiB, connectionBytes: 160 * MiB });
+    expect(p).toMatchObject({ fragmentMaxBytes: 32 * MiB, maxBufferedTotal: 56 * MiB, reorderMaxBytes: 8 * MiB, maxBufferedPerConnection: 4 * MiB, connectionBytes: 160 * MiB });
     expect(p.maxConnections).toBe(Math.floor((160 * MiB) / CONNECTION_COST));
     for (const b of [MiB, 3 * MiB + 7, 64 * MiB, 8 * 1024 * MiB]) {
       const q = planMemory(b);
-      expect(q.fragmentMaxBytes + q.maxBufferedTotal + q.connectionBytes).toBe(b);
+      expect(q.fragmentMaxBytes + q.maxBufferedTotal + q.reorderMaxBytes + q.connectionBytes).toBe(b);
       expect(q.maxBufferedPerConnection).toBeLessThanOrEqual(q.maxBufferedTotal);
       expect(q.maxConnections * CONNECTION_COST).toBeLessThanOrEqual(q.connectionBytes);
     }
@@ -42,11 +43,12 @@ describe('planMemory', () => {
 
   it('gives the stages their defaults, and a budget option changes them', () => {
     expect(DEMUX_DEFAULTS.maxConnections).toBe(planMemory().maxConnections);
-    expect(REASSEMBLER_DEFAULTS.maxBufferedTotal).toBe(64 * MiB);
+    expect(REASSEMBLER_DEFAULTS.maxBufferedTotal).toBe(56 * MiB);
+    expect(REORDER_DEFAULTS.maxBytes).toBe(8 * MiB);
     const small = planMemory(16 * MiB);
     expect(new TcpDemux({ memoryBudget: 16 * MiB }).options.maxConnections).toBe(small.maxConnections);
     expect(new TcpDemux({ memoryBudget: 16 * MiB, maxConnections: 7 }).options.maxConnections).toBe(7);
-    expect(new TcpReassembler({ memoryBudget: 16 * MiB }).options).toMatchObject({ maxBufferedTotal: 4 * MiB, maxBufferedPerConnection: 4 * MiB });
+    expect(new TcpReassembler({ memoryBudget: 16 * MiB }).options).toMatchObject({ maxBufferedTotal: 3.5 * MiB, maxBufferedPerConnection: 3.5 * MiB });
     for (const bad of [0, MiB - 1, MiB + 0.5, Number.NaN]) {
       expect(() => planMemory(bad)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }));
       expect(() => new TcpDemux({ memoryBudget: bad })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }));
@@ -58,7 +60,7 @@ describe('planMemory', () => {
     const s = parseStreamArgs({ ...base, memoryBudget: '64m' });
     expect(s.decoder.fragmentMaxBytes).toBe(8 * MiB);
     expect(new TcpDemux(s.demux).options.maxConnections).toBe(planMemory(64 * MiB).maxConnections);
-    expect(new TcpReassembler(s.reassembly).options.maxBufferedTotal).toBe(16 * MiB);
+    expect(new TcpReassembler(s.reassembly).options.maxBufferedTotal).toBe(14 * MiB);
     expect(parseStreamArgs(base).decoder.fragmentMaxBytes).toBe(32 * MiB);
     expect(() => parseStreamArgs({ ...base, memoryBudget: '100k' })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(() => parseStreamArgs({ ...base, memoryBudget: 'lots' })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }));
