@@ -222,11 +222,32 @@ describe('TcpReassembler: table of segment scenarios', () => {
     expect(kinds(ev).slice(1)).toEqual(['data 0 c2s 0 ABCDE', 'gap 0 c2s 5+5 eof', 'data 0 c2s 10 KLMNO', 'close 0 fin']);
   });
 
-  it('RST closes the connection and flushes what was held, with gaps', () => {
+  it('RST closes the connection and flushes what was held, with gaps (waitPackets 0: at once)', () => {
     const c = new Conv();
-    const ev = run([...hs(c), c.c('PA', 101, 501, 'ABCDE'), c.c('PA', 121, 501, 'UVWXY'), c.s('RA', 501, 106), c.c('A', 106, 501, 'FGHIJKLMNOPQRST')]);
+    const ev = run([...hs(c), c.c('PA', 101, 501, 'ABCDE'), c.c('PA', 121, 501, 'UVWXY'), c.s('RA', 501, 106), c.c('A', 106, 501, 'FGHIJKLMNOPQRST')], { waitPackets: 0 });
     expect(kinds(ev).slice(1)).toEqual(['data 0 c2s 0 ABCDE', 'gap 0 c2s 5+15 rst', 'data 0 c2s 20 UVWXY', 'close 0 rst']);
     expect(lastStats!.reasm.afterClose).toBe(1);
+  });
+
+  it('an RST with bytes missing before it waits for them (waitPackets), then closes as at the RST', () => {
+    const c = new Conv();
+    const late = [...hs(c), c.c('PA', 101, 501, 'ABCDE'), c.c('PA', 121, 501, 'UVWXY'), c.s('RA', 501, 106), c.c('A', 106, 501, 'FGHIJKLMNOPQRST')];
+    const ev = run(late);
+    expect(kinds(ev).slice(1)).toEqual(['data 0 c2s 0 ABCDE', 'data 0 c2s 5 FGHIJKLMNOPQRST', 'data 0 c2s 20 UVWXY', 'close 0 rst']);
+    expect(lastStats!.reasm).toMatchObject({ afterClose: 0, rstWaited: 1, rstWaitFilled: 1 });
+    // the client's own RST before its last data (a capture of two clocks): the data is kept
+    const d = new Conv('10.0.0.1:40001', '10.0.0.2:80');
+    const own = run([...hs(d), d.c('PA', 101, 501, 'ABCDE'), d.c('R', 116), d.c('PA', 106, 501, 'FGHIJKLMNO')]);
+    expect(kinds(own).slice(1)).toEqual(['data 0 c2s 0 ABCDE', 'data 0 c2s 5 FGHIJKLMNO', 'close 0 rst']);
+    // bytes that never come: the RST closes after waitPackets packets of any connection, with the gap
+    const e = new Conv('10.0.0.1:40002', '10.0.0.2:80');
+    const other = new Conv('10.0.0.3:40003', '10.0.0.2:80');
+    const filler = [...hs(other), ...Array.from({ length: 6 }, (_, i) => other.c('PA', 101 + i, 501, 'x'))];
+    const never = run([...hs(e), e.c('PA', 101, 501, 'ABCDE'), e.c('PA', 121, 501, 'UVWXY'), e.s('RA', 501, 106), ...filler], { waitPackets: 4 });
+    const k = kinds(never);
+    // the 4th packet after the RST (the other connection's first data) closes it first
+    expect(k.slice(0, 7)).toEqual(['open 0', 'data 0 c2s 0 ABCDE', 'open 1', 'gap 0 c2s 5+15 rst', 'data 0 c2s 20 UVWXY', 'close 0 rst', 'data 1 c2s 0 x']);
+    expect(lastStats!.reasm).toMatchObject({ rstWaited: 1, rstWaitFilled: 0 });
   });
 
   it('delivers the payload an RST carries (as tshark shows it)', () => {
@@ -520,9 +541,12 @@ describe('TcpReassembler: regressions found by the tshark differential test', ()
     expect(kinds(ev).filter((k) => k.startsWith('gap'))).toEqual([]);
     expect(closeOf(ev).reason).toBe('fin');
     expect(lastStats!.reasm.disordered).toBe(1);
-    // in capture-time order the same ACK makes the hole a gap at once
+    // in capture-time order too, the bytes the ACK covered are waited for (waitPackets) ...
     const d = new Conv();
-    const inOrder = run([...hs(d), d.s('PA', 506, 101, 'FGHIJ'), d.s('FA', 511, 101), d.c('A', 101, 512), d.c('FA', 101, 512), d.s('PA', 501, 101, 'ABCDE')]);
+    const inOrderPackets = [...hs(d), d.s('PA', 506, 101, 'FGHIJ'), d.s('FA', 511, 101), d.c('A', 101, 512), d.c('FA', 101, 512), d.s('PA', 501, 101, 'ABCDE')];
+    expect(stream(run(inOrderPackets)).s2c).toBe('ABCDEFGHIJ');
+    // ... and with waitPackets 0 the same ACK makes the hole a gap at once
+    const inOrder = run(inOrderPackets, { waitPackets: 0 });
     expect(kinds(inOrder).slice(1, 3)).toEqual(['gap 0 s2c 0+5 acked', 'data 0 s2c 5 FGHIJ']);
   });
 

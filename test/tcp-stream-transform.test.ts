@@ -40,7 +40,7 @@ async function viaChain(file: string | Readable, pool?: PacketPool): Promise<{ l
 
 async function viaThree(file: string): Promise<{ lines: string[]; error: unknown }> {
   const sink = new Collect();
-  const streams = [openCaptures([file]), new ReorderTransform(), new PacketDecodeTransform({ onError: 'skip' }), new TcpDemuxTransform(), new TcpReassemblerTransform(), sink];
+  const streams = [openCaptures([file]), new PacketDecodeTransform({ onError: 'skip' }), new ReorderTransform(), new TcpDemuxTransform(), new TcpReassemblerTransform(), sink];
   const error = await runPipeline(streams, sink).then(
     () => null,
     (e: unknown) => e,

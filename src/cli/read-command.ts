@@ -110,6 +110,8 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // The packets go back to the source's pool after the TCP stage: nothing else holds them.
   const pool = new PacketPool();
   const reorder = reorderOptions(args, reassemblyOptions.memoryBudget);
+  // the reassembler waits as long for bytes it knows are missing (TcpReassemblerOptions.waitPackets)
+  if (reorder.packets !== undefined) reassemblyOptions.waitPackets = reorder.packets;
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, reorder, pool });
   const shared = sharedChunks(args, renderThreadOn(args, bytes), sink, tcp, reassemblyOptions.chunking !== 'push');
   const source = openCaptures(inputs, { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });

@@ -95,6 +95,16 @@ export interface TcpReassemblerOptions {
    * retransmission with different bytes is reported as an overlap. Default 64 KiB; 0 disables.
    */
   overlapCheckBytes?: number;
+  /**
+   * Packets (of the whole input) that bytes known to be missing are waited for before they become
+   * a gap, since a reordered capture may still show them: bytes the peer acknowledged (the hole
+   * becomes an `acked` gap when the sender went past it after the ACK, or the ACK covers its FIN,
+   * and then this many packets passed), and bytes missing before an RST (a hole its sender left,
+   * held out-of-order bytes, acknowledged bytes not seen: the connection closes when they come or
+   * after this many packets, as it would have at the RST). Events keep the time of the packet
+   * that started the wait. Default 1024; 0: at once.
+   */
+  waitPackets?: number;
 }
 
 export const REASSEMBLER_DEFAULTS: Required<TcpReassemblerOptions> = {
@@ -106,6 +116,7 @@ export const REASSEMBLER_DEFAULTS: Required<TcpReassemblerOptions> = {
   maxBytes: 0,
   pushMaxBytes: 256 * 1024,
   overlapCheckBytes: 64 * 1024,
+  waitPackets: 1024,
 };
 
 export interface TcpReassemblerStats {
@@ -131,6 +142,9 @@ export interface TcpReassemblerStats {
   zeroWindowProbes: number;
   /** RST or bare FIN from a side that had not answered the peer's SYN: not taken as the end. */
   heldRst: number;
+  /** RSTs that waited for bytes missing before them (waitPackets), and those whose bytes all came. */
+  rstWaited: number;
+  rstWaitFilled: number;
   ignoredFin: number;
   /** Packets of a connection that was already closed (late ACKs, retransmissions). */
   afterClose: number;
@@ -183,6 +197,14 @@ class Side {
   /** Highest stream offset the peer acknowledged (capped at the FIN), and the capture time of that ACK. */
   ackedOff = 0;
   ackedT = -Infinity;
+  /**
+   * A hole the peer acknowledged that waits (waitPackets): the packet count at which it becomes
+   * a gap (0: none), how far, and the time of the packet that started the wait.
+   */
+  skipUntil = 0;
+  skipTarget = 0;
+  skipSec = 0;
+  skipNsec = 0;
   /** Last window this side advertised (for the peer's zero-window probes). */
   win = -1;
   /** A segment set aside as beyond any window (a copy), -1 when none: [junkOff, junkOff+junkLen). */
@@ -445,6 +467,15 @@ class Conn {
   firstNsec: number;
   /** Index+1 of the side whose RST is held (see the class comment); 0 when none. */
   heldRst = 0;
+  /**
+   * An RST that waits for missing bytes (waitPackets): the packet count at which it closes
+   * the connection anyway (0: none), its time, its side and its stream offset.
+   */
+  rstUntil = 0;
+  rstSec = 0;
+  rstNsec = 0;
+  rstDir = 0;
+  rstOff = 0;
   /** Out-of-order bytes held in both directions. */
   buffered = 0;
   /** Latest capture time (seconds) of the connection's packets, and whether time ever went back. */
@@ -491,7 +522,7 @@ function checkOptions(o: TcpReassemblerOptions): Required<TcpReassemblerOptions>
     r.maxBufferedTotal = plan.maxBufferedTotal;
     r.maxBufferedPerConnection = plan.maxBufferedPerConnection;
   }
-  for (const k of ['maxBufferedPerConnection', 'maxBufferedTotal', 'pushMaxBytes', 'overlapCheckBytes', 'maxBytes'] as const) {
+  for (const k of ['maxBufferedPerConnection', 'maxBufferedTotal', 'pushMaxBytes', 'overlapCheckBytes', 'maxBytes', 'waitPackets'] as const) {
     const v = o[k];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < (k === 'pushMaxBytes' ? 1 : 0)) {
@@ -521,6 +552,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     keepalives: 0,
     zeroWindowProbes: 0,
     heldRst: 0,
+    rstWaited: 0,
+    rstWaitFilled: 0,
     ignoredFin: 0,
     afterClose: 0,
     limitHits: 0,
@@ -556,6 +589,16 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private readonly sentOffPool: number[][] = [];
   private readonly sentDataPool: Uint8Array[][] = [];
   private sentQHead = 0;
+  /** Packets seen (every packet given to write), for waitPackets. */
+  private packetNo = 0;
+  /** Sides whose acknowledged hole waits (Side.skipUntil), with their connections and deadlines, in order. */
+  private skipQ: Side[] = [];
+  private skipQConn: Conn[] = [];
+  private skipQAt: number[] = [];
+  private skipQHead = 0;
+  /** Connections whose RST waits (Conn.rstUntil), in order of their deadlines. */
+  private rstQ: Conn[] = [];
+  private rstQHead = 0;
   /** Connections holding out-of-order bytes, oldest first (the total limit trims these). */
   private readonly holding = new Set<Conn>();
   /** Events of the batch being handled. */
@@ -675,6 +718,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private packet(pkt: Packet): void {
     const sec = pkt.tsSec;
     const nsec = pkt.tsNsec;
+    this.packetNo++;
+    if (this.skipQHead < this.skipQ.length) this.expireSkips();
+    if (this.rstQHead < this.rstQ.length) this.expireRst();
     const expired = pkt.expired;
     if (expired !== null) {
       for (let i = 0; i < expired.length; i++) {
@@ -785,7 +831,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     }
 
     const segSeq = flags & TCP_SYN ? seqAdd(pkt.seq, 1) : pkt.seq;
-    const off = d.nextOff + seqDiff(segSeq, d.nextSeq);
+    // stream offset, from the nearest known point: the next byte due, or past a hole that waits
+    // (waitPackets) the highest acknowledged byte, which may be more than 2^31 ahead of it
+    const off = d.ackedOff > d.nextOff ? d.ackedOff + seqDiff(segSeq, seqAdd(d.base, d.ackedOff)) : d.nextOff + seqDiff(segSeq, d.nextSeq);
     let junk = false;
     if (len <= 1 && off === d.nextOff - 1 && !(flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
       this.stats.keepalives++;
@@ -802,10 +850,31 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     }
     if (c.disordered && d.finKnown && !d.finDone && d.ackedOff >= d.finOff && d.finOff > d.nextOff && t >= d.ackedT) {
       // d sent this after the ACK of its FIN, and the hole before the FIN is still open
-      this.skipTo(c, d, d.finOff, 'acked', sec, nsec);
+      this.waitSkip(c, d, d.finOff, sec, nsec);
     }
     if (flags & TCP_RST) {
-      this.close(c, 'rst', sec, nsec);
+      if (c.rstUntil === 0 && this.options.waitPackets > 0 && this.missingBeforeRst(c, d, off)) {
+        // bytes are missing before it that may still come (see waitPackets)
+        c.rstUntil = this.packetNo + this.options.waitPackets;
+        c.rstSec = sec;
+        c.rstNsec = nsec;
+        c.rstDir = dir;
+        c.rstOff = off;
+        this.rstQ.push(c);
+        this.stats.rstWaited++;
+        return;
+      }
+      if (c.rstUntil === 0) {
+        this.close(c, 'rst', sec, nsec);
+        return;
+      }
+    }
+    if (c.rstUntil !== 0) {
+      // a packet of a connection whose RST waits: it closes once nothing is missing
+      if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) {
+        this.stats.rstWaitFilled++;
+        this.close(c, 'rst', c.rstSec, c.rstNsec);
+      }
       return;
     }
     if (flags & TCP_FIN && !d.finKnown && !junk) {
@@ -815,6 +884,94 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     }
     if (d.finKnown && !d.finDone) this.checkFin(c, d);
     if (d.finDone && o.finDone) this.close(c, 'fin', sec, nsec);
+  }
+
+  /**
+   * missingBeforeRst: bytes are missing that were sent before side `d`'s RST at stream offset
+   * `off` and may still come: a hole before `off` (within a window of it), out-of-order bytes
+   * held in either direction, or bytes either side acknowledged and the capture has not shown.
+   */
+  private missingBeforeRst(c: Conn, d: Side, off: number): boolean {
+    const o = c.sides[d === c.sides[0] ? 1 : 0];
+    if (d.synced && off > d.nextOff && off - d.nextOff <= windowBound(d, o)) return true;
+    for (const s of c.sides) {
+      if (s.synced && (s.buf.count > 0 || s.ackedOff > s.nextOff)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * waitSkip: the hole of side d below `to` is to become an `acked` gap: at once with waitPackets
+   * 0, else once waitPackets more packets have passed (expireSkips), unless the bytes came.
+   */
+  private waitSkip(c: Conn, d: Side, to: number, sec: number, nsec: number): void {
+    const wait = this.options.waitPackets;
+    if (wait === 0) {
+      this.skipTo(c, d, to, 'acked', sec, nsec);
+      if (d.finKnown && !d.finDone) this.checkFin(c, d);
+      return;
+    }
+    if (to > d.skipTarget) d.skipTarget = to;
+    if (d.skipUntil !== 0) return;
+    d.skipUntil = this.packetNo + wait;
+    d.skipSec = sec;
+    d.skipNsec = nsec;
+    this.skipQ.push(d);
+    this.skipQConn.push(c);
+    this.skipQAt.push(d.skipUntil);
+  }
+
+  /** expireSkips turns the acknowledged holes that waited waitPackets packets into gaps (waitSkip), as at the packet that started the wait. */
+  private expireSkips(): void {
+    const q = this.skipQ;
+    let h = this.skipQHead;
+    while (h < q.length && this.skipQAt[h]! <= this.packetNo) {
+      const d = q[h]!;
+      const c = this.skipQConn[h]!;
+      const at = this.skipQAt[h]!;
+      q[h] = undefined as unknown as Side;
+      this.skipQConn[h] = undefined as unknown as Conn;
+      h++;
+      if (c.flow.closed || d.skipUntil !== at) continue;
+      d.skipUntil = 0;
+      const sec = d.skipSec;
+      const nsec = d.skipNsec;
+      if (d.skipTarget > d.nextOff) this.skipTo(c, d, d.skipTarget, 'acked', sec, nsec);
+      if (d.finKnown && !d.finDone) this.checkFin(c, d);
+      if (c.rstUntil !== 0) {
+        if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) this.close(c, 'rst', c.rstSec, c.rstNsec);
+      } else if (c.sides[0].finDone && c.sides[1].finDone) this.close(c, 'fin', sec, nsec);
+    }
+    if (h === q.length) {
+      this.skipQ = [];
+      this.skipQConn = [];
+      this.skipQAt = [];
+      h = 0;
+    } else if (h >= 1024 && h * 2 >= q.length) {
+      this.skipQ = q.slice(h);
+      this.skipQConn = this.skipQConn.slice(h);
+      this.skipQAt = this.skipQAt.slice(h);
+      h = 0;
+    }
+    this.skipQHead = h;
+  }
+
+  /** expireRst closes the connections whose RST waited waitPackets packets (missingBeforeRst) as at the RST. */
+  private expireRst(): void {
+    const q = this.rstQ;
+    let h = this.rstQHead;
+    while (h < q.length) {
+      const c = q[h]!;
+      if (c.rstUntil !== 0 && !c.flow.closed && c.rstUntil > this.packetNo) break;
+      q[h] = undefined as unknown as Conn;
+      h++;
+      if (c.rstUntil !== 0 && !c.flow.closed) this.close(c, 'rst', c.rstSec, c.rstNsec);
+    }
+    if (h === q.length) {
+      this.rstQ = [];
+      h = 0;
+    }
+    this.rstQHead = h;
   }
 
   /**
@@ -963,8 +1120,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       // segment captured later but sent before it, in a reordered capture, may still be followed
       // by the missing ones): the hole is a gap up to this segment (which may itself lie below
       // the ACK: a reordered or resent segment).
-      this.skipTo(c, d, off < d.ackedOff ? off : d.ackedOff, 'acked', sec, nsec);
-      if (d.finKnown && !d.finDone) this.checkFin(c, d);
+      this.waitSkip(c, d, off < d.ackedOff ? off : d.ackedOff, sec, nsec);
     }
     if (off < d.nextOff && d.holdsSent()) this.checkSent(c, d, off, payload, len, sec, nsec);
     if (end <= d.nextOff) {
@@ -1104,8 +1260,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number, t: number): void {
     const diff = seqDiff(ack, o.nextSeq);
     if (o.holdsSent()) this.dropSent(o, o.nextOff + diff, this.options.overlapCheckBytes);
-    if (diff <= 0) return;
-    let to = o.nextOff + diff;
+    // from the highest acknowledged byte when a hole waits before it (see packet())
+    let to = o.ackedOff > o.nextOff ? o.ackedOff + seqDiff(ack, seqAdd(o.base, o.ackedOff)) : o.nextOff + diff;
+    if (to <= o.nextOff) return;
     // The peer acknowledged up to a segment set aside as out of window: the stream went there,
     // and the hole before it is acknowledged.
     if (o.junkOff >= 0 && to >= o.junkOff) {
@@ -1121,10 +1278,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     // captures sometimes show an ACK just before the data it acknowledges. In a connection whose
     // capture times went backwards, the data may come long after: the hole waits for a packet o
     // sent after the ACK (packet()), or the close.
-    if (o.finKnown && to === o.finOff && to > o.nextOff && !c.disordered) {
-      this.skipTo(c, o, to, 'acked', sec, nsec);
-      if (!o.finDone) this.checkFin(c, o);
-    }
+    if (o.finKnown && to === o.finOff && to > o.nextOff && !c.disordered) this.waitSkip(c, o, to, sec, nsec);
   }
 
   /** checkFin marks side d finished once every byte up to its FIN was delivered. */
@@ -1307,7 +1461,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     const b = c.sides[1];
     let reason: CloseReason = why;
     if (why !== 'rst' && a.finKnown && b.finKnown) reason = 'fin';
-    else if (why !== 'fin' && c.heldRst !== 0) reason = 'rst';
+    else if (why !== 'fin' && (c.heldRst !== 0 || c.rstUntil !== 0)) reason = 'rst';
     if (!c.opened) this.open(c);
     const gapReason: GapReason = why;
     for (const d of c.sides) {

@@ -28,7 +28,7 @@ import type { Stage } from './stage.js';
 export interface ReorderOptions {
   /** Most packets held, and how many packets a packet may move ahead of. Default 1024; 0: off. */
   packets?: number;
-  /** How much later (seconds of capture time) a packet's timestamp may be than one that moves ahead of it. Default 1. */
+  /** How much later (seconds of capture time) a packet's timestamp may be than one that moves ahead of it. Default 60. */
   seconds?: number;
   /** Most captured bytes held (sum of `data.length`). Default 8 MiB (the reorder part of the memory budget's out-of-order share). */
   maxBytes?: number;
@@ -36,7 +36,7 @@ export interface ReorderOptions {
 
 export const REORDER_DEFAULTS: Required<ReorderOptions> = {
   packets: 1024,
-  seconds: 1,
+  seconds: 60,
   maxBytes: planMemory().reorderMaxBytes,
 };
 

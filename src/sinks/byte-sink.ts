@@ -67,6 +67,8 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   /** For a regular-file destination: its descriptor and its size when the sink started. */
   private readonly fileFd: number | null;
   private startSize = 0;
+  /** For a regular-file destination: bytes handed to it (see checkFileSize). */
+  private fileBytes = 0;
   private readonly onDestError = (err: NodeJS.ErrnoException): void => {
     if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') this.markClosedEarly();
     else if (this.failure === null && !this.closedEarly) {
@@ -99,7 +101,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     this.stats.events += batch.length;
     if (this.destClosed()) {
       this.stats.dropped += batch.length;
-      return callback();
+      return callback(this.failure);
     }
     this.writeBatch(batch, callback);
   }
@@ -131,11 +133,12 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     if (this.failure !== null) return callback(this.failure);
     const finish = (err?: Error | null): void => {
       if (err) return callback(err);
+      this.checkFileSize();
       if (!this.endDest || this.destClosed()) return callback(this.failure);
       this.waitFor('finish', callback);
       this.dest.end();
     };
-    if (this.destClosed()) return callback();
+    if (this.destClosed()) return callback(this.failure);
     let text: string;
     try {
       text = this.renderEnd();
@@ -158,10 +161,11 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
    */
   protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void, written?: () => void): void {
     if (this.failure !== null) return callback(this.failure);
-    if (this.destClosed()) return callback();
+    if (this.destClosed()) return callback(this.failure);
     if (text.length === 0) return callback();
     this.stats.writes++;
     this.stats.chars += text.length;
+    if (this.fileFd !== null) this.fileBytes += typeof text === 'string' ? Buffer.byteLength(text) : text.length;
     const ok = written === undefined ? this.dest.write(text) : this.dest.write(text, (err?: Error | null) => err ?? written());
     if (ok) return callback(this.failure);
     this.stats.drains++;
@@ -182,6 +186,25 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     dest.on(event, done);
     dest.on('error', done);
     dest.on('close', done);
+  }
+
+  /**
+   * checkFileSize: a regular-file destination must have grown by every byte handed to it.
+   * process.stdout redirected to a file writes synchronously and ignores a short write (a disk
+   * that fills up mid-write), so the last write can lose bytes without an error: that is
+   * OUTPUT_FAILED (ENOSPC) too, cut to whole lines.
+   */
+  private checkFileSize(): void {
+    if (this.fileFd === null || this.failure !== null || this.closedEarly) return;
+    let size: number;
+    try {
+      size = fstatSync(this.fileFd).size;
+    } catch {
+      return;
+    }
+    if (size >= this.startSize + this.fileBytes) return;
+    this.failure = new PcapflowError('OUTPUT_FAILED', `cannot write output: ENOSPC (${size - this.startSize} of ${this.fileBytes} bytes written)`);
+    this.cutToWholeLines();
   }
 
   /**
@@ -228,9 +251,17 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     return true;
   }
 
-  /** destGone: the destination was destroyed (by its own error or by someone else). */
+  /**
+   * destGone: the destination was destroyed (by its own error or by someone else). Destroyed by
+   * its own error (`errored`), whose 'error' event may not have reached this sink yet (a write to
+   * a full disk fails at once, and the event comes on a later tick): that error is taken now, so
+   * it is a failure, not closing early.
+   */
   private destGone(): boolean {
-    return (this.dest as { destroyed?: boolean }).destroyed === true && !(this.dest as { writableFinished?: boolean }).writableFinished;
+    const dest = this.dest as { destroyed?: boolean; writableFinished?: boolean; errored?: unknown };
+    if (dest.destroyed !== true || dest.writableFinished === true) return false;
+    if (dest.errored instanceof Error && this.failure === null && !this.closedEarly) this.onDestError(dest.errored as NodeJS.ErrnoException);
+    return true;
   }
 
   private markClosedEarly(): void {

@@ -35,7 +35,8 @@ const QUEUE = { readableHighWaterMark: 1, writableHighWaterMark: 1 };
 
 /**
  * ReorderTransform: the capture-time reorder window (ReorderWindow) as a Transform, for a
- * pipeline assembled stage by stage: put it before PacketDecodeTransform. Its packets are the
+ * pipeline assembled stage by stage: put it between PacketDecodeTransform and TcpDemuxTransform
+ * (decoding errors then come in file order, after every packet read before the fault). Its packets are the
  * caller's (held across batches): do not recycle them before they come out.
  */
 export class ReorderTransform extends StageTransform<Packet[], Packet[]> {
@@ -141,9 +142,9 @@ export interface TcpStreamOptions {
   demux?: TcpDemuxOptions;
   reassembly?: TcpReassemblerOptions;
   /**
-   * The capture-time reorder window before decoding (ReorderWindow, core/reorder.ts): packets
+   * The capture-time reorder window after decoding (ReorderWindow, core/reorder.ts): packets
    * out of time order by at most this much are put back in order. Default REORDER_DEFAULTS (1024
-   * packets, 1 s, 8 MiB); `false` or `{ packets: 0 }` turns it off.
+   * packets, 60 s, 8 MiB); `false` or `{ packets: 0 }` turns it off.
    */
   reorder?: ReorderOptions | false;
   /**
@@ -180,12 +181,12 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
     const reassembler = new TcpReassembler(options.reassembly);
     const reorder = options.reorder === false ? null : new ReorderWindow(options.reorder);
     const first: Stage<unknown, unknown>[] = reorder === null || reorder.options.packets === 0 ? [] : [reorder as Stage<unknown, unknown>];
-    super(new StageChain<Packet[], StreamEvent[]>([...first, decoder, demux, reassembler] as Stage<unknown, unknown>[]), QUEUE);
+    super(new StageChain<Packet[], StreamEvent[]>([decoder, ...first, demux, reassembler] as Stage<unknown, unknown>[]), QUEUE);
     this.reorder = first.length === 0 ? null : reorder;
     this.decoder = decoder;
     this.demux = demux;
     this.reassembler = reassembler;
-    this.earlier = new StageChain<Packet[], Packet[]>([...first, decoder, demux] as Stage<unknown, unknown>[]);
+    this.earlier = new StageChain<Packet[], Packet[]>([decoder, ...first, demux] as Stage<unknown, unknown>[]);
     this.pool = options.pool ?? null;
     if (this.pool !== null && this.reorder !== null) this.reorder.trackPassed();
   }
@@ -193,17 +194,21 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
   override _transform(batch: Packet[], enc: BufferEncoding, callback: TransformCallback): void {
     const pool = this.pool;
     if (pool === null) return super._transform(batch, enc, callback);
-    const reorder = this.reorder;
-    if (reorder !== null) {
-      // the window holds packets across batches: give back those that went through the cores
-      super._transform(batch, enc, callback);
-      pool.release(reorder.takePassed());
-      return;
-    }
     const held = this.inBatch;
     for (let i = 0; i < batch.length; i++) held.push(batch[i]!);
     super._transform(batch, enc, callback);
-    pool.release(held);
+    const reorder = this.reorder;
+    if (reorder === null) {
+      pool.release(held);
+    } else {
+      // the window holds packets across batches: give back those the decoder skipped (they never
+      // enter it) and those that came out of it, through the cores
+      let n = 0;
+      for (let i = 0; i < held.length; i++) if (held[i]!.skip !== null) held[n++] = held[i]!;
+      held.length = n;
+      pool.release(held);
+      pool.release(reorder.takePassed());
+    }
     held.length = 0;
   }
 

@@ -124,6 +124,7 @@ export function run(packets: Packet[], options: TcpReassemblerOptions & TcpDemux
     maxBufferedTotal: options.maxBufferedTotal,
     pushMaxBytes: options.pushMaxBytes,
     overlapCheckBytes: options.overlapCheckBytes,
+    waitPackets: options.waitPackets,
   });
   const events: StreamEvent[] = [];
   const take = (evs: StreamEvent[]): void => {
