@@ -5,7 +5,7 @@ import { FrameDecoder } from '../src/core/frame-decoder.js';
 import { IpDecoder, type IpDecoderOptions } from '../src/core/ip-decoder.js';
 import type { Packet } from '../src/core/packet.js';
 import { zlibInflate } from '../src/transforms/decode-transforms.js';
-import { ah, concat, ethIpv4Tcp, ethIpv6Tcp, ethernet, ext6, fromXX, hex, ipv4, ipv6, makePacket, tcp, type PacketSpec, codeOf } from './helpers/packet-builder.js';
+import { ah, concat, ethIpv4Tcp, ethIpv6Tcp, ethernet, ext6, fromXX, hex, ipv4, ipv4Fragments, ipv6, ipv6Fragments, makePacket, tcp, type PacketSpec, codeOf } from './helpers/packet-builder.js';
 
 function decode(data: Uint8Array, spec: PacketSpec = {}, options: IpDecoderOptions = {}, dec = new IpDecoder(options)): Packet {
   const p = makePacket(data, spec);
@@ -71,10 +71,12 @@ describe('IPv4', () => {
     }
   });
 
-  it('a total length beyond the captured bytes of an uncut frame is malformed', () => {
+  it('a total length beyond the bytes of an uncut frame (a short frame): the bytes present, l4Len from the header, never thrown', () => {
     const f = eth4(ipv4({ totalLength: 200, payload: SEG }));
-    expect(decode(f).skip).toBe('ipv4-malformed');
-    expect(codeOf(() => decode(f, { index: 9 }, { onError: 'fail' }))).toBe('IPV4_BAD_HEADER@9');
+    const dec = new IpDecoder({ onError: 'fail' });
+    const p = decode(f, {}, {}, dec);
+    expect([p.skip, p.l4Len, p.l4.length]).toEqual([null, 180, 31]);
+    expect(dec.stats).toMatchObject({ tcp: 1, truncated: 1, shortFrames: 1, skipped: 0 });
   });
 
   it.each([
@@ -189,10 +191,12 @@ describe('IPv6', () => {
     expect([p.skip, p.l4Len, p.l4.length]).toEqual([null, 70020, 200 - 14 - 48]);
   });
 
-  it('payload length beyond the captured bytes of an uncut frame is malformed; IPV6_BAD_HEADER under fail', () => {
+  it('payload length beyond the bytes of an uncut frame (a short frame): the bytes present, l4Len from the header, never thrown', () => {
     const f = eth6(ipv6({ payloadLength: 500, payload: SEG }));
-    expect(decode(f).skip).toBe('ipv6-malformed');
-    expect(codeOf(() => decode(f, { index: 4 }, { onError: 'fail' }))).toBe('IPV6_BAD_HEADER@4');
+    const dec = new IpDecoder({ onError: 'fail' });
+    const p = decode(f, {}, {}, dec);
+    expect([p.skip, p.l4Len, p.l4.length]).toEqual([null, 500, 31]);
+    expect(dec.stats).toMatchObject({ tcp: 1, truncated: 1, shortFrames: 1, skipped: 0 });
   });
 
   it('an extension header running past the payload length is malformed', () => {
@@ -209,6 +213,72 @@ describe('IPv6', () => {
 
   it('version nibble 4 inside an IPv6 ethertype is malformed', () => {
     expect(decode(eth6(ipv6({ payload: SEG }).map((b, i) => (i === 0 ? 0x40 : b)))).skip).toBe('ipv6-malformed');
+  });
+});
+
+describe('short frames (IP length past the end of a frame the snaplen did not cut)', () => {
+  const BIG = tcp({ sport: 5000, dport: 80, payload: new Uint8Array(1000).fill(0x61) }); // 1020 bytes
+  /** the first `keep` bytes of a frame, with caplen == len: a frame shorter than its IP length */
+  const short = (f: Uint8Array, keep: number): Uint8Array => f.slice(0, keep);
+
+  it('IPv4 and IPv6: counted in shortFrames and truncated, the segment is the bytes present', () => {
+    const dec = new IpDecoder();
+    const p4 = decode(short(eth4(ipv4({ payload: BIG })), 14 + 20 + 500), {}, {}, dec);
+    expect([p4.skip, p4.caplen === p4.len, p4.l4Len, p4.l4.length]).toEqual([null, true, 1020, 500]);
+    const p6 = decode(short(eth6(ipv6({ payload: BIG })), 14 + 40 + 300), {}, {}, dec);
+    expect([p6.skip, p6.l4Len, p6.l4.length]).toEqual([null, 1020, 300]);
+    expect(dec.stats).toMatchObject({ tcp: 2, truncated: 2, shortFrames: 2, skipped: 0 });
+  });
+
+  it('Ethernet padding is still trimmed and no short frame; a snaplen cut is no short frame either', () => {
+    const dec = new IpDecoder();
+    const pad = decode(concat(eth4(ipv4({ payload: tcp({}) })), new Uint8Array(6)), {}, {}, dec);
+    expect([pad.skip, pad.l4Len, pad.l4.length]).toEqual([null, 20, 20]);
+    const cut = decode(eth4(ipv4({ payload: BIG })), { snaplen: 96 }, {}, dec);
+    expect([cut.skip, cut.l4Len, cut.l4.length]).toEqual([null, 1020, 96 - 34]);
+    expect(dec.stats).toMatchObject({ tcp: 2, truncated: 1, shortFrames: 0 });
+  });
+
+  it('a short frame of another protocol is counted and not-tcp', () => {
+    const dec = new IpDecoder();
+    expect(decode(short(eth4(ipv4({ proto: 17, payload: new Uint8Array(100) })), 14 + 20 + 8), {}, {}, dec).skip).toBe('not-tcp');
+    expect(dec.stats).toMatchObject({ shortFrames: 1, 'skipped.not-tcp': 1 });
+  });
+
+  it('a header that does not fit in a short frame is malformed, as before (thrown under fail)', () => {
+    // an inner IPv4 header (IPv4-in-IPv4) cut by the frame's end
+    const tun = short(eth4(ipv4({ proto: 4, payload: ipv4({ payload: BIG }) })), 14 + 20 + 12);
+    expect(decode(tun).skip).toBe('ipv4-malformed');
+    expect(codeOf(() => decode(tun, { index: 3 }, { onError: 'fail' }))).toBe('IPV4_BAD_HEADER@3');
+    // an IPv6 destination options header cut by the frame's end
+    const ext = short(eth6(ipv6({ nextHeader: 60, payload: concat(ext6(6, new Uint8Array(30)), BIG) })), 14 + 40 + 10);
+    expect(decode(ext).skip).toBe('ipv6-malformed');
+    expect(codeOf(() => decode(ext, { index: 4 }, { onError: 'fail' }))).toBe('IPV6_BAD_HEADER@4');
+    // the same headers cut by the snaplen stay ip-truncated
+    expect(decode(eth4(ipv4({ proto: 4, payload: ipv4({ payload: BIG }) })), { snaplen: 14 + 20 + 12 }).skip).toBe('ip-truncated');
+  });
+
+  it('a tunnel in a short frame: the inner segment is the bytes present; an inner length past the outer in a whole frame stays malformed', () => {
+    const inner = ipv4({ src: '172.16.0.1', dst: '172.16.0.2', payload: BIG });
+    const p = decode(short(eth4(ipv4({ proto: 4, payload: inner })), 14 + 40 + 100));
+    expect([p.skip, addrs(p), p.l4Len, p.l4.length]).toEqual([null, '172.16.0.1 > 172.16.0.2', 1020, 100]);
+    const longer = ipv4({ totalLength: 2000, payload: BIG });
+    expect(decode(eth4(ipv4({ proto: 4, payload: longer }))).skip).toBe('ipv4-malformed');
+  });
+
+  it('a short fragment is not reassembled (ip-truncated), so its datagram never completes', () => {
+    for (const v6 of [false, true]) {
+      const dec = new IpDecoder();
+      const parts = v6
+        ? ipv6Fragments({}, 6, 77, BIG, 512).map(eth6)
+        : ipv4Fragments({ id: 77 }, BIG, 512).map(eth4);
+      const first = decode(short(parts[0]!, parts[0]!.length - 100), {}, {}, dec);
+      const last = decode(parts[1]!, {}, {}, dec);
+      expect([first.skip, last.skip, last.fragments]).toEqual(['ip-truncated', 'fragment', 0]);
+      expect(dec.stats).toMatchObject({ shortFrames: 1, tcp: 0, datagramsReassembled: 0 });
+      dec.end();
+      expect(dec.stats.incompleteExpired).toBe(1);
+    }
   });
 });
 

@@ -37,8 +37,6 @@ const REASONS = {
     'tcpflow gave up on the file (a link type it does not know, pcapng interfaces of different types or snaplens) and wrote nothing; checked: tcpflow exited non-zero with that message and wrote no file',
   'ip-fragments':
     'tcpflow does not reassemble IPv4 fragments: it reads the first fragment (the one holding the TCP header) as a whole segment and drops the rest; checked: pcapflow fed only the first fragment of each fragmented datagram (variant first-fragment-only) gives tcpflow\'s file',
-  'ipv4-cut':
-    'a frame whose IPv4 total length runs past its end with caplen == len: tcpflow (like tshark) takes the bytes present, pcapflow drops the frame (ipv4-malformed); checked: pcapflow with those frames taken as snaplen-truncated (variant ipv4-cut-as-truncated) gives tcpflow\'s file',
   'vlan-merge':
     'tcpflow leaves VLAN ids out of its key and merges connections pcapflow keeps apart; checked: pcapflow with VLAN ids dropped (variant no-vlan) gives tcpflow\'s file',
   'tshark-agrees':
@@ -257,7 +255,6 @@ async function compare(file: string): Promise<Row> {
     let byVariant = false;
     for (const [variant, reason, applies] of [
       ['first-fragment-only', 'ip-fragments', (base.decoder.stats.datagramsReassembled ?? 0) > 0],
-      ['ipv4-cut-as-truncated', 'ipv4-cut', [...base.skipOfFrame.values()].includes('ipv4-malformed')],
     ] as const) {
       if (!applies || mine.length === 0) continue;
       let files = variants.get(variant);

@@ -33,8 +33,6 @@ const REASONS = {
     'tshark numbers a stream for a TCP header quoted inside an ICMP error, pcapflow takes the packet as ICMP; checked: every frame of the stream is ICMP-carried, tshark shows no bytes and pcapflow placed none of its frames',
   'vlan-key':
     'pcapflow keys connections on VLAN ids, tshark does not; checked: the stream lies in pcapflow connections with the same addresses and ports and different VLAN ids, and pcapflow with VLAN ids dropped (variant no-vlan) gives tshark\'s bytes',
-  'ipv4-cut':
-    'a frame whose IPv4 total length runs past its end with caplen == len: tshark takes the bytes present, pcapflow drops the frame (ipv4-malformed); checked: the stream has such a frame, and pcapflow with those frames taken as snaplen-truncated (variant ipv4-cut-as-truncated) gives tshark\'s bytes',
   'fragment-overlap':
     'IPv4 fragments overlapping with different bytes: pcapflow keeps the first copy, tshark the last; checked: pcapflow\'s defragmenter counted overlaps, and fed the fragments in reverse order (variant fragments-reversed) it gives tshark\'s bytes',
   'shuffled-twin':
@@ -58,7 +56,6 @@ const VARIANTS: Array<{ variant: Variant; reason: Reason; applies: (base: FlowRu
       return recs.length >= 2 && tuples.size === 1 && vlans.size === recs.length;
     },
   },
-  { variant: 'ipv4-cut-as-truncated', reason: 'ipv4-cut', applies: (base, frames) => frames.some((f) => base.skipOfFrame.get(f.frame) === 'ipv4-malformed') },
   { variant: 'fragments-reversed', reason: 'fragment-overlap', applies: (base) => (base.decoder.stats.overlaps ?? 0) > 0 },
 ];
 

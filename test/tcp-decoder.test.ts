@@ -90,6 +90,25 @@ describe('TcpDecoder', () => {
     expect(p.skip).toBe('tcp-truncated');
   });
 
+  // a frame shorter than its IP length although caplen == len (zeek__tcp-reassembly-gaps-halfclose.pcap frame 7)
+  it('a short frame with its whole header: payload the bytes present, payloadLen from the IP header', () => {
+    const dec = new TcpDecoder({ onError: 'fail' });
+    const f = ethIpv4Tcp({ options: hex('0101 080a 00000001 00000002'), payload: new Uint8Array(1448).fill(0x62) });
+    const p = decode(f.slice(0, f.length - 8), {}, 'fail', dec);
+    expect([p.skip, p.caplen === p.len, p.tcpHeaderLen, p.payloadLen, p.payload.length]).toEqual([null, true, 32, 1448, 1440]);
+    expect(dec.stats).toMatchObject({ tcp: 1, truncated: 1, payloadBytes: 1440, optionsTruncated: 0 });
+  });
+
+  it('a short frame that cuts the TCP header (fixed part or options) is tcp-malformed; the snaplen the same is not', () => {
+    const f = ethIpv4Tcp({ options: hex('0204 05b4 0402 080a 00000001 00000002'), payload: 'data' });
+    for (const keep of [14 + 20 + 12, 14 + 20 + 30]) {
+      expect(decode(f.slice(0, keep)).skip).toBe('tcp-malformed');
+      expect(codeOf(() => decode(f.slice(0, keep), { index: 6 }, 'fail'))).toBe('TCP_BAD_HEADER@6');
+    }
+    expect(decode(f, { snaplen: 14 + 20 + 12 }).skip).toBe('tcp-truncated');
+    expect(decode(f, { snaplen: 14 + 20 + 30 }).skip).toBeNull();
+  });
+
   it.each([
     ['data offset < 5', ethIpv4Tcp({ dataOffset: 4 })],
     ['a header longer than the segment', ethernet({ type: 0x0800, payload: ipv4({ payload: tcp({ dataOffset: 8 }) }) })],

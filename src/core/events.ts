@@ -32,7 +32,7 @@ export type GapReason =
   | 'evicted'
   | 'limit' // an out-of-order buffer limit forced delivery
   | 'acked' // the peer acknowledged bytes that were never captured
-  | 'truncated'; // the snaplen cut the payload: the bytes were on the wire but not captured
+  | 'truncated'; // the snaplen cut the payload, or the frame was shorter than its IP length: bytes the IP header counts but the capture lacks
 
 export interface OpenEvent {
   type: 'open';

@@ -21,7 +21,21 @@
  * Truncated is not malformed: a header or length beyond the captured bytes of a packet the
  * snaplen cut (caplen < len) gives skip 'ip-truncated'; a TCP segment cut inside its payload
  * passes with `l4Len` as the IP header gives it and `l4` the bytes present. A truncated fragment
- * cannot be reassembled: 'ip-truncated'. With `onError: 'fail'` a malformed header throws
+ * cannot be reassembled: 'ip-truncated'.
+ *
+ * Short frames: a frame the snaplen did not cut (caplen == len) whose outer IPv4 total length
+ * or IPv6 payload length runs past its end (tshark: "IPv4 total length exceeds packet length")
+ * is taken as truncated too, as tshark does: counted in `shortFrames`, its TCP segment passes
+ * with `l4Len` from the IP header and `l4` the bytes present (the reassembler reports the rest
+ * as a `truncated` gap). Only payload bytes may be missing: a header that does not fit in such
+ * a frame (an inner IP header, an extension header; the TCP header is checked by the
+ * TcpDecoder) is malformed, as before. A short fragment is not reassembled (its missing
+ * bytes would be garbage in the datagram): 'ip-truncated', as a fragment the snaplen cut; its
+ * datagram stays incomplete and expires. The same for a short IPComp payload (not inflated).
+ * An inner (tunnelled) length past the outer one, in a frame that has all its bytes, stays
+ * malformed.
+ *
+ * With `onError: 'fail'` a malformed header throws
  * PcapflowError IPV4_BAD_HEADER / IPV6_BAD_HEADER, an invalid fragment IP_FRAGMENT_INVALID.
  * A fragment dropped by the byte cap is skipped ('fragment-invalid') and never thrown.
  */
@@ -59,6 +73,7 @@ export class IpDecoder extends LayerDecoder {
   private v6 = 0;
   private tcp = 0;
   private truncated = 0;
+  private shortFrames = 0;
   private tunnels = 0;
   private readonly notTcpByProto = new Map<string | number, number>();
 
@@ -78,7 +93,8 @@ export class IpDecoder extends LayerDecoder {
 
   /**
    * stats: packets, ipv4, ipv6 (outer header), tcp (segments found), truncated (segments with
-   * bytes missing), tunnels, skipped, `skipped.<reason>`, `notTcpProto.<n>`, and the
+   * bytes missing), shortFrames (frames not cut by the snaplen whose IP length runs past their
+   * end, TCP or not), tunnels, skipped, `skipped.<reason>`, `notTcpProto.<n>`, and the
    * Defragmenter's: fragments, datagramsReassembled, incompleteExpired, overlaps,
    * fragmentsInvalid, bytesHeld, droppedByCap.
    */
@@ -89,6 +105,7 @@ export class IpDecoder extends LayerDecoder {
       ipv6: this.v6,
       tcp: this.tcp,
       truncated: this.truncated,
+      shortFrames: this.shortFrames,
       tunnels: this.tunnels,
     });
     for (const [k, v] of this.notTcpByProto) s[`notTcpProto.${k}`] = v;
@@ -125,7 +142,7 @@ export class IpDecoder extends LayerDecoder {
 
     for (let depth = 0; depth < MAX_DEPTH; depth++) {
       const avail = capEnd - off;
-      const cut = wireEnd > capEnd;
+      const cut = wireEnd > capEnd; // bytes of this layer are missing (the snaplen cut them, or a short frame)
       if (version === 4) {
         if (avail < 20) return this.bad(p, cut, 4, 'IPv4 header cut short');
         const b0 = buf[off]!;
@@ -138,7 +155,10 @@ export class IpDecoder extends LayerDecoder {
         if (total < hl) return this.bad(p, false, 4, `IPv4 total length ${total} < header length ${hl}`);
         declEnd = off + total;
         if (declEnd > capEnd) {
-          if (!cut) return this.bad(p, false, 4, `IPv4 total length ${total} beyond the ${avail} bytes present`);
+          if (!cut) {
+            if (depth > 0) return this.bad(p, false, 4, `IPv4 total length ${total} beyond the ${avail} bytes present`);
+            this.shortFrames++; // a short frame: the bytes present, the rest missing
+          }
         } else {
           capEnd = declEnd; // trim Ethernet padding
         }
@@ -150,7 +170,7 @@ export class IpDecoder extends LayerDecoder {
         pos = off + hl;
         const ff = u16(buf, off + 6);
         if ((ff & 0x3fff) !== 0) {
-          if (wireEnd > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+          if (wireEnd > capEnd) return this.skipCut(p, abuf, so, alen, nh);
           const r = df.add(4, abuf.subarray(so, so + 4), abuf.subarray(so + 4, so + 8), u16(buf, off + 4), nh, nh, (ff & 0x1fff) * 8, (ff & 0x2000) !== 0, buf.subarray(pos, capEnd), p.tsSec, p.tsNsec);
           if (r !== ADD_COMPLETE) return this.fragmentNotDone(p, r, abuf, so, alen, nh);
           buf = df.datagram;
@@ -173,7 +193,10 @@ export class IpDecoder extends LayerDecoder {
         }
         declEnd = pos + plen;
         if (declEnd > capEnd) {
-          if (!cut) return this.bad(p, false, 6, `IPv6 payload length ${plen} beyond the ${avail - 40} bytes present`);
+          if (!cut) {
+            if (depth > 0) return this.bad(p, false, 6, `IPv6 payload length ${plen} beyond the ${avail - 40} bytes present`);
+            this.shortFrames++; // a short frame: the bytes present, the rest missing
+          }
         } else {
           capEnd = declEnd;
         }
@@ -214,10 +237,10 @@ export class IpDecoder extends LayerDecoder {
             if (nh !== 51 && version !== 6) return this.notTcp(p, abuf, so, alen, nh);
             const v = version;
             if (pos + 2 > declEnd) return this.bad(p, false, v, `extension header ${nh} beyond the packet`);
-            if (pos + 2 > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+            if (pos + 2 > capEnd) return this.skipTruncated(p, abuf, so, alen, nh, version);
             const l = nh === 51 ? (buf[pos + 1]! + 2) * 4 : (buf[pos + 1]! + 1) * 8;
             if (pos + l > declEnd) return this.bad(p, false, v, `extension header ${nh} of ${l} bytes beyond the packet`);
-            if (pos + l > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+            if (pos + l > capEnd) return this.skipTruncated(p, abuf, so, alen, nh, version);
             nh = buf[pos]!;
             pos += l;
             continue;
@@ -225,7 +248,7 @@ export class IpDecoder extends LayerDecoder {
           case 44: {
             if (version !== 6) return this.notTcp(p, abuf, so, alen, nh);
             if (pos + 8 > declEnd) return this.bad(p, false, 6, 'IPv6 fragment header beyond the packet');
-            if (pos + 8 > capEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+            if (pos + 8 > capEnd) return this.skipTruncated(p, abuf, so, alen, nh, version);
             const fo = u16(buf, pos + 2) & 0xfff8;
             const more = (buf[pos + 3]! & 1) !== 0;
             const fnh = buf[pos]!;
@@ -235,7 +258,7 @@ export class IpDecoder extends LayerDecoder {
               pos += 8;
               continue;
             }
-            if (capEnd < declEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+            if (capEnd < declEnd) return this.skipCut(p, abuf, so, alen, nh);
             const r = df.add(6, abuf.subarray(so, so + 16), abuf.subarray(so + 16, so + 32), u32(buf, pos + 4), 0, fnh, fo, more, buf.subarray(pos + 8, capEnd), p.tsSec, p.tsNsec);
             if (r !== ADD_COMPLETE) return this.fragmentNotDone(p, r, abuf, so, alen, fnh);
             buf = df.datagram;
@@ -249,7 +272,7 @@ export class IpDecoder extends LayerDecoder {
             // IPComp: next header, flags, CPI, then the compressed payload.
             if (this.inflate === null) return this.notTcp(p, abuf, so, alen, nh);
             if (pos + 4 > declEnd) return this.bad(p, false, version, 'IPComp header beyond the packet');
-            if (capEnd < declEnd) return this.skipTruncated(p, abuf, so, alen, nh);
+            if (capEnd < declEnd) return this.skipCut(p, abuf, so, alen, nh);
             const out = this.inflate(buf.subarray(pos + 4, capEnd));
             if (out === null) return this.notTcp(p, abuf, so, alen, nh);
             nh = buf[pos]!;
@@ -274,7 +297,19 @@ export class IpDecoder extends LayerDecoder {
     return this.skip(p, 'not-tcp', null, '');
   }
 
-  private skipTruncated(p: Packet, abuf: Uint8Array, so: number, alen: number, proto: number): false {
+  /** skipTruncated: a header after the IP header that does not fit: 'ip-truncated' when the snaplen cut it, malformed in a short frame. */
+  private skipTruncated(p: Packet, abuf: Uint8Array, so: number, alen: number, proto: number, version: number): false {
+    setAddrs(p, abuf, so, alen);
+    p.proto = proto;
+    if (p.caplen >= p.len) return this.bad(p, false, version, `header ${proto} runs past the end of a frame shorter than its IP length`);
+    return this.skip(p, 'ip-truncated', null, '');
+  }
+
+  /**
+   * skipCut: a payload that must be whole (a fragment, to be reassembled; an IPComp payload, to
+   * be inflated) with bytes missing, by the snaplen or a short frame: 'ip-truncated'.
+   */
+  private skipCut(p: Packet, abuf: Uint8Array, so: number, alen: number, proto: number): false {
     setAddrs(p, abuf, so, alen);
     p.proto = proto;
     return this.skip(p, 'ip-truncated', null, '');
@@ -288,9 +323,12 @@ export class IpDecoder extends LayerDecoder {
     return this.skip(p, 'fragment-invalid', null, ''); // dropped by the byte cap
   }
 
-  /** bad: a header that does not fit is 'ip-truncated' when the snaplen cut it, else malformed. */
+  /**
+   * bad: a header that does not fit is 'ip-truncated' when the snaplen cut it (`cut`: bytes are
+   * missing, and caplen < len: not a short frame), else malformed.
+   */
   private bad(p: Packet, cut: boolean, version: number, message: string): false {
-    if (cut) return this.skip(p, 'ip-truncated', null, '');
+    if (cut && p.caplen < p.len) return this.skip(p, 'ip-truncated', null, '');
     return version === 4 ? this.skip(p, 'ipv4-malformed', 'IPV4_BAD_HEADER', message) : this.skip(p, 'ipv6-malformed', 'IPV6_BAD_HEADER', message);
   }
 

@@ -47,7 +47,8 @@ export class PacketDecoder implements Stage<Packet[], Packet[]> {
 
   /**
    * stats, merged: packets, bytes, tcp, truncated (TCP segments with payload bytes missing),
-   * payloadBytes, ip, vlanTagged, ipv4, ipv6, tunnels, skipped and `skipped.<reason>` (every
+   * shortFrames (frames not cut by the snaplen whose IP length runs past their end), payloadBytes,
+   * ip, vlanTagged, ipv4, ipv6, tunnels, skipped and `skipped.<reason>` (every
    * reason of the three stages), `linkType.<n>`, `unsupportedLinkType.<n>`, `notTcpProto.<n>`,
    * and the fragment stats: fragments, datagramsReassembled, incompleteExpired, overlaps,
    * fragmentsInvalid, bytesHeld, droppedByCap.

@@ -20,11 +20,11 @@ export type SkipReason =
   | 'not-ip' // link payload is not IPv4/IPv6 (ARP, LLDP, ...)
   | 'ipv4-malformed'
   | 'ipv6-malformed'
-  | 'ip-truncated' // snaplen cut the packet inside the IP header
+  | 'ip-truncated' // snaplen cut the packet inside the IP header; or a fragment or IPComp payload with bytes missing (snaplen, or a frame shorter than its IP length)
   | 'fragment' // an IP fragment held for reassembly (the completing frame carries the datagram)
   | 'fragment-invalid' // bad fragment offsets/lengths, or a fragment dropped by the limits
   | 'not-tcp' // IP payload is another protocol (UDP, ICMP, ESP, ...)
-  | 'tcp-malformed' // data offset < 5 or beyond the segment
+  | 'tcp-malformed' // data offset < 5 or beyond the segment, or a TCP header cut by the end of a frame shorter than its IP length
   | 'tcp-truncated' // snaplen cut the packet inside the TCP header
   | 'tick'; // no packet: a point of capture time from a live source (tickPacket, flow-table.ts); the demux expires idle connections at it
 
@@ -100,7 +100,11 @@ export class Packet {
   tcpHeaderLen = 0;
   /** The payload bytes present in the capture, a view. */
   payload: Uint8Array = EMPTY;
-  /** Payload length as the IP header gives it (tshark's tcp.len); `payloadLen - payload.length` bytes are missing. */
+  /**
+   * Payload length as the IP header gives it (tshark's tcp.len); `payloadLen - payload.length` bytes
+   * are missing: cut by the snaplen, or not in a frame shorter than its IP length (there tshark's
+   * tcp.len counts the bytes present).
+   */
   payloadLen = 0;
 
   /** Why this packet carries no TCP segment; null when it does. */

@@ -8,8 +8,12 @@
  * TCP_BAD_HEADER under onError 'fail'); a fixed 20-byte header cut by the snaplen is
  * 'tcp-truncated', never an error. When only the options are cut (a SYN in a snaplen-68 capture),
  * the segment is still decoded, as tshark does: every field comes from the fixed header, the
- * payload is empty and payloadLen tells what was on the wire (`optionsTruncated` counts them). Options are not parsed here: `tcpOptions(pkt)` reads them on demand. Checksums are not
- * verified (tshark does not by default either).
+ * payload is empty and payloadLen tells what was on the wire (`optionsTruncated` counts them).
+ * A frame shorter than its IP length although the snaplen did not cut it (caplen == len; the
+ * IpDecoder's `shortFrames`) is decoded the same way when its whole TCP header, options
+ * included, is present: payload the bytes present, payloadLen from the IP header; a header
+ * not whole in such a frame is 'tcp-malformed'. Options are not parsed here: `tcpOptions(pkt)`
+ * reads them on demand. Checksums are not verified (tshark does not by default either).
  */
 import { PcapflowError } from './errors.js';
 import { bump, LayerDecoder, type DecoderOptions } from './frame-decoder.js';
@@ -27,7 +31,8 @@ export class TcpDecoder extends LayerDecoder {
   }
 
   /**
-   * stats: packets, tcp (segments decoded), truncated (segments whose payload the snaplen cut),
+   * stats: packets, tcp (segments decoded), truncated (segments with payload bytes missing: cut
+   * by the snaplen, or a frame shorter than its IP length),
    * payloadBytes (payload bytes present), optionsTruncated (segments whose options the snaplen
    * cut), skipped, `skipped.<reason>`.
    */
@@ -49,10 +54,13 @@ export class TcpDecoder extends LayerDecoder {
     const n = p.l4End - o;
     const l4Len = p.l4Len;
     if (l4Len < 20) return this.skip(p, 'tcp-malformed', `TCP segment of ${l4Len} bytes is shorter than a header`);
-    if (n < 20) return this.skip(p, 'tcp-truncated', '');
+    // n < l4Len: bytes are missing, cut by the snaplen (caplen < len) or else by a frame shorter
+    // than its IP length, where the header must be whole
+    if (n < 20) return p.caplen < p.len ? this.skip(p, 'tcp-truncated', '') : this.skip(p, 'tcp-malformed', `TCP header cut short: ${n} bytes in a frame shorter than its IP length`);
     const hl = (b[o + 12]! >> 4) * 4;
     if (hl < 20) return this.skip(p, 'tcp-malformed', `TCP data offset ${hl / 4} < 5`);
     if (hl > l4Len) return this.skip(p, 'tcp-malformed', `TCP header of ${hl} bytes beyond the ${l4Len}-byte segment`);
+    if (hl > n && p.caplen >= p.len) return this.skip(p, 'tcp-malformed', `TCP header of ${hl} bytes beyond the ${n} bytes of a frame shorter than its IP length`);
     p.sport = (b[o]! << 8) | b[o + 1]!;
     p.dport = (b[o + 2]! << 8) | b[o + 3]!;
     p.seq = ((b[o + 4]! << 24) | (b[o + 5]! << 16) | (b[o + 6]! << 8) | b[o + 7]!) >>> 0;

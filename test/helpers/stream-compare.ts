@@ -50,16 +50,13 @@ export interface ConnRecord {
  * Variants (each changes one thing and says what it shows):
  * - `no-vlan`: VLAN ids dropped after decoding: pcapflow then keys connections as tshark and
  *   tcpflow do.
- * - `ipv4-cut-as-truncated`: a frame whose IPv4 total length runs past its end although nothing
- *   says the snaplen cut it (caplen == len) is given the wire length the header claims, so the
- *   decoder takes the bytes present and reports the rest as truncated, as tshark does.
  * - `fragments-reversed`: the frames holding IPv4 fragments of one datagram are fed in reverse
  *   order, so that pcapflow's first-copy-wins defragmentation keeps what came last.
  * - `first-fragment-only`: of each fragmented IPv4 datagram only the first fragment is kept, made
  *   into a whole datagram (more-fragments flag cleared), as a reader that does not reassemble
  *   fragments would take it.
  */
-export type Variant = 'no-vlan' | 'ipv4-cut-as-truncated' | 'fragments-reversed' | 'first-fragment-only';
+export type Variant = 'no-vlan' | 'fragments-reversed' | 'first-fragment-only';
 
 export interface FlowRun {
   conns: Map<number, ConnRecord>;
@@ -94,19 +91,13 @@ function readAll(file: string): { packets: Packet[]; error: unknown } {
 const u16 = (d: Uint8Array, i: number): number => (d[i]! << 8) | d[i + 1]!;
 
 /** The frames to change for a variant, found by a plain decode of the same capture. */
-function prepare(file: string, variant: Variant): { cut: Map<number, number>; order: number[] | null; firstOnly: Map<number, number> | null } {
+function prepare(file: string, variant: Variant): { order: number[] | null; firstOnly: Map<number, number> | null } {
   const { packets } = readAll(file);
   const dec = new PacketDecoder({ keepSkipped: true, onError: 'skip', inflate: zlibInflate });
-  const cut = new Map<number, number>();
   const groups = new Map<string, number[]>();
   const netOffset = new Map<number, number>();
   dec.write(packets, (out) => {
     for (const p of out) {
-      if (variant === 'ipv4-cut-as-truncated' && p.skip === 'ipv4-malformed' && p.caplen === p.len && p.netVersion === 4) {
-        const total = u16(p.data, p.netOffset + 2);
-        const present = p.data.length - p.netOffset;
-        if (total > present) cut.set(p.index, p.len + (total - present));
-      }
       if ((variant === 'fragments-reversed' || variant === 'first-fragment-only') && p.netVersion === 4 && (p.skip === 'fragment' || p.fragments > 0)) {
         const d = p.data;
         const o = p.netOffset;
@@ -133,7 +124,7 @@ function prepare(file: string, variant: Variant): { cut: Map<number, number>; or
       pos.forEach((at, k) => (order![at] = rev[k]!));
     }
   }
-  return { cut, order, firstOnly };
+  return { order, firstOnly };
 }
 
 function emptyDir(): DirStream {
@@ -142,14 +133,10 @@ function emptyDir(): DirStream {
 
 /** runFlows runs `file` through pcapflow (optionally changed by `variant`) and records every connection. */
 export function runFlows(file: string, variant: Variant | null = null): FlowRun {
-  const prep = variant === 'ipv4-cut-as-truncated' || variant === 'fragments-reversed' || variant === 'first-fragment-only' ? prepare(file, variant) : null;
+  const prep = variant === 'fragments-reversed' || variant === 'first-fragment-only' ? prepare(file, variant) : null;
   const { packets: raw, error } = readAll(file);
   let packets = raw;
   if (prep !== null) {
-    for (const p of packets) {
-      const len = prep.cut.get(p.index);
-      if (len !== undefined) p.len = len;
-    }
     if (prep.firstOnly !== null) {
       const keep: Packet[] = [];
       for (const p of packets) {
