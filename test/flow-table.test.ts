@@ -173,7 +173,6 @@ describe('TcpDemux', () => {
 const NUMBERING: Array<[string, string]> = [
   ['arkime__tcp-reassembly-scenarios.pcap', 'port reuse after FIN (new ISN: new stream; same ISN: same stream), SYN-ACK first'],
   ['suricata-verify__rst-fin-before-synack-evasion.pcap', 'RST and FIN before the SYN-ACK stay in the connection'],
-  ['tcpflow__http-lines-randomized.pcapng', 'a SYN after the data it precedes starts a new stream'],
   ['zeek__tcp-fast-open-http.pcap', 'two connections interleaved'],
   ['pcapplusplus__mixed-126-conns.pcap', '126 connections, VLAN and IPv6 frames'],
   ['suricata-verify__ftp-data-80-conns.pcap', '80 connections, half-closes and RSTs'],
@@ -196,6 +195,15 @@ describe.runIf(hasTool('tshark'))('connection numbers match tshark tcp.stream', 
     }
     expect(compared).toBeGreaterThan(0);
     expect(compared).toBe(r.connOfFrame.size);
+  });
+
+  it('exception: a SYN captured after its connection\'s first packets joins that connection (tshark 4.0 starts a new stream there)', () => {
+    // tcpflow's http-lines-randomized: the client's SYN is frame 10, after 9 packets of its connection
+    const r = runCapture(path.join(SHARED_PCAPS, 'tcpflow__http-lines-randomized.pcapng'));
+    expect(new Set(r.connOfFrame.values())).toEqual(new Set([0]));
+    const opens = r.events.filter((e) => e.type === 'open');
+    expect(opens).toHaveLength(1);
+    expect(opens[0]).toMatchObject({ midstream: false });
   });
 
   it('exception: a connection whose two directions carry different VLAN ids is two connections here', () => {

@@ -556,8 +556,33 @@ describe('TcpReassembler: regressions found by the tshark differential test', ()
     const pk = [c.s('FA', 511, 101)];
     c.at(9);
     pk.push(c.c('S', 100), c.s('SA', 500, 101), c.c('A', 101, 512), c.c('FA', 101, 512), c.s('PA', 501, 101, '0123456789'), c.s('A', 512, 102));
-    const ev = run(pk);
+    // (waitPackets 0: taken in file order; by default the FIN is held until the SYN comes, see below)
+    const ev = run(pk, { waitPackets: 0 });
     expect(stream(ev).s2c).toBe('0123456789');
     expect(closeOf(ev).reason).toBe('fin');
+    // by default the server's FIN waits for a SYN (a connection first seen without one); the
+    // client's SYN comes first, so the FIN counts as one before the SYN-ACK (ignored) and the
+    // stream is the same
+    const held = run(pk);
+    expect(stream(held).s2c).toBe('0123456789');
+    expect(held.find((e) => e.type === 'open')).toMatchObject({ midstream: false });
+  });
+
+  it('a SYN captured after its connection\'s first data joins it: not midstream, offsets from the SYN, no second connection', () => {
+    const c = new Conv();
+    // the client's second segment comes first, then the handshake, then the first segment
+    const pk = [c.c('PA', 106, 501, 'FGHIJ'), c.c('S', 100), c.s('SA', 500, 101), c.c('A', 101, 501), c.c('PA', 101, 501, 'ABCDE'), c.s('PA', 501, 111, 'xyz'), c.c('FA', 111, 504), c.s('FA', 504, 112), c.c('A', 112, 505)];
+    const ev = run(pk);
+    const opens = ev.filter((e) => e.type === 'open');
+    expect(opens).toHaveLength(1);
+    expect(opens[0]).toMatchObject({ midstream: false });
+    expect(stream(ev)).toEqual({ c2s: 'ABCDEFGHIJ', s2c: 'xyz' });
+    expect(kinds(ev).filter((k) => k.startsWith('gap'))).toEqual([]);
+    expect(closeOf(ev).reason).toBe('fin');
+    expect(lastStats!.reasm.lateSyn).toBe(1);
+    expect(lastStats!.demux.lateSyn).toBe(1);
+    // without waiting (waitPackets 0): the same connection (the demux's lateSyn) but midstream, from the first segment seen
+    const now = run(pk, { waitPackets: 0 });
+    expect(now.filter((e) => e.type === 'open')).toEqual([expect.objectContaining({ midstream: true })]);
   });
 });

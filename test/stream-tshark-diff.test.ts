@@ -208,6 +208,9 @@ function compareNumbering(base: FlowRun, ts: TsharkRun, row: Row): void {
     n.exceptions[why] = (n.exceptions[why] ?? 0) + 1;
   }
   const index = new Map<string, number>();
+  /** pcapflow conn -> the tshark stream that first got it; the first frames of streams that begin with a SYN. */
+  const joined = new Map<number, number>();
+  const lateSynFrames = new Set(base.lateSynFrames);
   const vlansOf = new Map<number, Set<string>>();
   const seen = new Set<number>();
   for (const f of ts.frames) {
@@ -217,7 +220,16 @@ function compareNumbering(base: FlowRun, ts: TsharkRun, row: Row): void {
     n.frames++;
     const key = `${f.stream}|${f.vlan}`;
     let want = index.get(key);
+    if (want === undefined && joined.has(got) && joined.get(got) !== f.stream && lateSynFrames.has(f.frame)) {
+      // tshark starts a new stream at a SYN captured after its connection's first packets (its
+      // sequence number differs from the base inferred from them); pcapflow keeps it in that
+      // connection (TcpDemux lateSyn)
+      want = index.get(`${joined.get(got)!}|${f.vlan}`)!;
+      index.set(key, want);
+      n.exceptions['late SYN joined to its connection'] = (n.exceptions['late SYN joined to its connection'] ?? 0) + 1;
+    }
     if (want === undefined) {
+      joined.set(got, f.stream);
       index.set(key, (want = index.size));
       let v = vlansOf.get(f.stream);
       if (!v) vlansOf.set(f.stream, (v = new Set()));

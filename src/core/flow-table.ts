@@ -82,6 +82,12 @@ export interface TcpDemuxStats {
   connections: number;
   /** Connections picked up without a SYN or SYN-ACK. */
   midstream: number;
+  /**
+   * SYNs taken as their connection's own, captured late (lateSyn): the connection was first seen
+   * without a SYN, at most LATE_SYN_SECONDS before, and the SYN's sequence number is at most
+   * LATE_SYN_BYTES below the base inferred from its first packets.
+   */
+  lateSyn: number;
   /** Connections ended because a new SYN reused their addresses and ports. */
   reused: number;
   /** Connections ended by the idle timeout. */
@@ -113,6 +119,25 @@ export function tickPacket(tsSec: number, tsNsec: number): Packet {
 const FLAG_FIN0 = 1;
 const FLAG_FIN1 = 2;
 const FLAG_RST = 4;
+
+/** A late SYN (lateSyn) comes at most this long after its connection's first packet (seconds of capture time)... */
+const LATE_SYN_SECONDS = 60;
+/** ... and its sequence number is at most this far below the base inferred from the packets before it. */
+const LATE_SYN_BYTES = 1 << 24;
+
+/**
+ * lateSyn: a SYN of direction `dir` whose sequence number `seq` differs from the base `base` that
+ * the entry inferred without a SYN is that connection's own, captured late (a reordered capture),
+ * not a new connection reusing the addresses and ports: no SYN of that direction was seen, the
+ * connection is young (LATE_SYN_SECONDS) and the SYN lies just before what was seen
+ * (LATE_SYN_BYTES). tshark 4.0 starts a new stream there; a new connection's random ISN falls in
+ * that range once in 256.
+ */
+function lateSyn(e: FlowEntry, dir: number, base: number, seq: number, now: number): boolean {
+  if ((dir === 0 ? e.synSeen0 : e.synSeen1) || now - e.born > LATE_SYN_SECONDS) return false;
+  const below = (base - seq) >>> 0;
+  return below > 0 && below <= LATE_SYN_BYTES;
+}
 
 /**
  * FlowEntry is the demux's Flow: the public fields plus the table's private links. Kept small (a
@@ -150,6 +175,10 @@ class FlowEntry implements Flow {
   /** Wireshark's per-direction base sequence number (to tell a new SYN from a retransmitted one). */
   baseSet0 = false;
   baseSet1 = false;
+  /** Capture time (seconds) of the first packet, and whether a SYN of each direction was seen (see LATE_SYN_*). */
+  born = 0;
+  synSeen0 = false;
+  synSeen1 = false;
   base0 = 0;
   base1 = 0;
   /** FLAG_FIN0 | FLAG_FIN1 | FLAG_RST seen. */
@@ -271,6 +300,7 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     passed: 0,
     connections: 0,
     midstream: 0,
+    lateSyn: 0,
     reused: 0,
     idleExpired: 0,
     evicted: 0,
@@ -396,7 +426,13 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
     if (e !== null && (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
       const set = dir === 0 ? e.baseSet0 : e.baseSet1;
       const base = dir === 0 ? e.base0 : e.base1;
-      if (set && base !== pkt.seq) {
+      if (set && base !== pkt.seq && lateSyn(e, dir, base, pkt.seq, this.now)) {
+        // the connection's own SYN, captured after some of its packets (a reordered capture):
+        // its ISN is the base now
+        if (dir === 0) e.base0 = pkt.seq;
+        else e.base1 = pkt.seq;
+        this.stats.lateSyn++;
+      } else if (set && base !== pkt.seq) {
         this.endFlow(e, 'reused');
         this.stats.reused++;
         e = null;
@@ -427,6 +463,7 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
       e.chain = this.buckets[b] as FlowEntry | null;
       this.buckets[b] = e;
       e.last = this.now;
+      e.born = this.now;
       this.active.push(e);
       this.stats.live = this.active.size + this.finished.size;
       if (this.stats.live > this.stats.peakLive) this.stats.peakLive = this.stats.live;
@@ -451,6 +488,11 @@ export class TcpDemux implements Stage<Packet[], Packet[]> {
         e.base0 = (pkt.ack - 1) >>> 0;
         e.baseSet0 = true;
       }
+    }
+
+    if (flags & TCP_SYN) {
+      if (dir === 0) e.synSeen0 = true;
+      else e.synSeen1 = true;
     }
 
     if (flags & (TCP_FIN | TCP_RST) && e.list === 0) {

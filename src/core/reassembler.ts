@@ -63,7 +63,7 @@ import {
 } from './events.js';
 import type { Flow } from './flow.js';
 import { checkBudget, DEFAULT_MEMORY_BUDGET, planMemory } from './memory-budget.js';
-import { EMPTY, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, type Packet } from './packet.js';
+import { EMPTY, Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from './packet.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { Stage } from './stage.js';
 import { tcpOptions } from './tcp-decoder.js';
@@ -142,6 +142,8 @@ export interface TcpReassemblerStats {
   zeroWindowProbes: number;
   /** RST or bare FIN from a side that had not answered the peer's SYN: not taken as the end. */
   heldRst: number;
+  /** Connections first seen without a SYN whose SYN or SYN-ACK came later (within waitPackets): not midstream. */
+  lateSyn: number;
   /** RSTs that waited for bytes missing before them (waitPackets), and those whose bytes all came. */
   rstWaited: number;
   rstWaitFilled: number;
@@ -203,6 +205,8 @@ class Side {
    */
   skipUntil = 0;
   skipTarget = 0;
+  /** A later hole acknowledged while one waits: it waits in turn (expireSkips). */
+  skipMore = 0;
   skipSec = 0;
   skipNsec = 0;
   /** Last window this side advertised (for the peer's zero-window probes). */
@@ -341,6 +345,9 @@ class SynTable {
   firstNsec = new Int32Array(0);
   lastNsec = new Int32Array(0);
   seq = new Uint32Array(0);
+  /** The acknowledgment number of a SYN-ACK (the peer's ISN + 1), and whether the row's packet was one. */
+  ack = new Uint32Array(0);
+  synAck = new Uint8Array(0);
   win = new Int32Array(0);
   packets = new Int32Array(0);
   /** Direction of the SYN; its options: mss and wscale (-1: absent), sackPermitted (0/1). */
@@ -363,6 +370,8 @@ class SynTable {
     this.firstNsec[r] = this.lastNsec[r] = pkt.tsNsec;
     this.lastT[r] = t;
     this.seq[r] = pkt.seq;
+    this.ack[r] = pkt.ack;
+    this.synAck[r] = pkt.flags & TCP_ACK ? 1 : 0;
     this.win[r] = pkt.win;
     this.packets[r] = 1;
     this.dir[r] = pkt.dir;
@@ -416,6 +425,10 @@ class SynTable {
     const seq = new Uint32Array(n);
     seq.set(this.seq);
     this.seq = seq;
+    const ack = new Uint32Array(n);
+    ack.set(this.ack);
+    this.ack = ack;
+    this.synAck = u8(this.synAck);
     this.win = i32(this.win);
     this.packets = i32(this.packets);
     this.dir = u8(this.dir);
@@ -458,6 +471,23 @@ const CHUNK_MIN = 64 * 1024;
 /** Connections closed per output batch by end(). */
 const END_BATCH = 2048;
 
+/** A packet of a connection held until its SYN may have come (Conn.stash): what take() reads of it. */
+interface Stashed {
+  sec: number;
+  nsec: number;
+  flags: number;
+  seq: number;
+  ack: number;
+  win: number;
+  dir: 0 | 1;
+  payloadLen: number;
+  payload: Uint8Array;
+}
+
+/** Most packets and bytes one connection holds while its SYN may still come. */
+const STASH_PACKETS = 32;
+const STASH_BYTES = 64 * 1024;
+
 /** Per-connection state, kept in `flow.state`. */
 class Conn {
   readonly flow: Flow;
@@ -467,6 +497,12 @@ class Conn {
   firstNsec: number;
   /** Index+1 of the side whose RST is held (see the class comment); 0 when none. */
   heldRst = 0;
+  /**
+   * Packets of a connection first seen without a SYN, held (copies) while its SYN or SYN-ACK may
+   * still come (waitPackets; see stashed): null when none are held.
+   */
+  stash: Stashed[] | null = null;
+  stashBytes = 0;
   /**
    * An RST that waits for missing bytes (waitPackets): the packet count at which it closes
    * the connection anyway (0: none), its time, its side and its stream offset.
@@ -552,6 +588,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     keepalives: 0,
     zeroWindowProbes: 0,
     heldRst: 0,
+    lateSyn: 0,
     rstWaited: 0,
     rstWaitFilled: 0,
     ignoredFin: 0,
@@ -596,6 +633,14 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private skipQConn: Conn[] = [];
   private skipQAt: number[] = [];
   private skipQHead = 0;
+  /** Connections whose packets are stashed (Conn.stash), with the packet count at which they are taken anyway. */
+  private stashQ: Conn[] = [];
+  private stashQAt: number[] = [];
+  private stashQHead = 0;
+  /** Bytes of all stashes (at most an eighth of maxBufferedTotal: past it, new connections are not stashed). */
+  private stashBytes = 0;
+  /** The packet replay() fills from a stashed one. */
+  private readonly scratch = new Packet();
   /** Connections whose RST waits (Conn.rstUntil), in order of their deadlines. */
   private rstQ: Conn[] = [];
   private rstQHead = 0;
@@ -719,6 +764,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     const sec = pkt.tsSec;
     const nsec = pkt.tsNsec;
     this.packetNo++;
+    if (this.stashQHead < this.stashQ.length) this.expireStashes();
     if (this.skipQHead < this.skipQ.length) this.expireSkips();
     if (this.rstQHead < this.rstQ.length) this.expireRst();
     const expired = pkt.expired;
@@ -757,6 +803,12 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       state = new Conn(flow, sec, nsec);
       flow.state = state;
       this.live.add(state);
+      if (!(flags & TCP_SYN) && this.options.waitPackets > 0 && this.stashBytes < this.options.maxBufferedTotal >> 3) {
+        // no SYN seen yet: it may still come (a reordered capture), so wait before starting midstream
+        state.stash = [];
+        this.stashQ.push(state);
+        this.stashQAt.push(this.packetNo + this.options.waitPackets);
+      }
     } else if (typeof state === 'number') {
       const syn = this.syn;
       const r = state;
@@ -772,6 +824,17 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       state = this.upgrade(r, flow);
     }
     const c = state;
+    if (c.stash !== null && this.stashed(c, pkt)) return;
+    this.take(c, pkt);
+  }
+
+  /** take handles a packet of connection `c` (a Conn, not stashed): the stream logic. */
+  private take(c: Conn, pkt: Packet): void {
+    const sec = pkt.tsSec;
+    const nsec = pkt.tsNsec;
+    const flags = pkt.flags;
+    const len = pkt.payloadLen;
+    const t = sec + nsec * 1e-9;
     if (t >= c.lastT) c.lastT = t;
     else if (!c.disordered) {
       c.disordered = true;
@@ -830,6 +893,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       }
     }
 
+    // a SYN-ACK acknowledges the peer's ISN + 1: where the peer's stream starts, if not known yet
+    // (its SYN was not seen, or comes later in a reordered capture)
+    if ((flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK) && !o.synced) o.sync(pkt.ack);
     const segSeq = flags & TCP_SYN ? seqAdd(pkt.seq, 1) : pkt.seq;
     // stream offset, from the nearest known point: the next byte due, or past a hole that waits
     // (waitPackets) the highest acknowledged byte, which may be more than 2^31 ahead of it
@@ -887,6 +953,104 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
   /**
+   * stashed handles a packet of a connection whose packets are stashed (first seen without a
+   * SYN): another packet is stashed (a copy; true); a SYN or SYN-ACK, the connection's start
+   * captured late, is taken first and the stashed packets after it, so that the connection is
+   * not midstream and its offsets count from the SYN (true); when the stash is full it is taken
+   * as it is and false is returned (the caller takes the packet).
+   */
+  private stashed(c: Conn, pkt: Packet): boolean {
+    const stash = c.stash!;
+    const flags = pkt.flags;
+    if (!(flags & TCP_SYN)) {
+      const n = pkt.payload.length;
+      if (stash.length < STASH_PACKETS && c.stashBytes + n <= STASH_BYTES) {
+        stash.push({
+          sec: pkt.tsSec,
+          nsec: pkt.tsNsec,
+          flags,
+          seq: pkt.seq,
+          ack: pkt.ack,
+          win: pkt.win,
+          dir: pkt.dir,
+          payloadLen: pkt.payloadLen,
+          payload: n === 0 ? EMPTY : copyBytes(pkt.payload, 0, n),
+        });
+        c.stashBytes += n;
+        this.stashBytes += n;
+        return true;
+      }
+      this.replay(c);
+      return false;
+    }
+    // the SYN (or SYN-ACK) of a connection first seen without one
+    c.flow.midstream = false;
+    this.stats.lateSyn++;
+    const first = c.firstSec + c.firstNsec * 1e-9;
+    if (pkt.tsSec + pkt.tsNsec * 1e-9 < first) {
+      c.firstSec = pkt.tsSec;
+      c.firstNsec = pkt.tsNsec;
+    }
+    c.stash = null;
+    this.take(c, pkt);
+    c.stash = stash;
+    this.replay(c);
+    return true;
+  }
+
+  /** replay takes the stashed packets of `c`, in the order they came, and forgets the stash. */
+  private replay(c: Conn): void {
+    const stash = c.stash;
+    if (stash === null) return;
+    c.stash = null;
+    this.stashBytes -= c.stashBytes;
+    c.stashBytes = 0;
+    const p = this.scratch;
+    p.flow = c.flow;
+    for (let i = 0; i < stash.length; i++) {
+      if (c.flow.closed) {
+        this.stats.afterClose++;
+        continue;
+      }
+      const s = stash[i]!;
+      p.tsSec = s.sec;
+      p.tsNsec = s.nsec;
+      p.flags = s.flags;
+      p.seq = s.seq;
+      p.ack = s.ack;
+      p.win = s.win;
+      p.dir = s.dir;
+      p.payloadLen = s.payloadLen;
+      p.payload = s.payload;
+      this.take(c, p);
+    }
+    p.flow = null;
+    p.payload = EMPTY;
+  }
+
+  /** expireStashes takes the stashes that waited waitPackets packets: those connections start midstream. */
+  private expireStashes(): void {
+    const q = this.stashQ;
+    let h = this.stashQHead;
+    while (h < q.length && this.stashQAt[h]! <= this.packetNo) {
+      const c = q[h]!;
+      q[h] = undefined as unknown as Conn;
+      h++;
+      if (c.stash !== null && !c.flow.closed) this.replay(c);
+    }
+    if (h === q.length) {
+      this.stashQ = [];
+      this.stashQAt = [];
+      h = 0;
+    } else if (h >= 1024 && h * 2 >= q.length) {
+      this.stashQ = q.slice(h);
+      this.stashQAt = this.stashQAt.slice(h);
+      h = 0;
+    }
+    this.stashQHead = h;
+  }
+
+  /**
    * missingBeforeRst: bytes are missing that were sent before side `d`'s RST at stream offset
    * `off` and may still come: a hole before `off` (within a window of it), out-of-order bytes
    * held in either direction, or bytes either side acknowledged and the capture has not shown.
@@ -911,8 +1075,16 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       if (d.finKnown && !d.finDone) this.checkFin(c, d);
       return;
     }
-    if (to > d.skipTarget) d.skipTarget = to;
-    if (d.skipUntil !== 0) return;
+    if (d.skipUntil !== 0) {
+      if (d.nextOff < d.skipTarget) {
+        // the hole that waits is still open: this one waits after it
+        if (to > d.skipMore) d.skipMore = to;
+        return;
+      }
+      d.skipUntil = 0; // it filled: this one waits from now
+    }
+    d.skipTarget = to;
+    d.skipMore = 0;
     d.skipUntil = this.packetNo + wait;
     d.skipSec = sec;
     d.skipNsec = nsec;
@@ -937,6 +1109,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       const sec = d.skipSec;
       const nsec = d.skipNsec;
       if (d.skipTarget > d.nextOff) this.skipTo(c, d, d.skipTarget, 'acked', sec, nsec);
+      if (d.skipMore > d.nextOff) this.waitSkip(c, d, d.skipMore, sec, nsec);
       if (d.finKnown && !d.finDone) this.checkFin(c, d);
       if (c.rstUntil !== 0) {
         if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) this.close(c, 'rst', c.rstSec, c.rstNsec);
@@ -993,6 +1166,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     d.opts = syn.options(r);
     d.sawSyn = true;
     d.sync(seqAdd(syn.seq[r]!, 1));
+    // a SYN-ACK acknowledges the peer's ISN + 1: where the peer's stream starts
+    if (syn.synAck[r]) c.sides[syn.dir[r]! ^ 1]!.sync(syn.ack[r]!);
     syn.remove(r);
     flow.state = c;
     this.live.add(c);
@@ -1457,6 +1632,11 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   /** close flushes both directions (gaps carry `why` unless FIN both ways) and emits the close event. */
   private close(c: Conn, why: CloseReason, sec: number, nsec: number): void {
+    if (c.stash !== null) {
+      // the packets held while a SYN might come: taken before the connection ends
+      this.replay(c);
+      if (c.flow.closed) return;
+    }
     const a = c.sides[0];
     const b = c.sides[1];
     let reason: CloseReason = why;

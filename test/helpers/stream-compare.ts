@@ -64,6 +64,8 @@ export interface FlowRun {
   /** Why the decoder skipped a frame (frames it skipped only). */
   skipOfFrame: Map<number, string>;
   vlanOfFrame: Map<number, number[]>;
+  /** Frames that carry a SYN without ACK (a connection's first SYN, or one captured late). */
+  lateSynFrames: number[];
   decoder: PacketDecoder;
   demux: TcpDemux;
   reasm: TcpReassembler;
@@ -167,6 +169,7 @@ export function runFlows(file: string, variant: Variant | null = null): FlowRun 
   const connOfFrame = new Map<number, number>();
   const skipOfFrame = new Map<number, string>();
   const vlanOfFrame = new Map<number, number[]>();
+  const lateSynFrames: number[] = [];
   const conns = new Map<number, ConnRecord>();
   const parts = new Map<number, Record<Direction, Buffer[]>>();
   const rec = (conn: number): ConnRecord => {
@@ -198,6 +201,7 @@ export function runFlows(file: string, variant: Variant | null = null): FlowRun 
       else {
         if (variant === 'no-vlan') p.vlan = NO_VLAN;
         vlanOfFrame.set(p.index, p.vlan);
+        if ((p.flags & 0x12) === 0x02) lateSynFrames.push(p.index);
       }
     }
     demux.write(batch, (b) => {
@@ -227,5 +231,5 @@ export function runFlows(file: string, variant: Variant | null = null): FlowRun 
     r.dirs.c2s.bytes = Buffer.concat(p.c2s);
     r.dirs.s2c.bytes = Buffer.concat(p.s2c);
   }
-  return { conns, connOfFrame, skipOfFrame, vlanOfFrame, decoder, demux, reasm, events, error };
+  return { conns, connOfFrame, skipOfFrame, vlanOfFrame, lateSynFrames, decoder, demux, reasm, events, error };
 }
