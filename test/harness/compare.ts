@@ -6,9 +6,10 @@
  * read pcapflow's files, tcpflow's files (both named `SRCIP.SPORT-DSTIP.DPORT[--VLAN]`) and
  * tshark's `follow,tcp,raw` output.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { type FollowStream, parseFollowRaw } from '../helpers/tshark-follow.js';
 
 export interface Endpoint {
   ip: string;
@@ -357,4 +358,150 @@ export function captureCounts(pcap: string): CaptureCounts {
   }
   c.streams = streams.size;
   return c;
+}
+
+/** How tshark's follow output for one direction differs from what the application wrote. */
+export type FollowDiff =
+  /** tshark numbered more than one stream for the connection's 4-tuple (their bytes are joined in stream order). */
+  | 'split'
+  /** tshark wrote "[N bytes missing in capture file]" in place of N bytes (which the capture has, in these tests). */
+  | 'gap-text'
+  /** the start of the direction is missing (no text in its place). */
+  | 'lost-start'
+  /** bytes are missing inside the direction (no text in their place). */
+  | 'hole'
+  /** the end of the direction is missing. */
+  | 'short'
+  /** tshark has bytes of this direction out of their order (joined split streams). */
+  | 'order'
+  /** tshark has bytes the application did not write. */
+  | 'foreign'
+  /** tshark has no stream for the 4-tuple. */
+  | 'no-stream';
+
+export interface FollowDirection extends DirectionResult {
+  diffs: FollowDiff[];
+}
+
+export interface FollowResult {
+  conn: AppConnection;
+  c2s: FollowDirection;
+  s2c: FollowDirection;
+  /** tshark streams for this 4-tuple, and whether tshark took the server for node 0 (of the first). */
+  streams: number;
+  serverFirst: boolean;
+}
+
+const MISSING_TEXT = /^\[(-?\d+) bytes missing in capture file\]\0/;
+
+/**
+ * classifyFollow walks tshark's bytes (`got`) along the application's (`want`) and says how they
+ * differ: each "[N bytes missing in capture file]" text stands for N bytes; bytes tshark skips
+ * without a text are a lost start or a hole; a missing end is short; bytes found only earlier in
+ * `want` are out of order, bytes not found at all foreign (the walk stops at either).
+ */
+export function classifyFollow(want: Buffer, got: Buffer): FollowDirection {
+  const r = compareBytes(want, got);
+  if (r.equal) return { ...r, diffs: [] };
+  if (got.length === 0) return { ...r, diffs: ['lost-start'] };
+  const diffs = new Set<FollowDiff>();
+  let i = 0;
+  let w = 0;
+  let stopped = false;
+  while (i < got.length) {
+    if (got[i] === 0x5b) {
+      const m = MISSING_TEXT.exec(got.subarray(i, i + 64).toString('latin1'));
+      if (m !== null) {
+        diffs.add('gap-text');
+        i += m[0].length;
+        w += Number(m[1]);
+        continue;
+      }
+    }
+    if (w < want.length && got[i] === want[w]) {
+      i++;
+      w++;
+      continue;
+    }
+    const probe = got.subarray(i, i + 32);
+    const at = want.indexOf(probe, w);
+    if (at > w) {
+      diffs.add(w === 0 ? 'lost-start' : 'hole');
+      w = at;
+      continue;
+    }
+    diffs.add(want.indexOf(probe) >= 0 ? 'order' : 'foreign');
+    stopped = true;
+    break;
+  }
+  if (!stopped && w < want.length) diffs.add('short');
+  return { ...r, diffs: [...diffs] };
+}
+
+/**
+ * tsharkFollowAll runs `tshark -z follow,tcp,raw,N` on every stream of `pcap` (one run, more when
+ * tshark numbers more streams than guessed: following a stream that does not exist gives an
+ * empty block, so the guess is generous). Asynchronous, so that other work can run beside it; the
+ * output stays beside the capture (`PCAP.follow-0.txt`).
+ */
+export async function tsharkFollowAll(pcap: string, guess: number): Promise<FollowStream[]> {
+  const out: FollowStream[] = [];
+  let from = 0;
+  let to = Math.ceil(guess * 1.25) + 16;
+  for (;;) {
+    const args = ['-r', pcap, '-o', 'tcp.reassemble_out_of_order:TRUE', '-n', '-q'];
+    for (let i = from; i < to; i++) args.push('-z', `follow,tcp,raw,${i}`);
+    // into a file, not a pipe: tshark then runs on while this process is busy (a pipe would fill)
+    const file = `${pcap}.follow-${from}.txt`;
+    const fd = openSync(file, 'w');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn('tshark', args, { stdio: ['ignore', fd, 'ignore'] });
+        child.on('error', reject);
+        child.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`tshark -r ${pcap}: exit ${code ?? signal}`))));
+      });
+    } finally {
+      closeSync(fd);
+    }
+    const text = readFileSync(file, 'utf8');
+    const got = parseFollowRaw(text).filter((s) => s.nodes[0].port !== 0);
+    out.push(...got);
+    if (!got.some((s) => s.stream === to - 1)) return out;
+    from = to;
+    to *= 2;
+  }
+}
+
+/**
+ * compareFollowStreams checks tshark's follow output against the applications on captures that
+ * may be out of order: a connection's streams are found by their two endpoints whichever tshark
+ * took for node 0 (the sender of the stream's first packet: the server when its packet comes
+ * first), and several streams of one 4-tuple are joined in stream order (and noted 'split': no
+ * one stream tshark follows holds the connection).
+ */
+export function compareFollowStreams(follows: FollowStream[], conns: AppConnection[]): FollowResult[] {
+  const byKey = new Map<string, FollowStream[]>();
+  for (const s of [...follows].sort((a, b) => a.stream - b.stream)) {
+    for (const k of new Set([connKey(s.nodes[0], s.nodes[1]), connKey(s.nodes[1], s.nodes[0])])) {
+      const list = byKey.get(k);
+      if (list === undefined) byKey.set(k, [s]);
+      else list.push(s);
+    }
+  }
+  return conns.map((conn) => {
+    const list = byKey.get(conn.key) ?? [];
+    if (list.length === 0) {
+      const none: FollowDirection = { equal: false, detail: 'no stream', diffs: ['no-stream'] };
+      return { conn, c2s: none, s2c: none, streams: 0, serverFirst: false };
+    }
+    const clientIsNode0 = (s: FollowStream): boolean => s.nodes[0].ip === conn.client.ip && s.nodes[0].port === conn.client.port;
+    const c2s = Buffer.concat(list.map((s) => s.data[clientIsNode0(s) ? 0 : 1]));
+    const s2c = Buffer.concat(list.map((s) => s.data[clientIsNode0(s) ? 1 : 0]));
+    const dir = (want: string, got: Buffer): FollowDirection => {
+      const r = classifyFollow(readFileSync(want), got);
+      if (list.length === 1) return r;
+      return { equal: false, detail: r.equal ? `the bytes, in ${list.length} streams` : `${list.length} streams: ${r.detail}`, diffs: ['split', ...r.diffs] };
+    };
+    return { conn, c2s: dir(conn.c2sFile, c2s), s2c: dir(conn.s2cFile, s2c), streams: list.length, serverFirst: !clientIsNode0(list[0]!) };
+  });
 }
