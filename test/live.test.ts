@@ -177,7 +177,7 @@ function seg(t: number, fromClient: boolean, flags: number, seq: number, ack: nu
 /** runLivePipeline: demux → reassembler, the cores of the live pipeline after decoding; ticks go in as tick packets. */
 function runLivePipeline(inputs: Array<Packet[] | ClockTick>, idleTimeout: number): { events: StreamEvent[]; demux: TcpDemux; reasm: TcpReassembler } {
   const demux = new TcpDemux({ idleTimeout });
-  const reasm = new TcpReassembler();
+  const reasm = new TcpReassembler({ waitPackets: 0 }); // as pcapflow live runs it
   const events: StreamEvent[] = [];
   const toReasm = (b: Packet[]): void => reasm.write(b, (e) => events.push(...e));
   for (const input of inputs) demux.write(input instanceof ClockTick ? [input.packet()] : input, toReasm);

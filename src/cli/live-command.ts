@@ -83,7 +83,9 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   }
   const decode = new LiveDecodeTransform(settings.decoder);
   const demux = new TcpDemuxTransform(settings.demux);
-  const reassemble = new TcpReassemblerTransform(settings.reassembly);
+  // Packets are stamped as they arrive, so no reorder window, and the reassembler does not hold
+  // data for late packets (waitPackets counts packets, which a quiet link may not bring for long)
+  const reassemble = new TcpReassemblerTransform({ ...settings.reassembly, waitPackets: 0 });
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
