@@ -63,8 +63,8 @@ function chunked(bytes: Uint8Array, size: number): Readable {
 }
 
 describe('openCaptures', () => {
-  it('reads files and stdin in order, numbering continued across inputs', async () => {
-    const source = openCaptures([fileA(), '-', fileB()], { stdin: chunked(stdinBytes, 7) });
+  it('reads files and stdin in order with order concat, numbering continued across inputs', async () => {
+    const source = openCaptures([fileA(), '-', fileB()], { stdin: chunked(stdinBytes, 7), order: 'concat' });
     const { packets, error } = await collect(source);
     expect(error).toBeNull();
     expect(packets.map((p) => p.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -96,9 +96,9 @@ describe('openCaptures', () => {
     expect(captureInputStats(source).map((s) => s.packets)).toEqual([14, 159]);
   });
 
-  it('delivers the earlier inputs, then fails with INPUT_NOT_FOUND for a missing path', async () => {
+  it('delivers the earlier inputs, then fails with INPUT_NOT_FOUND for a missing path (order concat)', async () => {
     const missing = path.join(dir, 'no-such.pcap');
-    const source = openCaptures([fileA(), missing, fileB()]);
+    const source = openCaptures([fileA(), missing, fileB()], { order: 'concat' });
     const { packets, error } = await collect(source);
     expect(packets.length).toBe(3);
     expect(error?.code).toBe('INPUT_NOT_FOUND');

@@ -108,11 +108,13 @@ function reportError(err: unknown, io: CliIo): number {
 }
 
 function inputsOption(y: Argv): Argv {
-  return y.positional('inputs', {
-    describe: 'capture files (pcap or pcapng), read one after another; - reads stdin',
-    type: 'string',
-    array: true,
-  });
+  return y
+    .positional('inputs', {
+      describe: 'capture files (pcap or pcapng, gzip-compressed or not), their packets merged by timestamp as mergecap does; - reads stdin',
+      type: 'string',
+      array: true,
+    })
+    .option('concat', { describe: 'read the inputs one after another, in the order given, instead of merging them by timestamp', type: 'boolean', default: false });
 }
 
 function decodeOptions(y: Argv): Argv {

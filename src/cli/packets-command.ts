@@ -13,6 +13,8 @@ import { inputNames, parseChoice } from './options.js';
 
 export interface PacketsCommand {
   inputs: string[];
+  /** Read the inputs one after another instead of merging them by timestamp. */
+  concat?: boolean;
   format: string;
   /** pcap filter expression; only matching packets are printed. */
   filter?: string;
@@ -25,7 +27,7 @@ export async function runPackets(args: PacketsCommand, io: CliIo): Promise<numbe
   const format = parseChoice('format', args.format, ['text', 'ndjson'] as const);
   const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
   const filter = args.filter !== undefined && args.filter !== '' ? new FilterTransform(args.filter) : null;
-  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin });
+  const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, order: args.concat === true ? 'concat' : 'time' });
   const decode = new PacketDecodeTransform({ keepSkipped: true, onError });
   const render =
     format === 'ndjson'

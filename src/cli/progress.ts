@@ -47,7 +47,7 @@ export class Progress {
     let bytes = 0;
     let packets = 0;
     for (const s of this.source.inputStats()) {
-      bytes += s.bytes;
+      bytes += s.compression === null ? s.bytes : s.compressedBytes; // against the file sizes
       packets += s.packets;
     }
     this.out.write(`\r${Progress.line(bytes, packets, this.total)}\x1b[K`);

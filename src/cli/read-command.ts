@@ -21,6 +21,8 @@ import { createSink, parseStreamArgs, renderThreadOn, type StreamArgs, writeThre
 
 export interface ReadCommand extends StreamArgs {
   inputs: string[];
+  /** Read the inputs one after another instead of merging them by timestamp. */
+  concat?: boolean;
   /** pcap filter expression; packets that do not match are dropped before decoding. */
   filter?: string;
   stats: boolean;
@@ -113,8 +115,10 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   // the reassembler waits as long for bytes it knows are missing (TcpReassemblerOptions.waitPackets)
   if (reorder.packets !== undefined) reassemblyOptions.waitPackets = reorder.packets;
   const tcp = new TcpStreamTransform({ decoder: decoderOptions, demux: demuxOptions, reassembly: reassemblyOptions, reorder, pool });
+  // merged inputs (several, not --concat) share chunks only while one of them is open (see
+  // CaptureSource), which keeps the pool's holders' read order
   const shared = sharedChunks(args, renderThreadOn(args, bytes), sink, tcp, reassemblyOptions.chunking !== 'push');
-  const source = openCaptures(inputs, { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared });
+  const source = openCaptures(inputs, { stdin: io.stdin, highWaterMark: 1, pool, sharedChunks: shared, order: args.concat === true ? 'concat' : 'time' });
   const chunks = typeof shared === 'object' ? shared.pool : undefined;
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, source) : null;
   try {

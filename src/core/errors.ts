@@ -9,6 +9,9 @@ export const ERROR_CODES = [
   // capture files
   'CAPTURE_BAD_MAGIC', // not a pcap or pcapng file
   'CAPTURE_EMPTY', // input ended before a complete file header
+  'CAPTURE_COMPRESSED', // compressed with a format pcapflow does not read (zstd, xz, bzip2, lz4); the message names the command that decompresses it
+  'CAPTURE_TRUNCATED_COMPRESSED', // a gzip input ended inside its compressed stream
+  'CAPTURE_CORRUPT_COMPRESSED', // a gzip input whose compressed data is corrupt (bad header, deflate data or checksum, trailing garbage)
   'PCAP_BAD_VERSION', // classic pcap with a version other than 2.x
   'PCAP_RECORD_TOO_LARGE', // record captured length over the snaplen or over 256 KiB
   'PCAP_TRUNCATED_RECORD', // input ended inside a record (header or data)
@@ -38,7 +41,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export interface ErrorContext {
   /** 1-based packet index (as tshark numbers frames) of the packet at fault or being read. */
   packet?: number;
-  /** Byte offset of the fault in the input file (or stream). */
+  /** Byte offset of the fault in the input file (or stream); in the decompressed stream for a gzip input. */
   offset?: number;
   /** Input name: a path, or `-` for stdin. */
   file?: string;

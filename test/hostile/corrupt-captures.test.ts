@@ -228,6 +228,8 @@ const FAULTS: Fault[] = [
     make: () => readFileSync(shared(HTTP49)).subarray(0, at(HTTP49, 0.5).rec.off),
     code: 'INPUT_NOT_FOUND',
     then: '/nonexistent/capture.pcap',
+    // read one after another: merged by time (the default), a missing input stops the run before any packet (test/capture-merge.test.ts)
+    args: ['--concat'],
   },
 ];
 
