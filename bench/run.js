@@ -4,7 +4,7 @@
 // reports medians: wall seconds, MB/s of capture, packets/s, peak RSS, and the time ratio to the
 // scenario's reference. Whole processes are timed with /usr/bin/time. After the timed runs of a
 // TCP scenario it checks that the files `pcapflow read --sink files` wrote equal tcpflow's, flow
-// by flow.
+// by flow (on the reordered capture: equal pcapflow's own on the capture in order, see below).
 //
 //   npm run bench                      all scenarios, 5 runs each
 //   npm run bench -- --quick           small captures (about a tenth), 3 runs: a fast check
@@ -12,11 +12,16 @@
 //   npm run bench -- --no-node-pcap    skip node_pcap (otherwise installed into bench/node_pcap/ on first use)
 //
 // Scenarios: decode (floors: a plain Node read loop, read + decode, read + reassembly without a
-// sink), bulk (one connection), many (200 parallel connections, interleaved), small
-// (interactive: small segments, an ACK for each).
+// sink), bulk (one connection), many (200 parallel connections, interleaved; plus a row with
+// --reorder-window 0, the cost of the reorder window on a capture in time order), small
+// (interactive: small segments, an ACK for each), reordered (the many capture with its packets
+// shuffled within windows of 64 by test/harness/shuffle.mjs, timestamps kept; made once next to
+// it in bench/data/). tcpflow is not exact on reordered captures (other bytes, extra c1 files), so
+// there pcapflow's files are checked against pcapflow's on the capture in order (one untimed run),
+// and tcpflow's differences from pcapflow are printed as information.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +33,7 @@ const DATA = path.join(HERE, 'data');
 const OUT = path.join(DATA, 'out');
 const PCAPFLOW = path.join(ROOT, 'bin', 'pcapflow.js');
 const NODE_PCAP = path.join(HERE, 'node_pcap');
+const SHUFFLE = path.join(ROOT, 'test', 'harness', 'shuffle.mjs');
 const args = process.argv.slice(2);
 const flag = (name, def) => {
   const i = args.indexOf(`--${name}`);
@@ -75,22 +81,35 @@ const fresh = (dir) => () => {
   mkdirSync(dir, { recursive: true });
 };
 
-/** The commands of a TCP scenario; tcpflow is the reference of the ratio. */
-function tcpCommands() {
+/**
+ * The commands of a TCP scenario; tcpflow is the reference of the ratio. `files` names the output
+ * directory (under OUT) of a command whose files the scenario's file check compares, `what` how
+ * the check's line names it. reorderOff: a row with --reorder-window 0 (many only).
+ */
+function tcpCommands({ reorderOff = false } = {}) {
   const pf = outDir('pcapflow');
   const tf = outDir('tcpflow');
   const pool = outDir('pcapflow-pool');
+  const noReorder = outDir('pcapflow-no-reorder');
   return [
     { name: 'tcpflow -r F -o D', argv: (f) => ['tcpflow', '-r', f, '-o', tf], before: fresh(tf), ok: tcpflowOk, ref: true },
-    { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true },
-    { name: 'pcapflow read F --sink files -o D --no-write-thread', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pool, '--no-write-thread'], before: fresh(pool), ok: true },
+    { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true, files: 'pcapflow', what: '' },
+    { name: 'pcapflow read F --sink files -o D --reorder-window 0', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', noReorder, '--reorder-window', '0'], before: fresh(noReorder), ok: reorderOff, files: 'pcapflow-no-reorder', what: ' (--reorder-window 0)' },
+    { name: 'pcapflow read F --sink files -o D --no-write-thread', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pool, '--no-write-thread'], before: fresh(pool), ok: true, files: 'pcapflow-pool', what: ' (--no-write-thread)' },
     { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true },
     { name: 'pcapflow read F --sink ndjson --no-render-thread > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--no-render-thread'], ok: true },
     { name: 'node_pcap TCPTracker', argv: (f) => ['node', path.join(HERE, 'node-pcap-tracker.js'), f], ok: nodePcapOk },
   ];
 }
 
-/** Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference. */
+/** The many capture: the many scenario's, and shuffled, the reordered scenario's. */
+const MANY = { file: 'many', conns: 200, bytesPerConn: 2.5 * MB, mss: 1448, interleave: 4 };
+
+/**
+ * Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference.
+ * checkFiles: 'tcpflow' (the files equal tcpflow's) or 'unshuffled' (the files equal pcapflow's
+ * on the capture before shuffle.mjs; tcpflow's differences printed as information).
+ */
 const SCENARIOS = [
   {
     name: 'decode',
@@ -107,25 +126,49 @@ const SCENARIOS = [
     what: 'one connection, MTU-size segments, an ACK every 2',
     capture: { file: 'bulk', conns: 1, bytesPerConn: 300 * MB, mss: 1448 },
     commands: tcpCommands(),
-    checkFiles: true,
+    checkFiles: 'tcpflow',
   },
   {
     name: 'many',
-    what: '200 parallel connections, interleaved 4 segments at a time',
-    capture: { file: 'many', conns: 200, bytesPerConn: 2.5 * MB, mss: 1448, interleave: 4 },
-    commands: tcpCommands(),
-    checkFiles: true,
+    what: '200 parallel connections, interleaved 4 segments at a time; --reorder-window 0: the reorder window (default 1024) off, its cost on a capture in time order',
+    capture: MANY,
+    commands: tcpCommands({ reorderOff: true }),
+    checkFiles: 'tcpflow',
   },
   {
     name: 'small',
     what: 'interactive: 20 connections, 200-byte segments, an ACK for each',
     capture: { file: 'small', conns: 20, bytesPerConn: 4_000_000, mss: 200, ackEvery: 1, interleave: 1 },
     commands: tcpCommands(),
-    checkFiles: true,
+    checkFiles: 'tcpflow',
+  },
+  {
+    name: 'reordered',
+    what: 'the many capture with its packets shuffled within windows of 64 (test/harness/shuffle.mjs, timestamps kept): pcapflow puts them back in order (--reorder-window, default 1024)',
+    capture: { ...MANY, shuffle: { window: 64, seed: 1 } },
+    commands: tcpCommands(),
+    checkFiles: 'unshuffled',
   },
 ];
 
-function ensureCapture(spec) {
+/**
+ * ensureCapture makes the scenario's capture in bench/data/ unless it is there; resolves to
+ * {file} or, for a shuffled one, {file, base (the capture in order), shuffled (shuffle.mjs's JSON
+ * summary, kept next to the capture as FILE.json)}.
+ */
+async function ensureCapture(spec) {
+  if (spec.shuffle) {
+    const { shuffle, ...plain } = spec;
+    const { file: base } = await ensureCapture(plain);
+    const file = base.replace(/\.pcap$/, `-shuffle-w${shuffle.window}-s${shuffle.seed}.pcap`);
+    if (!existsSync(file) || !existsSync(`${file}.json`)) {
+      process.stderr.write(`bench: writing ${file} (shuffle.mjs) ...\n`);
+      const summary = execFileSync('node', [SHUFFLE, base, `${file}.tmp`, '--window', String(shuffle.window), '--seed', String(shuffle.seed)], { encoding: 'utf8' }).trim();
+      writeFileSync(`${file}.json`, `${summary}\n`);
+      execFileSync('mv', [`${file}.tmp`, file]);
+    }
+    return { file, base, shuffled: JSON.parse(readFileSync(`${file}.json`, 'utf8')) };
+  }
   mkdirSync(DATA, { recursive: true });
   const scaled = { ...spec, bytesPerConn: Math.round(spec.bytesPerConn * SCALE) };
   const tag = QUICK ? '-quick' : '';
@@ -133,12 +176,10 @@ function ensureCapture(spec) {
   const file = path.join(DATA, `${spec.file}${tag}-${conns}x${bytesPerConn}-mss${mss}-ack${ackEvery}-i${interleave}.pcap`);
   if (!existsSync(file)) {
     process.stderr.write(`bench: writing ${file} ...\n`);
-    return writeCapture(`${file}.tmp`, scaled).then(() => {
-      execFileSync('mv', [`${file}.tmp`, file]);
-      return file;
-    });
+    await writeCapture(`${file}.tmp`, scaled);
+    execFileSync('mv', [`${file}.tmp`, file]);
   }
-  return Promise.resolve(file);
+  return { file };
 }
 
 function timeOnce(c, file) {
@@ -191,28 +232,37 @@ function hashFile(file) {
   return h.digest('hex');
 }
 
-/** compareFiles: pcapflow's flow files (in outDir(name)) against tcpflow's (same names, same bytes). */
-function compareFiles(name) {
-  const flowFiles = (dir, skip) => readdirSync(dir).filter((f) => !skip.includes(f) && !f.endsWith('.part')).sort();
-  const pf = flowFiles(outDir(name), ['connections.ndjson']);
-  const tf = flowFiles(outDir('tcpflow'), ['report.xml', 'alerts.txt']);
-  const problems = [];
-  for (const f of tf) if (!pf.includes(f)) problems.push(`missing in pcapflow: ${f}`);
-  for (const f of pf) if (!tf.includes(f)) problems.push(`not in tcpflow: ${f}`);
+/** Not flow files: pcapflow's connections.ndjson, tcpflow's report.xml and alerts.txt. */
+const NOT_FLOWS = ['connections.ndjson', 'report.xml', 'alerts.txt'];
+
+/**
+ * compareFiles: the flow files in outDir(name) against those in outDir(ref), same names and same
+ * bytes (tcpflow's by default). missing: in ref only; extra: in name only; differs: contents.
+ */
+function compareFiles(name, ref = 'tcpflow') {
+  const flowFiles = (dir) => readdirSync(dir).filter((f) => !NOT_FLOWS.includes(f) && !f.endsWith('.part')).sort();
+  const pf = flowFiles(outDir(name));
+  const tf = flowFiles(outDir(ref));
+  const pfSet = new Set(pf);
+  const tfSet = new Set(tf);
+  const missing = tf.filter((f) => !pfSet.has(f));
+  const extra = pf.filter((f) => !tfSet.has(f));
+  const differs = [];
   let same = 0;
   let bytes = 0;
   for (const f of pf) {
-    if (!tf.includes(f)) continue;
+    if (!tfSet.has(f)) continue;
     const a = path.join(outDir(name), f);
-    const b = path.join(outDir('tcpflow'), f);
+    const b = path.join(outDir(ref), f);
     const sa = statSync(a).size;
-    if (sa !== statSync(b).size || hashFile(a) !== hashFile(b)) problems.push(`differs: ${f}`);
+    if (sa !== statSync(b).size || hashFile(a) !== hashFile(b)) differs.push(f);
     else {
       same++;
       bytes += sa;
     }
   }
-  return { ok: problems.length === 0, same, total: tf.length, bytes, problems };
+  const problems = [...missing.map((f) => `missing in ${name}: ${f}`), ...extra.map((f) => `not in ${ref}: ${f}`), ...differs.map((f) => `differs: ${f}`)];
+  return { ok: problems.length === 0, same, total: tf.length, bytes, problems, missing, extra, differs };
 }
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${process.platform} ${process.arch}, Node ${process.version}`;
@@ -225,7 +275,7 @@ console.log('ratio = reference wall time / command wall time: >= 1.0 means the c
 const checks = [];
 for (const sc of SCENARIOS) {
   if (ONLY && !sc.name.includes(ONLY)) continue;
-  const file = await ensureCapture(sc.capture);
+  const { file, base, shuffled } = await ensureCapture(sc.capture);
   const size = statSync(file).size;
   const packets = countPackets(file);
   const commands = sc.commands.filter((c) => c.ok);
@@ -235,7 +285,12 @@ for (const sc of SCENARIOS) {
     commands.forEach((c, i) => results[i].push(timeOnce(c, file)));
   }
   console.log(`## ${sc.name}: ${sc.what}`);
-  console.log(`capture: ${path.basename(file)}, ${(size / 1e6).toFixed(0)} MB, ${packets} packets\n`);
+  console.log(`capture: ${path.basename(file)}, ${(size / 1e6).toFixed(0)} MB, ${packets} packets`);
+  if (shuffled) {
+    const sh = `node test/harness/shuffle.mjs ${path.basename(base)} F --window ${shuffled.window} --seed ${shuffled.seed}`;
+    console.log(`made by: ${sh} (mode ${shuffled.mode}): ${shuffled.moved} of ${shuffled.records} packets moved, at most ${shuffled.maxDisplacement} places`);
+  }
+  console.log('');
   console.log('| command | wall s (median) | MB/s | packets/s | peak RSS MB | ratio (ref time / time) |');
   console.log('|---|---|---|---|---|---|');
   const refIndex = commands.findIndex((c) => c.ref);
@@ -247,14 +302,46 @@ for (const sc of SCENARIOS) {
     console.log(`| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${(packets / wall / 1e6).toFixed(2)} M | ${rss.toFixed(0)} | ${ratio} |`);
   });
   console.log('');
-  if (sc.checkFiles && tcpflowOk) {
-    for (const [name, what] of [['pcapflow', ''], ['pcapflow-pool', ' (--no-write-thread)']]) {
-      const c = compareFiles(name);
+  const filesCommands = commands.filter((c) => c.files);
+  if (sc.checkFiles === 'tcpflow' && tcpflowOk) {
+    for (const { files, what } of filesCommands) {
+      const c = compareFiles(files);
       const line = c.ok
         ? `files check (${sc.name})${what}: OK, pcapflow's ${c.same} flow files equal tcpflow's (${(c.bytes / 1e6).toFixed(0)} MB)`
         : `files check (${sc.name})${what}: FAILED, ${c.problems.length} problems: ${c.problems.slice(0, 5).join('; ')}`;
       console.log(`${line}`);
       checks.push(c.ok);
+    }
+    console.log('');
+  }
+  if (sc.checkFiles === 'unshuffled') {
+    // the reference: pcapflow's files on the capture in order (one untimed run)
+    const ref = 'pcapflow-in-order';
+    timeOnce({ argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', outDir(ref)], before: fresh(outDir(ref)) }, base);
+    for (const { files, what } of filesCommands) {
+      const c = compareFiles(files, ref);
+      const line = c.ok
+        ? `files check (${sc.name})${what}: OK, pcapflow's ${c.same} flow files equal its own on ${path.basename(base)} (${(c.bytes / 1e6).toFixed(0)} MB)`
+        : `files check (${sc.name})${what}: FAILED against pcapflow on ${path.basename(base)}, ${c.problems.length} problems: ${c.problems.slice(0, 5).join('; ')}`;
+      console.log(`${line}`);
+      checks.push(c.ok);
+    }
+    // information: connections.ndjson (its times and order may differ), and the window's counters
+    const conns = (dir) => readFileSync(path.join(outDir(dir), 'connections.ndjson'), 'utf8');
+    const [cs, cr] = [conns('pcapflow'), conns(ref)];
+    const lines = (t) => t.split('\n').filter(Boolean).length;
+    console.log(`connections.ndjson (information): ${cs === cr ? `identical to the one on ${path.basename(base)}` : `${lines(cs)} records against ${lines(cr)}, not byte-identical`}`);
+    const st = spawnSync('node', [PCAPFLOW, 'read', file, '--sink', 'ndjson', '--stats'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    const reorder = [...st.stderr.matchAll(/^reorder\.(\w+)\s+(\S+)/gm)].map((m) => `${m[1]} ${m[2]}`);
+    console.log(`pcapflow --stats (reorder window, default settings): ${reorder.length ? reorder.join(', ') : `none printed (exit ${st.status})`}`);
+    if (tcpflowOk) {
+      // information only: tcpflow is not exact on reordered captures
+      const t = compareFiles('tcpflow', 'pcapflow');
+      const n = t.missing.length + t.extra.length + t.differs.length;
+      console.log(
+        `tcpflow on this capture (information, not a check): ${n} of its ${t.same + t.extra.length + t.differs.length} flow files differ from pcapflow's ${t.total}` +
+          ` (${t.extra.length} not in pcapflow${t.extra.length ? `, e.g. ${t.extra[0]}` : ''}; ${t.differs.length} with other bytes; ${t.missing.length} of pcapflow's missing)`,
+      );
     }
     console.log('');
   }

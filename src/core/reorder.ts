@@ -152,66 +152,16 @@ export class ReorderWindow implements Stage<Packet[], Packet[]> {
     const max = o.packets;
     const maxBytes = o.maxBytes;
     const ring = this.ring;
-    const seq = this.seq;
     const mask = this.mask;
-    let head = this.head;
-    let size = this.size;
-    let bytes = this.bytes;
-    let arrivals = this.arrivals;
-    let lastSec = this.lastSec;
-    let lastNsec = this.lastNsec;
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
-      if (size > 0) {
-        const tail = ring[(head + size - 1) & mask]!;
-        if (tail.tsSec > p.tsSec || (tail.tsSec === p.tsSec && tail.tsNsec > p.tsNsec)) {
-          // out of order: the slow path, on the fields
-          this.head = head;
-          this.size = size;
-          this.bytes = bytes;
-          this.arrivals = arrivals;
-          this.lastSec = lastSec;
-          this.lastNsec = lastNsec;
-          this.insert(p);
-          while (this.size > max || (this.bytes > maxBytes && this.size > 0)) out.push(this.shift());
-          head = this.head;
-          size = this.size;
-          bytes = this.bytes;
-          arrivals = this.arrivals;
-          lastSec = this.lastSec;
-          lastNsec = this.lastNsec;
-          continue;
-        }
-      }
-      // in time order (the common case): to the tail; the oldest leave from the head
-      const j = (head + size) & mask;
-      ring[j] = p;
-      seq[j] = ++arrivals;
-      size++;
-      bytes += p.dataEnd - p.dataOff;
-      while (size > max || (bytes > maxBytes && size > 0)) {
-        const q = ring[head]!;
-        ring[head] = NO_PACKET;
-        head = (head + 1) & mask;
-        size--;
-        bytes -= q.dataEnd - q.dataOff;
-        if (q.tsSec < lastSec || (q.tsSec === lastSec && q.tsNsec < lastNsec)) this.stats.leftOutOfOrder++;
-        else {
-          lastSec = q.tsSec;
-          lastNsec = q.tsNsec;
-        }
-        out.push(q);
-      }
+      if (this.size > 0 && later(ring[(this.head + this.size - 1) & mask]!, p)) this.insert(p);
+      else this.append(p); // in time order: the common case
+      while (this.size > max || (this.bytes > maxBytes && this.size > 0)) out.push(this.shift());
     }
-    this.head = head;
-    this.size = size;
-    this.bytes = bytes;
-    this.arrivals = arrivals;
-    this.lastSec = lastSec;
-    this.lastNsec = lastNsec;
     this.stats.packets += batch.length;
-    this.stats.held = size;
-    if (size > this.stats.peakHeld) this.stats.peakHeld = size;
+    this.stats.held = this.size;
+    if (this.size > this.stats.peakHeld) this.stats.peakHeld = this.size;
     if (out.length > 0) {
       if (this.passed !== null) for (let i = 0; i < out.length; i++) this.passed.push(out[i]!);
       emit(out);
@@ -227,13 +177,22 @@ export class ReorderWindow implements Stage<Packet[], Packet[]> {
     emit(out);
   }
 
+  /** append puts `p`, not earlier in time than any held packet, after them. */
+  private append(p: Packet): void {
+    const j = (this.head + this.size) & this.mask;
+    this.ring[j] = p;
+    this.seq[j] = ++this.arrivals;
+    this.size++;
+    this.bytes += p.dataEnd - p.dataOff;
+  }
+
   /** insert puts `p`, earlier in time than the newest held packet, in its place (see the class comment). */
   private insert(p: Packet): void {
     const ring = this.ring;
     const seq = this.seq;
     const mask = this.mask;
     const n = ++this.arrivals;
-    this.bytes += (p.dataEnd - p.dataOff);
+    this.bytes += p.dataEnd - p.dataOff;
     let at = this.size;
     const sec = p.tsSec;
     const nsec = p.tsNsec;
@@ -244,7 +203,7 @@ export class ReorderWindow implements Stage<Packet[], Packet[]> {
     while (at > 0) {
       const j = (this.head + at - 1) & mask;
       const q = ring[j]!;
-      if (!(q.tsSec > sec || (q.tsSec === sec && q.tsNsec > nsec))) break;
+      if (!later(q, p)) break;
       if (seq[j]! < far || q.tsSec - sec + (q.tsNsec - nsec) * 1e-9 > limit) break;
       at--;
     }
@@ -271,14 +230,19 @@ export class ReorderWindow implements Stage<Packet[], Packet[]> {
     this.ring[h] = NO_PACKET;
     this.head = (h + 1) & this.mask;
     this.size--;
-    this.bytes -= (p.dataEnd - p.dataOff);
-    if (p.tsSec < this.lastSec || (p.tsSec === this.lastSec && p.tsNsec < this.lastNsec)) this.stats.leftOutOfOrder++;
+    this.bytes -= p.dataEnd - p.dataOff;
+    if (this.lastSec > p.tsSec || (this.lastSec === p.tsSec && this.lastNsec > p.tsNsec)) this.stats.leftOutOfOrder++;
     else {
       this.lastSec = p.tsSec;
       this.lastNsec = p.tsNsec;
     }
     return p;
   }
+}
+
+/** later: `a`'s timestamp is later than `b`'s. */
+function later(a: Packet, b: Packet): boolean {
+  return a.tsSec > b.tsSec || (a.tsSec === b.tsSec && a.tsNsec > b.tsNsec);
 }
 
 const EMPTY_PASSED: Packet[] = [];
