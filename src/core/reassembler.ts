@@ -196,6 +196,16 @@ class Side {
   finSeq = 0;
   finOff = 0;
   finDone = false;
+  /**
+   * The stream start was taken from a segment, not a SYN, less than waitPackets packets ago: its
+   * bytes are held (not delivered) until then or its SYN, since an earlier segment or the SYN
+   * may still move the start back (rebase); provUntil is the packet count when it ends.
+   */
+  provisional = false;
+  provUntil = 0;
+  /** The lowest ACK of this side's stream the peer sent before this side's stream started (synced). */
+  ackLow = 0;
+  ackLowSet = false;
   /** Highest stream offset the peer acknowledged (capped at the FIN), and the capture time of that ACK. */
   ackedOff = 0;
   ackedT = -Infinity;
@@ -307,6 +317,18 @@ class Side {
     this.base = base;
     this.nextOff = 0;
     this.nextSeq = base;
+  }
+
+  /** rebase moves the start of a stream nothing was delivered of back by `delta` bytes (provisional). */
+  rebase(delta: number): void {
+    this.base = (this.base - delta) >>> 0;
+    this.nextSeq = this.base;
+    this.buf.rebase(delta);
+    if (this.finKnown) this.finOff += delta;
+    if (this.ackedOff > 0) this.ackedOff += delta;
+    if (this.skipTarget > 0) this.skipTarget += delta;
+    if (this.skipMore > 0) this.skipMore += delta;
+    if (this.junkOff >= 0) this.junkOff += delta;
   }
 
   summary(): DirectionSummary {
@@ -628,6 +650,10 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private sentQHead = 0;
   /** Packets seen (every packet given to write), for waitPackets. */
   private packetNo = 0;
+  /** Sides whose start is provisional (Side.provisional), with their connections, in order of their deadlines. */
+  private provQ: Side[] = [];
+  private provQConn: Conn[] = [];
+  private provQHead = 0;
   /** Sides whose acknowledged hole waits (Side.skipUntil), with their connections and deadlines, in order. */
   private skipQ: Side[] = [];
   private skipQConn: Conn[] = [];
@@ -765,6 +791,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     const nsec = pkt.tsNsec;
     this.packetNo++;
     if (this.stashQHead < this.stashQ.length) this.expireStashes();
+    if (this.provQHead < this.provQ.length) this.expireProvisional();
     if (this.skipQHead < this.skipQ.length) this.expireSkips();
     if (this.rstQHead < this.rstQ.length) this.expireRst();
     const expired = pkt.expired;
@@ -859,7 +886,14 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (!c.opened && !(flags & TCP_SYN && len === 0)) this.open(c);
 
     // What this side acknowledges of the peer's stream: a hole the peer got past is a gap.
-    if (flags & TCP_ACK && o.synced) this.acked(c, o, pkt.ack, sec, nsec, t);
+    if (flags & TCP_ACK) {
+      if (o.synced) this.acked(c, o, pkt.ack, sec, nsec, t);
+      else if (!o.ackLowSet || seqDiff(pkt.ack, o.ackLow) < 0) {
+        // the lowest ACK of o's stream before it starts: o sent the bytes from there
+        o.ackLow = pkt.ack;
+        o.ackLowSet = true;
+      }
+    }
 
     // Where this side's stream starts.
     if (!d.synced) {
@@ -877,12 +911,23 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
         }
         return;
       } else {
-        d.sync(pkt.seq);
+        // The first segment seen: the stream starts there, or at the lowest ACK of it the peer
+        // sent before, when that is a little lower (the bytes in between were sent and not seen
+        // yet: a reordered capture, or lost; tshark's base takes the peer's first ACK too).
+        const back = d.ackLowSet ? seqDiff(pkt.seq, d.ackLow) : 0;
+        d.sync(back > 0 && back <= windowBound(d, o) ? d.ackLow : pkt.seq);
+        this.provisional(c, d);
       }
       if (c.heldRst === dir + 1) c.heldRst = 0;
     } else if (flags & TCP_SYN) {
       d.sawSyn = true;
       const isn1 = seqAdd(pkt.seq, 1);
+      if (d.provisional) {
+        // the start taken from a segment: the SYN says where it really is
+        const back = seqDiff(d.base, isn1);
+        if (back > 0 && back <= windowBound(d, o)) d.rebase(back);
+        this.endProvisional(c, d);
+      }
       // A SYN with another ISN before any byte was delivered (SYN-ACK after stray segments): restart.
       if (isn1 !== d.base && d.nextOff === 0 && d.buf.count === 0 && d.gaps === 0) {
         d.sync(isn1);
@@ -895,7 +940,14 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
     // a SYN-ACK acknowledges the peer's ISN + 1: where the peer's stream starts, if not known yet
     // (its SYN was not seen, or comes later in a reordered capture)
-    if ((flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK) && !o.synced) o.sync(pkt.ack);
+    if ((flags & (TCP_SYN | TCP_ACK)) === (TCP_SYN | TCP_ACK)) {
+      if (!o.synced) o.sync(pkt.ack);
+      else if (o.provisional) {
+        const back = seqDiff(o.base, pkt.ack);
+        if (back > 0 && back <= windowBound(o, d)) o.rebase(back);
+        this.endProvisional(c, o);
+      }
+    }
     const segSeq = flags & TCP_SYN ? seqAdd(pkt.seq, 1) : pkt.seq;
     // stream offset, from the nearest known point: the next byte due, or past a hole that waits
     // (waitPackets) the highest acknowledged byte, which may be more than 2^31 ahead of it
@@ -1005,6 +1057,29 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     c.stash = null;
     this.stashBytes -= c.stashBytes;
     c.stashBytes = 0;
+    // where each side's stream starts, from all the packets held: the lowest data sequence number
+    // or, a little lower, the lowest ACK of it (as take() does for the packets before the first)
+    for (let dir = 0; dir < 2; dir++) {
+      const d = c.sides[dir]!;
+      if (d.synced) continue;
+      let low = 0;
+      let lowSet = false;
+      for (let i = 0; i < stash.length; i++) {
+        const s = stash[i]!;
+        if (s.dir === dir && s.payloadLen > 0 && !(s.flags & (TCP_SYN | TCP_RST)) && (!lowSet || seqDiff(s.seq, low) < 0)) {
+          low = s.seq;
+          lowSet = true;
+        }
+        if (s.dir !== dir && s.flags & TCP_ACK && (!d.ackLowSet || seqDiff(s.ack, d.ackLow) < 0)) {
+          d.ackLow = s.ack;
+          d.ackLowSet = true;
+        }
+      }
+      if (!lowSet) continue;
+      const back = d.ackLowSet ? seqDiff(low, d.ackLow) : 0;
+      d.sync(back > 0 && back <= windowBound(d, c.sides[dir ^ 1]!) ? d.ackLow : low);
+      this.provisional(c, d);
+    }
     const p = this.scratch;
     p.flow = c.flow;
     for (let i = 0; i < stash.length; i++) {
@@ -1062,6 +1137,54 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       if (s.synced && (s.buf.count > 0 || s.ackedOff > s.nextOff)) return true;
     }
     return false;
+  }
+
+  /** provisional: side d's start was taken from a segment: hold its bytes for waitPackets packets (see Side.provisional). */
+  private provisional(c: Conn, d: Side): void {
+    const wait = this.options.waitPackets;
+    if (wait === 0) return;
+    d.provisional = true;
+    d.provUntil = this.packetNo + wait;
+    this.provQ.push(d);
+    this.provQConn.push(c);
+  }
+
+  /** endProvisional: side d's start is settled: deliver what is contiguous from it. */
+  private endProvisional(c: Conn, d: Side): void {
+    if (!d.provisional) return;
+    d.provisional = false;
+    d.provUntil = 0;
+    this.drain(c, d);
+    if (d.finKnown && !d.finDone) this.checkFin(c, d);
+  }
+
+  /** expireProvisional settles the starts taken from segments waitPackets packets ago (and closes a connection that finished meanwhile). */
+  private expireProvisional(): void {
+    const q = this.provQ;
+    let h = this.provQHead;
+    while (h < q.length) {
+      const d = q[h]!;
+      const c = this.provQConn[h]!;
+      if (d.provisional && !c.flow.closed && d.provUntil > this.packetNo) break;
+      q[h] = undefined as unknown as Side;
+      this.provQConn[h] = undefined as unknown as Conn;
+      h++;
+      if (!d.provisional || c.flow.closed) continue;
+      this.endProvisional(c, d);
+      if (c.rstUntil !== 0) {
+        if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) this.close(c, 'rst', c.rstSec, c.rstNsec);
+      } else if (c.sides[0].finDone && c.sides[1].finDone) this.close(c, 'fin', d.lastSec, d.lastNsec);
+    }
+    if (h === q.length) {
+      this.provQ = [];
+      this.provQConn = [];
+      h = 0;
+    } else if (h >= 1024 && h * 2 >= q.length) {
+      this.provQ = q.slice(h);
+      this.provQConn = this.provQConn.slice(h);
+      h = 0;
+    }
+    this.provQHead = h;
   }
 
   /**
@@ -1289,6 +1412,11 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   /** segment takes `len` bytes at stream offset `off` (`payload` holds the captured ones). */
   private segment(c: Conn, d: Side, off: number, payload: Uint8Array, len: number, sec: number, nsec: number, psh: boolean): void {
+    if (d.provisional && off < 0 && -off <= windowBound(d, c.sides[d === c.sides[0] ? 1 : 0])) {
+      // bytes before the start taken from a later segment: the stream starts here
+      d.rebase(-off);
+      off = 0;
+    }
     const end = off + len;
     if (off > d.nextOff && d.ackedOff > d.nextOff && sec + nsec * 1e-9 >= d.ackedT) {
       // The peer acknowledged bytes that never came, and d sends past the hole after that ACK (a
@@ -1317,7 +1445,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       off = d.nextOff;
     }
     const head = d.buf.first();
-    if (off === d.nextOff && (head === null || head.off >= end)) {
+    if (off === d.nextOff && (head === null || head.off >= end) && !d.provisional) {
       // in order: pass the view on
       if (present > 0) this.deliver(c, d, off, data, sec, nsec, psh && present === end - off);
       if (off + present < end) this.gap(c, d, off + present, end - off - present, 'truncated', sec, nsec);
@@ -1396,6 +1524,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   /** drain delivers the held segments that have become contiguous with d.nextOff. */
   private drain(c: Conn, d: Side): void {
+    if (d.provisional) return;
     const buf = d.buf;
     const before = buf.cost;
     for (let s = buf.first(); s !== null && s.off <= d.nextOff; s = buf.first()) {
@@ -1418,6 +1547,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   /** skipTo delivers everything below `to`, with a gap for each hole; then whatever is contiguous. */
   private skipTo(c: Conn, d: Side, to: number, reason: GapReason, sec: number, nsec: number): void {
+    if (d.provisional) this.endProvisional(c, d);
     this.drain(c, d);
     while (d.nextOff < to) {
       const head = d.buf.first();
@@ -1645,6 +1775,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (!c.opened) this.open(c);
     const gapReason: GapReason = why;
     for (const d of c.sides) {
+      if (d.provisional) this.endProvisional(c, d);
+      if (c.flow.closed) return;
       if (d.synced) {
         let to = d.buf.lastEnd();
         if (d.finKnown && d.finOff > to) to = d.finOff;

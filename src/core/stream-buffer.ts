@@ -88,6 +88,15 @@ export class SegmentBuffer {
     return n > this.head ? this.segs[n - 1]!.end : -1;
   }
 
+  /** rebase adds `delta` to the offsets of every segment held (the stream's start moved back). */
+  rebase(delta: number): void {
+    for (let i = this.head; i < this.segs.length; i++) {
+      const s = this.segs[i]!;
+      s.off += delta;
+      s.end += delta;
+    }
+  }
+
   /** shift removes and returns the lowest segment, or null when empty. */
   shift(): BufferedSegment | null {
     const s = this.segs[this.head];
