@@ -271,3 +271,361 @@ export async function writeSynFlood(path, { syns = 2_000_000, realConns = 10, by
   await once(out, 'finish');
   return { packets, bytes: fileBytes };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mixed captures for the memory tests (test/hostile/peak-rss.test.ts): many connections of
+// different lifetimes merged by capture time, realistic TCP (SYNs with MSS, SACK-permitted,
+// timestamps and window scale; handshakes; delayed ACKs; FIN teardown). Each direction's stream
+// byte at offset `off` is payloadByte(key, off), key = 2 * connection + (server side ? 1 : 0), so
+// every output file can be checked; the generators return the files expected (tcpflow names).
+
+/** PATTERN[k] = payloadByte(0, k) over one period (131072: k*131 and k>>>9 both wrap mod 256 there), plus room for a segment. */
+const PERIOD = 131072;
+const PATTERN = (() => {
+  const p = Buffer.allocUnsafe(PERIOD + 65536);
+  for (let k = 0; k < p.length; k++) p[k] = payloadByte(0, k);
+  return p;
+})();
+
+/** fillPattern writes payloadByte(key, off + i) for i < len into b at o. */
+function fillPattern(b, o, key, off, len) {
+  const add = (key * 7) & 0xff;
+  const from = off % PERIOD;
+  if (add === 0) {
+    PATTERN.copy(b, o, from, from + len);
+    return;
+  }
+  for (let i = 0; i < len; i++) b[o + i] = (PATTERN[from + i] + add) & 0xff;
+}
+
+const pad3 = (n) => String(n).padStart(3, '0');
+/** fileName: tcpflow's name of the direction from a:ap to b:bp (addresses as 32-bit numbers). */
+function fileName(a, ap, b, bp) {
+  const ip = (x) => `${pad3(x >>> 24)}.${pad3((x >>> 16) & 255)}.${pad3((x >>> 8) & 255)}.${pad3(x & 255)}`;
+  return `${ip(a)}.${String(ap).padStart(5, '0')}-${ip(b)}.${String(bp).padStart(5, '0')}`;
+}
+
+/** PcapBuffer: a classic pcap (µs, little-endian, Ethernet) written through one large buffer. */
+class PcapBuffer {
+  constructor(path) {
+    this.out = createWriteStream(path, { highWaterMark: 4 << 20 });
+    this.buf = Buffer.allocUnsafe(8 << 20);
+    this.pos = 0;
+    this.packets = 0;
+    this.bytes = 0;
+    const b = this.buf;
+    b.writeUInt32LE(0xa1b2c3d4, 0);
+    b.writeUInt16LE(2, 4);
+    b.writeUInt16LE(4, 6);
+    b.writeUInt32LE(0, 8);
+    b.writeUInt32LE(0, 12);
+    b.writeUInt32LE(262144, 16);
+    b.writeUInt32LE(1, 20);
+    this.pos = 24;
+  }
+
+  /** full: time to call drain(). */
+  get full() {
+    return this.pos > (6 << 20);
+  }
+
+  async drain() {
+    const b = this.buf.subarray(0, this.pos);
+    this.bytes += this.pos;
+    this.buf = Buffer.allocUnsafe(8 << 20);
+    this.pos = 0;
+    if (!this.out.write(b)) await once(this.out, 'drain');
+  }
+
+  async end() {
+    await this.drain();
+    this.out.end();
+    await once(this.out, 'finish');
+    return { packets: this.packets, bytes: this.bytes };
+  }
+
+  /**
+   * tcp writes one TCP/IPv4 frame at capture time `usec` (µs since the capture began). `opts`:
+   * 'syn' (MSS, SACK-permitted, timestamps, NOP, window scale: 20 bytes), 'mss' (MSS only), 'ts'
+   * (NOP NOP timestamps), or '' (none). The payload is `len` bytes of `key`'s pattern from `off`.
+   */
+  tcp(usec, src, dst, sport, dport, seq, ack, flags, opts, len = 0, key = 0, off = 0) {
+    const optLen = opts === 'syn' ? 20 : opts === 'ts' ? 12 : opts === 'mss' ? 4 : 0;
+    const frameLen = 14 + 20 + 20 + optLen + len;
+    const b = this.buf;
+    let p = this.pos;
+    const sec = 1700000000 + Math.floor(usec / 1e6);
+    b.writeUInt32LE(sec, p);
+    b.writeUInt32LE(usec % 1e6, p + 4);
+    b.writeUInt32LE(frameLen, p + 8);
+    b.writeUInt32LE(frameLen, p + 12);
+    p += 16;
+    b.fill(0, p, p + 54 + optLen);
+    b[p] = 0x02; b[p + 5] = 1; b[p + 6] = 0x02; b[p + 11] = 2;
+    b[p + 12] = 0x08;
+    const ip = p + 14;
+    b[ip] = 0x45;
+    b.writeUInt16BE(40 + optLen + len, ip + 2);
+    b.writeUInt16BE(this.packets & 0xffff, ip + 4);
+    b[ip + 6] = 0x40;
+    b[ip + 8] = 64;
+    b[ip + 9] = 6;
+    b.writeUInt32BE(src >>> 0, ip + 12);
+    b.writeUInt32BE(dst >>> 0, ip + 16);
+    b.writeUInt16BE(0xffff - csum16(b, ip, ip + 20), ip + 10);
+    const t = ip + 20;
+    b.writeUInt16BE(sport, t);
+    b.writeUInt16BE(dport, t + 2);
+    b.writeUInt32BE(seq >>> 0, t + 4);
+    b.writeUInt32BE(ack >>> 0, t + 8);
+    b[t + 12] = ((20 + optLen) / 4) << 4;
+    b[t + 13] = flags;
+    b.writeUInt16BE(opts === 'syn' || opts === 'mss' ? 64240 : 502, t + 14);
+    const o = t + 20;
+    const tsval = Math.floor(usec / 1000) >>> 0;
+    if (opts === 'syn') {
+      b[o] = 2; b[o + 1] = 4; b.writeUInt16BE(1460, o + 2);
+      b[o + 4] = 4; b[o + 5] = 2;
+      b[o + 6] = 8; b[o + 7] = 10; b.writeUInt32BE(tsval, o + 8); b.writeUInt32BE(flags & 0x10 ? tsval : 0, o + 12);
+      b[o + 16] = 1; b[o + 17] = 3; b[o + 18] = 3; b[o + 19] = 7;
+    } else if (opts === 'mss') {
+      b[o] = 2; b[o + 1] = 4; b.writeUInt16BE(1460, o + 2);
+    } else if (opts === 'ts') {
+      b[o] = 1; b[o + 1] = 1; b[o + 2] = 8; b[o + 3] = 10; b.writeUInt32BE(tsval, o + 4); b.writeUInt32BE(tsval, o + 8);
+    }
+    if (len > 0) fillPattern(b, o + optLen, key, off, len);
+    this.pos = o + optLen + len;
+    this.packets++;
+  }
+}
+
+/**
+ * A connection script (a generator): it yields the capture time of its next packet and writes
+ * that packet when resumed. runScripts merges scripts by time (a binary heap) into `w`.
+ */
+async function runScripts(w, scripts) {
+  const heap = [];
+  const up = (i) => {
+    const x = heap[i];
+    while (i > 0) {
+      const j = (i - 1) >> 1;
+      if (heap[j].t <= x.t) break;
+      heap[i] = heap[j];
+      i = j;
+    }
+    heap[i] = x;
+  };
+  const down = (i) => {
+    const n = heap.length;
+    const x = heap[i];
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && heap[c + 1].t < heap[c].t) c++;
+      if (heap[c].t >= x.t) break;
+      heap[i] = heap[c];
+      i = c;
+    }
+    heap[i] = x;
+  };
+  for (const g of scripts) {
+    const r = g.next();
+    if (!r.done) {
+      heap.push({ t: r.value, g });
+      up(heap.length - 1);
+    }
+  }
+  while (heap.length > 0) {
+    const top = heap[0];
+    const r = top.g.next();
+    if (r.done) {
+      const last = heap.pop();
+      if (heap.length > 0) {
+        heap[0] = last;
+        down(0);
+      }
+    } else {
+      top.t = r.value;
+      down(0);
+    }
+    if (w.full) await w.drain();
+  }
+}
+
+const SERVER = 0x0a640001; // 10.100.0.1
+
+/**
+ * exchange: a connection script from the handshake to the FIN teardown. `rounds` lists, per
+ * request, its start time (µs), the request's and the response's sizes; the server answers 1 ms
+ * after a request (in `seg`-byte segments, `gapUs` apart, the client ACKing every second one and
+ * the last after `ackDelay` µs: a delayed ACK). Streams: key 2*id (client), 2*id+1 (server).
+ * `out` gets the two expected files.
+ */
+function* exchange(w, { id, cip, cport, sport = 80, start, rounds, end, seg = 1448, gapUs = 100, ackDelay = 40_000 }, out) {
+  let cseq = (0x10000000 + id * 7919) >>> 0;
+  let sseq = (0xfffff000 - id * 104729) >>> 0;
+  const ck = 2 * id;
+  const sk = 2 * id + 1;
+  let t = start;
+  yield t;
+  w.tcp(t, cip, SERVER, cport, sport, cseq, 0, 0x02, 'syn');
+  yield (t += 300);
+  w.tcp(t, SERVER, cip, sport, cport, sseq, cseq + 1, 0x12, 'syn');
+  yield (t += 300);
+  w.tcp(t, cip, SERVER, cport, sport, cseq + 1, sseq + 1, 0x10, 'ts');
+  let cOff = 0;
+  let sOff = 0;
+  for (const r of rounds) {
+    t = Math.max(t + 1, r.at);
+    yield t;
+    w.tcp(t, cip, SERVER, cport, sport, cseq + 1 + cOff, sseq + 1 + sOff, 0x18, 'ts', r.req, ck, cOff);
+    cOff += r.req;
+    let sent = 0;
+    let segs = 0;
+    t += 1000;
+    while (sent < r.resp) {
+      const n = Math.min(seg, r.resp - sent);
+      yield t;
+      w.tcp(t, SERVER, cip, sport, cport, sseq + 1 + sOff, cseq + 1 + cOff, sent + n === r.resp ? 0x18 : 0x10, 'ts', n, sk, sOff);
+      sOff += n;
+      sent += n;
+      segs++;
+      if (segs % 2 === 0 && sent < r.resp) {
+        yield (t += 30);
+        w.tcp(t, cip, SERVER, cport, sport, cseq + 1 + cOff, sseq + 1 + sOff, 0x10, 'ts');
+      }
+      t += gapUs;
+    }
+    yield (t += ackDelay);
+    w.tcp(t, cip, SERVER, cport, sport, cseq + 1 + cOff, sseq + 1 + sOff, 0x10, 'ts');
+  }
+  t = Math.max(t + 1, end);
+  yield t;
+  w.tcp(t, cip, SERVER, cport, sport, cseq + 1 + cOff, sseq + 1 + sOff, 0x11, 'ts');
+  yield (t += 300);
+  w.tcp(t, SERVER, cip, sport, cport, sseq + 1 + sOff, cseq + 2 + cOff, 0x11, 'ts');
+  yield (t += 300);
+  w.tcp(t, cip, SERVER, cport, sport, cseq + 2 + cOff, sseq + 2 + sOff, 0x10, 'ts');
+  if (cOff > 0) out.push({ name: fileName(cip, cport, SERVER, sport), key: ck, len: cOff });
+  if (sOff > 0) out.push({ name: fileName(SERVER, sport, cip, cport), key: sk, len: sOff });
+}
+
+/** A small deterministic generator (xorshift32) for sizes. */
+function rng(seed) {
+  let x = seed >>> 0 || 1;
+  return (lo, hi) => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return lo + (x % (hi - lo + 1));
+  };
+}
+
+/** synFlood: `syns` SYNs (MSS option) from 11.0.0.0/8, never answered, evenly over [0, usec). */
+function* synFlood(w, syns, usec) {
+  for (let i = 0; i < syns; i++) {
+    const t = Math.floor((i * usec) / syns);
+    yield t;
+    w.tcp(t, 0x0b000000 + (i >>> 4), SERVER, 1024 + (i & 15) * 3000 + (i % 7), 80, Math.imul(i, 2654435761), 0, 0x02, 'mss');
+  }
+}
+
+/**
+ * writeFloodMix (issue 13 (a)): `syns` never-answered SYNs over `seconds`, and in the same
+ * seconds `shortConns` short connections, `concurrent` at a time (each a handshake, one request,
+ * a response of 1-60 KB in segments spread over its life, delayed ACKs, FINs), plus `longConns`
+ * connections open from start to end exchanging a small request and response every 100 ms.
+ * Resolves to {packets, bytes, files: [{name, key, len}]}.
+ */
+export async function writeFloodMix(path, { syns = 2_000_000, shortConns = 2000, concurrent = 50, longConns = 20, seconds = 10 } = {}) {
+  const w = new PcapBuffer(path);
+  const usec = seconds * 1e6;
+  const files = [];
+  const size = rng(13);
+  const scripts = [synFlood(w, syns, usec)];
+  const perSlot = Math.ceil(shortConns / concurrent);
+  const life = Math.floor(usec / perSlot);
+  for (let id = 0; id < shortConns; id++) {
+    const slot = id % concurrent;
+    const start = Math.floor((id / concurrent) | 0) * life + Math.floor((slot * life) / concurrent);
+    const resp = size(1000, 60_000);
+    // the response spread over most of the connection's life
+    const gapUs = Math.floor((life * 0.7) / Math.ceil(resp / 1448));
+    const cip = 0x0a650000 + id;
+    scripts.push(exchange(w, { id, cip, cport: 40000 + (id % 20000), start, rounds: [{ at: start + 2000, req: size(100, 600), resp }], end: start + Math.floor(life * 0.9), gapUs }, files));
+  }
+  for (let j = 0; j < longConns; j++) {
+    const id = shortConns + j;
+    const rounds = [];
+    for (let at = 50_000 + j * 1000; at < usec - 200_000; at += 100_000) rounds.push({ at, req: size(50, 200), resp: size(100, 800) });
+    scripts.push(exchange(w, { id, cip: 0x0a660000 + j, cport: 50000 + j, start: j * 100, rounds, end: usec - 100_000 + j * 100 }, files));
+  }
+  await runScripts(w, scripts);
+  return { ...(await w.end()), files };
+}
+
+/** bulk: a server sending `bytes` to a client at `rate` bytes/s from `start`, ACKed every second segment. */
+function* bulk(w, { id, cip, start, bytes, rate }, out) {
+  const cport = 60000 + (id % 5000);
+  const sport = 443;
+  const cseq = (0x20000000 + id * 7919) >>> 0;
+  const sseq = (0x7ffff000 - id * 104729) >>> 0;
+  const sk = 2 * id + 1;
+  let t = start;
+  yield t;
+  w.tcp(t, cip, SERVER, cport, sport, cseq, 0, 0x02, 'syn');
+  yield (t += 300);
+  w.tcp(t, SERVER, cip, sport, cport, sseq, cseq + 1, 0x12, 'syn');
+  yield (t += 300);
+  w.tcp(t, cip, SERVER, cport, sport, cseq + 1, sseq + 1, 0x10, 'ts');
+  const step = 1448 / rate * 1e6;
+  let sent = 0;
+  let segs = 0;
+  const t0 = t;
+  while (sent < bytes) {
+    const n = Math.min(1448, bytes - sent);
+    t = Math.floor(t0 + 1000 + segs * step);
+    yield t;
+    w.tcp(t, SERVER, cip, sport, cport, sseq + 1 + sent, cseq + 1, 0x10, 'ts', n, sk, sent);
+    sent += n;
+    segs++;
+    if (segs % 2 === 0 || sent === bytes) {
+      yield (t += 20);
+      w.tcp(t, cip, SERVER, cport, sport, cseq + 1, sseq + 1 + sent, 0x10, 'ts');
+    }
+  }
+  yield (t += 300);
+  w.tcp(t, SERVER, cip, sport, cport, sseq + 1 + sent, cseq + 1, 0x11, 'ts');
+  yield (t += 300);
+  w.tcp(t, cip, SERVER, cport, sport, cseq + 1, sseq + 2 + sent, 0x11, 'ts');
+  yield (t += 300);
+  w.tcp(t, SERVER, cip, sport, cport, sseq + 2 + sent, cseq + 2, 0x10, 'ts');
+  out.push({ name: fileName(SERVER, sport, cip, cport), key: sk, len: bytes });
+}
+
+/**
+ * writeSparseMany (issue 13 (b)): `conns` connections open for the whole capture, each sending a
+ * small request (50-250 bytes) once a second and getting a small response (100-600 bytes, ACKed
+ * 40 ms later), amid `bulkConns` bulk transfers of `bulkRate` bytes/s in all. Handshakes in the
+ * first second, FINs in the last. Resolves to {packets, bytes, files: [{name, key, len}]}.
+ */
+export async function writeSparseMany(path, { conns = 10_000, seconds = 10, bulkConns = 2, bulkRate = 20e6 } = {}) {
+  const w = new PcapBuffer(path);
+  const files = [];
+  const size = rng(7);
+  const scripts = [];
+  const spread = Math.floor(1e6 / conns);
+  for (let id = 0; id < conns; id++) {
+    const start = id * spread;
+    const rounds = [];
+    for (let s = 1; s < seconds; s++) rounds.push({ at: s * 1e6 + start, req: size(50, 250), resp: size(100, 600) });
+    scripts.push(exchange(w, { id, cip: 0x0a670000 + id, cport: 30000 + (id % 30000), start, rounds, end: seconds * 1e6 + start }, files));
+  }
+  for (let j = 0; j < bulkConns; j++) {
+    scripts.push(bulk(w, { id: conns + j, cip: 0x0a680000 + j, start: 500 + j * 100, bytes: Math.floor((bulkRate / bulkConns) * (seconds + 0.5)), rate: bulkRate / bulkConns }, files));
+  }
+  await runScripts(w, scripts);
+  return { ...(await w.end()), files };
+}

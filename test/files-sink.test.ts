@@ -144,7 +144,7 @@ describe('FilesSink', () => {
   });
 
   it('coalesces small writes across batches: by size, by age, at close; bytes unchanged', async () => {
-    const run = async (options: { coalesceBytes?: number; coalesceBatches?: number }): Promise<{ writes: number; a: Buffer; b: Buffer }> => {
+    const run = async (options: { coalesceBytes?: number; coalesceBatches?: number; maxHeldBytes?: number }): Promise<{ writes: number; a: Buffer; b: Buffer; sink: FilesSink }> => {
       const dir = newDir();
       const sink = new FilesSink({ dir, aheadBytes: 0, coalesceBatches: 8, ...options });
       const oa = openEvent(0, A, B);
@@ -155,21 +155,89 @@ describe('FilesSink', () => {
       batches.push([closeEvent(oa, 40 * 16384, 0), closeEvent(ob, 400, 0)]);
       await drive(sink, batches);
       const read = (port: number): Buffer => fs.readFileSync(path.join(dir, `010.180.156.001.${String(port).padStart(5, '0')}-010.180.156.002.00080`));
-      return { writes: sink.stats.writes, a: read(40008), b: read(40009) };
+      return { writes: sink.stats.writes, a: read(40008), b: read(40009), sink };
     };
     const eager = await run({ coalesceBytes: 0 });
     expect(eager.writes).toBe(80);
-    // conn 0: 64 KiB every 4 batches (10 writes); conn 1: when its first pending bytes are 8
-    // batches old, so 9 batches a write (4 writes), and the last 4 batches at close
-    const lazy = await run({});
+    // conn 0: 64 KiB every 4 batches (10 writes); conn 1, without copies: when its first pending
+    // bytes are 8 batches old, so 9 batches a write (4 writes), and the last 4 batches at close
+    const lazy = await run({ maxHeldBytes: 0 });
     expect(lazy.writes).toBe(10 + 5);
+    expect(lazy.sink.stats.heldCopied).toBe(0);
+    // with copies (the default): conn 1's old bytes are copied out and written at close
+    const held = await run({});
+    expect(held.writes).toBe(10 + 1);
+    expect(held.sink.stats).toMatchObject({ heldCopied: 360, peakHeld: 512, heldSpills: 0 });
     const aged = await run({ coalesceBatches: 1000 });
     expect(aged.writes).toBe(10 + 1);
-    for (const r of [lazy, aged]) {
+    for (const r of [lazy, held, aged]) {
       expect(r.a.equals(eager.a)).toBe(true);
       expect(r.b.equals(eager.b)).toBe(true);
     }
     expect(eager.a.equals(Buffer.from(pattern(0, 'c2s', 0, 40 * 16384)))).toBe(true);
+  });
+
+  it('copies sparse directions out of the read chunks: heldFrom lets their chunks go, copies past maxHeldBytes are all written', async () => {
+    // 200 connections each get 100 bytes in every 4th batch, in views of that batch's own
+    // "read chunk" (a 64 KiB buffer ranked by batch number)
+    const conns = 200;
+    const batches = 64;
+    const chunks: ArrayBuffer[] = [];
+    const rank = (buf: ArrayBufferLike): number => {
+      const r = chunks.indexOf(buf as ArrayBuffer);
+      return r < 0 ? Infinity : r + 1;
+    };
+    const run = async (maxHeldBytes?: number): Promise<{ sink: FilesSink; dir: string; oldest: number[] }> => {
+      const dir = newDir();
+      const sink = new FilesSink({ dir, aheadBytes: 0, ...(maxHeldBytes === undefined ? {} : { maxHeldBytes }) });
+      const opens = Array.from({ length: conns }, (_, i) => openEvent(i, endpoints(i).client, endpoints(i).server));
+      const oldest: number[] = [];
+      await writeBatch(sink, opens);
+      chunks.length = 0;
+      for (let b = 0; b < batches; b++) {
+        const chunk = new ArrayBuffer(65536);
+        chunks.push(chunk);
+        const batch: StreamEvent[] = [];
+        for (let i = b % 4; i < conns; i += 4) {
+          const at = 100 * Math.floor(b / 4);
+          const view = new Uint8Array(chunk, batch.length * 100, 100);
+          view.set(pattern(i, 'c2s', at, 100));
+          batch.push(dataEvent(i, 'c2s', at, view));
+        }
+        await writeBatch(sink, batch);
+        oldest.push(sink.heldFrom(rank));
+      }
+      await writeBatch(sink, opens.map((o) => closeEvent(o, 100 * (batches / 4), 0)));
+      await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      return { sink, dir, oldest };
+    };
+    const check = (dir: string): void => {
+      for (let i = 0; i < conns; i++) {
+        const { client } = endpoints(i);
+        const name = `${client.ip.split('.').map((p) => p.padStart(3, '0')).join('.')}.${String(client.port).padStart(5, '0')}-192.168.001.001.00080`;
+        expect(new Uint8Array(fs.readFileSync(path.join(dir, name)))).toEqual(pattern(i, 'c2s', 0, 100 * (batches / 4)));
+      }
+    };
+    // held: after the first 8 batches no view older than 9 batches is kept, and each file is
+    // written once, at close
+    const held = await run();
+    check(held.dir);
+    for (let b = 10; b < batches; b++) expect(held.oldest[b]!).toBeGreaterThanOrEqual(b + 1 - 9);
+    expect(held.sink.stats.writes).toBe(conns);
+    expect(held.sink.stats.heldCopied).toBeGreaterThanOrEqual(conns * 100 * (batches / 4 - 2));
+    expect(held.sink.stats.heldSpills).toBe(0);
+    // a cap of 64 KiB: the copies are written whenever they would pass it, never held beyond it
+    const spilled = await run(64 * 1024);
+    check(spilled.dir);
+    expect(spilled.sink.stats.heldSpills).toBeGreaterThan(0);
+    expect(spilled.sink.stats.peakHeld).toBeLessThanOrEqual(64 * 1024);
+    expect(spilled.sink.stats.writes).toBeGreaterThan(conns);
+    for (let b = 10; b < batches; b++) expect(spilled.oldest[b]!).toBeGreaterThanOrEqual(b + 1 - 9);
+    // no copies: the views stay until their direction is written, 8 batches old
+    const plain = await run(0);
+    check(plain.dir);
+    expect(plain.sink.stats.heldCopied).toBe(0);
+    expect(plain.sink.stats.writes).toBeGreaterThan(3 * conns);
   });
 
   // 100 000 connections pass too (about a minute on tmpfs on a loaded 2-core machine); 20 000

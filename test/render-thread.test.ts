@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { StreamEvent } from '../src/core/events.js';
 import { ndjsonLine, PURE_ENCODERS } from '../src/core/format.js';
@@ -17,7 +18,7 @@ import { renderThreadOn, type StreamArgs } from '../src/cli/sink-options.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
 import { writeCapture } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
-import { CollectingWritable } from './helpers/sink-events.js';
+import { closeEvent, CollectingWritable, dataEvent, endpoints, openEvent, pattern } from './helpers/sink-events.js';
 import { runCli } from './helpers/cli-run.js';
 
 /** A destination that takes one write at a time, each on a later turn of the event loop, and keeps them. */
@@ -93,6 +94,39 @@ describe('NdjsonSink with its render thread', () => {
     expect(c.sink.threaded).toBe(true);
     expect(c.text).toBe(a.text);
   }, 60_000);
+
+  it('renders batches of few payload bytes for their other lines (a SYN flood\'s opens and closes) itself, in order', async () => {
+    // heavy batches (40 data events of 2 KB) and flood-like ones (500 opens and closes, one small data event)
+    const batches: StreamEvent[][] = [];
+    let conn = 0;
+    let off = 0;
+    for (let b = 0; b < 24; b++) {
+      const batch: StreamEvent[] = [];
+      if (b % 3 === 0) {
+        for (let i = 0; i < 40; i++, off += 2048) batch.push(dataEvent(0, 's2c', off, pattern(0, 's2c', off, 2048)));
+      } else {
+        for (let i = 0; i < 250; i++, conn++) {
+          const o = openEvent(1000 + conn, endpoints(conn).client, endpoints(conn).server);
+          batch.push(o, closeEvent(o, 0, 0));
+        }
+        batch.push(dataEvent(0, 's2c', off, pattern(0, 's2c', off, 10)));
+        off += 10;
+      }
+      batches.push(batch);
+    }
+    const run = async (renderThread: boolean | typeof AT_ONCE): Promise<{ text: string; sink: NdjsonSink }> => {
+      const dest = new SlowCollect();
+      const sink = new NdjsonSink({ dest, renderThread });
+      await pipeline(Readable.from(batches, { objectMode: true }), sink);
+      return { text: Buffer.concat(dest.chunks).toString('latin1'), sink };
+    };
+    const plain = await run(false);
+    const threaded = await run(AT_ONCE);
+    expect(threaded.text).toBe(plain.text);
+    expect(threaded.sink.threaded).toBe(true);
+    // the heavy batches went to the thread, the light ones were rendered here
+    expect(threaded.sink.batchesOnThread).toBe(8);
+  });
 
   it('pushes back on its writer when the destination is slow, and keeps the order', async () => {
     const file = path.join(tmp, 'bulk.pcap');

@@ -71,17 +71,22 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
     .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
     .option('memory-budget', {
-      describe: 'memory for held data: 1/8 IP fragments, 1/4 out-of-order bytes, 5/8 connections (k, m, g suffixes)',
+      describe: 'memory for held data: 1/16 IP fragments, 1/16 output of sparse connections, 1/4 out-of-order bytes, 5/8 connections (k, m, g suffixes)',
       type: 'string',
       default: `${DEFAULT_MEMORY_BUDGET >> 20}m`,
     })
     .option('max-bytes', { describe: 'keep at most this many bytes of each stream direction, like tcpflow -b; the rest is counted (k, m, g suffixes)', type: 'string' });
 }
 
+/** memoryBudgetOf: --memory-budget in bytes (the default when unset). Throws INVALID_OPTION. */
+function memoryBudgetOf(args: StreamArgs): number {
+  return args.memoryBudget === undefined ? DEFAULT_MEMORY_BUDGET : parseCount('memory-budget', args.memoryBudget, MIN_MEMORY_BUDGET, 2 ** 50, true);
+}
+
 /** parseStreamArgs checks the demux and reassembly options. Throws INVALID_OPTION. */
 export function parseStreamArgs(args: StreamArgs): StreamSettings {
   const onError = parseChoice<OnError>('on-error', args.onError, ['skip', 'fail']);
-  const memoryBudget = args.memoryBudget === undefined ? DEFAULT_MEMORY_BUDGET : parseCount('memory-budget', args.memoryBudget, MIN_MEMORY_BUDGET, 2 ** 50, true);
+  const memoryBudget = memoryBudgetOf(args);
   const plan = planMemory(memoryBudget);
   const decoder: PacketDecoderOptions = { onError, fragmentMaxBytes: plan.fragmentMaxBytes };
   const demux: TcpDemuxOptions = { idleTimeout: parseSeconds('idle-timeout', args.idleTimeout), memoryBudget };
@@ -136,7 +141,8 @@ export function createSink(args: StreamArgs, io: CliIo, fileBytes: number | null
     if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
     const maxOpenFiles = args.maxOpenFiles === undefined ? undefined : parseCount('max-open-files', args.maxOpenFiles, 1, 1e6);
     const writeThread = writeThreadOn(args);
-    return new FilesSink(maxOpenFiles === undefined ? { dir: args.out, writeThread } : { dir: args.out, maxOpenFiles, writeThread });
+    const maxHeldBytes = planMemory(memoryBudgetOf(args)).heldOutputBytes;
+    return new FilesSink(maxOpenFiles === undefined ? { dir: args.out, writeThread, maxHeldBytes } : { dir: args.out, maxOpenFiles, writeThread, maxHeldBytes });
   }
   if (sinkKind === 'ndjson') {
     const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);

@@ -13,6 +13,7 @@ import type {
   StreamEvent,
 } from '../core/events.js';
 import { endpointJson, flowBaseName, flowFileName, summaryFieldsJson, vlanJson } from '../core/format.js';
+import { planMemory } from '../core/memory-budget.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
 import { WriteThread } from './write-thread.js';
 import { TakenBound } from './shared-index.js';
@@ -44,8 +45,18 @@ export interface FilesSinkOptions {
   coalesceBytes?: number;
   coalesceBatches?: number;
   /**
+   * A direction whose pending bytes are `coalesceBatches` batches old and fewer than
+   * coalesceBytes / 8 (a connection that sends a little now and then amid other traffic) is
+   * not written then: its bytes are copied out of the read chunks (which the views would keep
+   * alive) and held until it has coalesceBytes, its connection closes, or the copies of all
+   * directions would pass this many bytes; then every held direction is written (default: the
+   * held-output share of the default memory budget, 16 MiB; 0 copies nothing).
+   */
+  maxHeldBytes?: number;
+  /**
    * While a write is in flight, batches are taken at once until this many bytes were collected
-   * since it started (default 4 MiB); 0 makes every batch wait for the write before it.
+   * since it started (default 4 MiB): data, and the connections.ndjson records of the
+   * connections that closed; 0 makes every batch wait for the write before it.
    */
   aheadBytes?: number;
   /** Batches buffered before the sink pushes back on its writer (object mode); default 1 (see tcp-transforms.ts). */
@@ -154,6 +165,10 @@ export interface FilesSinkStats extends FdPoolStats {
   overlaps: number;
   /** Flushes written by the write thread (writeThread). */
   threadFlushes: number;
+  /** Bytes copied out of read chunks for sparse directions (maxHeldBytes), the most held at once, and the flushes that wrote them all for room. */
+  heldCopied: number;
+  peakHeld: number;
+  heldSpills: number;
 }
 
 interface DirState {
@@ -164,9 +179,12 @@ interface DirState {
   part: string;
   /** Chunks of the batch being written (views of the events' data); null when none. */
   pending: Uint8Array[] | null;
-  /** Bytes in `pending`, and the number of the batch that added its first chunk. */
+  /** Bytes pending (`held` and `pending`), and the number of the batch that added the first chunk of `pending`. */
   pendingBytes: number;
   pendingSince: number;
+  /** Pending bytes copied out of the read chunks (they come before `pending`), and how many of its bytes are used; null when none (see maxHeldBytes). */
+  held: Uint8Array | null;
+  heldLen: number;
   queued: boolean;
   /** The connection closed (or the input ended): the next flush writes what is pending. */
   closed: boolean;
@@ -199,7 +217,7 @@ interface Flush {
 }
 
 function newDir(dir: Direction): DirState {
-  return { dir, name: null, part: '', pending: null, pendingBytes: 0, pendingSince: 0, queued: false, closed: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
+  return { dir, name: null, part: '', pending: null, pendingBytes: 0, pendingSince: 0, held: null, heldLen: 0, queued: false, closed: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
 
 const DEFAULT_MAX_LISTED_TOTAL = 100_000;
@@ -212,6 +230,11 @@ const DEFAULT_MAX_LISTED_TOTAL = 100_000;
  */
 const COALESCE_BYTES = 64 * 1024;
 const COALESCE_BATCHES = 8;
+
+/** Default of maxHeldBytes: the held-output share of the default memory budget. */
+const MAX_HELD_BYTES = planMemory().heldOutputBytes;
+/** The smallest copy buffer of a direction (it grows by doubling). */
+const HELD_MIN = 256;
 
 /**
  * Default of aheadBytes: while a write is in flight, batches are taken at once until this many
@@ -255,10 +278,11 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  * Writes: each batch's chunks are collected per file and written with one writev per file
  * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
  * mode). One such write is in flight while the next batches are collected (see _write); once 4
- * MiB were collected meanwhile, the next batch waits for it, so a slow disk slows the pipeline,
- * and memory holds at most highWaterMark batches, the bytes pending per file (64 KiB or 8
- * batches old, see coalesceBytes) and 4 MiB, plus the bookkeeping of open connections (their
- * names and listed gaps) and one counter per distinct base name used in the run (for `c<N>`).
+ * MiB (data and record lines) were collected meanwhile, the next batch waits for it, so a slow
+ * disk slows the pipeline, and memory holds at most highWaterMark batches, the bytes pending per
+ * file (64 KiB or 8 batches old, see coalesceBytes), the write in flight and 4 MiB plus one
+ * batch, plus the bookkeeping of open connections (their names and listed gaps) and one counter
+ * per distinct base name used in the run (for `c<N>`).
  * With `writeThread`, a flush of many files of shared chunks is written by a WriteThread
  * instead, as one job (see the option).
  *
@@ -276,6 +300,10 @@ export class FilesSink extends Writable {
   private readonly maxListedTotal: number;
   private readonly coalesceBytes: number;
   private readonly coalesceBatches: number;
+  /** The most bytes of copies held for sparse directions (the option maxHeldBytes). */
+  readonly maxHeldBytes: number;
+  /** Bytes of the copy buffers of all directions (see maxHeldBytes). */
+  private heldBytes = 0;
   private readonly aheadBytes: number;
   /** Gap and overlap entries held in the lists of connections not yet written. */
   private listed = 0;
@@ -295,9 +323,9 @@ export class FilesSink extends Writable {
   private held: ((error?: Error | null) => void) | null = null;
   /** The failure of a flush whose batch was already acknowledged. */
   private failure: Error | null = null;
-  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0, threadFlushes: 0 };
+  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0, threadFlushes: 0, heldCopied: 0, peakHeld: 0, heldSpills: 0 };
   private readonly queue: DirState[] = [];
-  /** Bytes collected since the flush in flight took its share (see _write). */
+  /** Bytes collected since the flush in flight took its share, data and record lines (see _write). */
   private ahead = 0;
   /** Connections closed in this batch, in order: their state, or the finished line of one that wrote no file. */
   private readonly closing: ConnState[] = [];
@@ -325,6 +353,7 @@ export class FilesSink extends Writable {
     positiveInteger('coalesceBytes', options.coalesceBytes ?? COALESCE_BYTES, 0);
     positiveInteger('coalesceBatches', options.coalesceBatches ?? COALESCE_BATCHES, 0);
     positiveInteger('aheadBytes', options.aheadBytes ?? AHEAD_BYTES, 0);
+    positiveInteger('maxHeldBytes', options.maxHeldBytes ?? MAX_HELD_BYTES, 0);
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 1 });
     this.dir = options.dir;
     this.pool = new FdPool(maxOpen);
@@ -333,6 +362,7 @@ export class FilesSink extends Writable {
     this.maxListedTotal = options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL;
     this.coalesceBytes = options.coalesceBytes ?? COALESCE_BYTES;
     this.coalesceBatches = options.coalesceBatches ?? COALESCE_BATCHES;
+    this.maxHeldBytes = options.maxHeldBytes ?? MAX_HELD_BYTES;
     this.aheadBytes = options.aheadBytes ?? AHEAD_BYTES;
     const wt = options.writeThread ?? false;
     this.threadMinAverage = wt === false ? 0 : typeof wt === 'object' ? (wt.minAverage ?? THREAD_MIN_AVERAGE) : THREAD_MIN_AVERAGE;
@@ -594,14 +624,17 @@ export class FilesSink extends Writable {
     const chunks: Uint8Array[][] = [];
     const queue = this.queue;
     const batch = this.counters.batches;
+    // sparse directions whose views got old are copied out (hold), unless the copies would pass
+    // maxHeldBytes: then every direction holding some is written now (a spill)
+    const spill = !all && this.heldWouldPass(batch);
+    if (spill) this.counters.heldSpills++;
     let kept = 0;
     for (let i = 0; i < queue.length; i++) {
       const d = queue[i]!;
-      if (all || d.closed || d.pendingBytes >= this.coalesceBytes || batch - d.pendingSince >= this.coalesceBatches) {
+      const old = d.pending !== null && batch - d.pendingSince >= this.coalesceBatches;
+      if (all || d.closed || d.pendingBytes >= this.coalesceBytes || (spill && d.held !== null) || (old && !this.hold(d, spill))) {
         dirs.push(d);
-        chunks.push(d.pending ?? []);
-        d.pending = null;
-        d.pendingBytes = 0;
+        chunks.push(this.takePending(d));
         d.queued = false;
       } else {
         queue[kept++] = d;
@@ -618,6 +651,66 @@ export class FilesSink extends Writable {
     this.lineAt = 0;
     this.lineCount = 0;
     return flush;
+  }
+
+  /** holdable: a direction whose pending views are old and few enough to be copied out (see maxHeldBytes). */
+  private holdable(d: DirState): boolean {
+    return this.maxHeldBytes > 0 && d.pendingBytes < this.coalesceBytes / 8;
+  }
+
+  /** heldWouldPass: copying the old views of the holdable directions would pass maxHeldBytes. */
+  private heldWouldPass(batch: number): boolean {
+    if (this.maxHeldBytes === 0) return false;
+    let total = this.heldBytes;
+    const queue = this.queue;
+    for (let i = 0; i < queue.length; i++) {
+      const d = queue[i]!;
+      if (d.pending === null || batch - d.pendingSince < this.coalesceBatches || d.closed || !this.holdable(d)) continue;
+      total += heldSize(d) - (d.held?.length ?? 0);
+      if (total > this.maxHeldBytes) return true;
+    }
+    return false;
+  }
+
+  /**
+   * hold copies a sparse direction's pending views into its copy buffer, so that they keep no
+   * read chunk alive; false (write it instead) when it is not sparse or a spill is on.
+   */
+  private hold(d: DirState, spill: boolean): boolean {
+    if (spill || !this.holdable(d)) return false;
+    const size = heldSize(d);
+    let held = d.held;
+    if (held === null || held.length < size) {
+      const bigger = new Uint8Array(size);
+      if (held !== null) bigger.set(held.subarray(0, d.heldLen));
+      this.heldBytes += size - (held?.length ?? 0);
+      if (this.heldBytes > this.counters.peakHeld) this.counters.peakHeld = this.heldBytes;
+      d.held = held = bigger;
+    }
+    const views = d.pending!;
+    let at = d.heldLen;
+    for (let i = 0; i < views.length; i++) {
+      held.set(views[i]!, at);
+      at += views[i]!.length;
+    }
+    this.counters.heldCopied += at - d.heldLen;
+    d.heldLen = at;
+    d.pending = null;
+    return true;
+  }
+
+  /** takePending takes what a direction has pending to be written: its copy, then its views. */
+  private takePending(d: DirState): Uint8Array[] {
+    let chunks = d.pending ?? [];
+    if (d.held !== null) {
+      chunks = [d.held.subarray(0, d.heldLen), ...chunks];
+      this.heldBytes -= d.held.length;
+      d.held = null;
+      d.heldLen = 0;
+    }
+    d.pending = null;
+    d.pendingBytes = 0;
+    return chunks;
   }
 
   /** flush writes a Flush (see flushChunks); heldFrom sees its chunks meanwhile. */
@@ -706,7 +799,9 @@ export class FilesSink extends Writable {
    * SYN flood closes thousands of connections per batch, and holding their lines as strings until
    * the write made V8 promote and then slowly flatten them (several times slower). The buffer is
    * kept for the next batches. Records are ASCII by construction (numbers, addresses, file names
-   * made of them, fixed words), so latin1 is their UTF-8.
+   * made of them, fixed words), so latin1 is their UTF-8. The lines count toward aheadBytes like
+   * data: a flood's records are megabytes a batch, and while a slow flush (many files) was in
+   * flight they piled up here without bound (bench/PROFILE.md, "Sixth pass").
    */
   private addLine(line: string): void {
     if (this.lineBuf.length - this.lineAt < line.length) {
@@ -714,7 +809,9 @@ export class FilesSink extends Writable {
       this.lineBuf.copy(bigger, 0, 0, this.lineAt);
       this.lineBuf = bigger;
     }
-    this.lineAt += this.lineBuf.write(line, this.lineAt, 'latin1');
+    const n = this.lineBuf.write(line, this.lineAt, 'latin1');
+    this.lineAt += n;
+    this.ahead += n;
     this.lineCount++;
   }
 
@@ -801,6 +898,13 @@ const THREAD_MIN_AVERAGE = 512;
 
 /** Default of writeThread's minFiles. */
 const THREAD_MIN_FILES = 8;
+
+/** heldSize: the copy buffer a direction's pending bytes need: its pending bytes, or double its buffer, at least HELD_MIN. */
+function heldSize(d: DirState): number {
+  const has = d.held?.length ?? 0;
+  if (d.pendingBytes <= has) return has;
+  return Math.max(d.pendingBytes, has * 2, HELD_MIN);
+}
 
 /** firstRank: the rank of the first view in `list` whose buffer has one (not Infinity); Infinity when none. */
 function firstRank(list: readonly Uint8Array[] | null, rank: (buf: ArrayBufferLike) => number): number {

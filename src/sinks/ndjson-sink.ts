@@ -29,6 +29,14 @@ const THREAD_AFTER = 1 << 20;
 const THREAD_MIN_AVG = 512;
 /** Batches posted to the render thread and not yet taken by the destination, before the sink pushes back. */
 const THREAD_INFLIGHT = 4;
+/**
+ * A batch whose payload bytes are fewer than this many per other event (open, close, gap,
+ * overlap: their lines, 200-700 bytes, are rendered on the main thread either way) is rendered
+ * on the main thread, after the batches posted before it were answered: the thread would only
+ * copy its lines, and a SYN flood's batches (thousands of opens and closes, megabytes of text
+ * each) held up to 100 MB in the thread's buffers (bench/PROFILE.md, "Sixth pass").
+ */
+const THREAD_MIN_PAYLOAD_PER_EVENT = 256;
 
 /**
  * Buffer's own encoders, called on the event's Uint8Array as it is (they take any byte view), so
@@ -105,6 +113,8 @@ export class NdjsonSink extends ByteSink {
   private inflight = 0;
   /** The callback of the batch that filled the window, and settle's. */
   private held: ((error?: Error | null) => void) | null = null;
+  /** A batch to render here once the batches posted before it are answered (see payloadLight). */
+  private light: { batch: readonly StreamEvent[]; callback: (error?: Error | null) => void } | null = null;
   private settled: ((error?: Error | null) => void) | null = null;
   private readonly lineOf = (e: StreamEvent): string => ndjsonLine(e, this.encode);
   /** Batches posted to the render thread and not answered yet, oldest first: it reads their payloads. */
@@ -139,6 +149,9 @@ export class NdjsonSink extends ByteSink {
     return this.started;
   }
 
+  /** Batches rendered by the render thread (the others, here). */
+  batchesOnThread = 0;
+
   /**
    * heldFrom tells a pool of read chunks which it may refill: the lowest `rank` (Infinity for a
    * buffer that is no read chunk) among the chunks that the render thread still reads payloads
@@ -167,15 +180,27 @@ export class NdjsonSink extends ByteSink {
     if (!this.started && !this.startThread(batch)) return super.writeBatch(batch, callback);
     const thread = this.thread;
     if (this.threadFailure !== null || thread === null) return callback(this.threadFailure ?? new PcapflowError('OUTPUT_FAILED', 'NDJSON render thread already stopped'));
+    if (payloadLight(batch)) {
+      // rendered here once every batch posted was answered, so that its text follows theirs
+      if (this.posted.length === 0) return super.writeBatch(batch, callback);
+      this.light = { batch, callback };
+      return;
+    }
     try {
       thread.render(batch, this.lineOf, (text) => {
         this.posted.shift();
         this.writeText(text, (err) => this.written(err), this.destReleases ? () => thread.recycle(text) : undefined);
+        const light = this.light;
+        if (light !== null && this.posted.length === 0) {
+          this.light = null;
+          super.writeBatch(light.batch, light.callback);
+        }
       });
     } catch (err) {
       return callback(err as Error);
     }
     this.posted.push(batch);
+    this.batchesOnThread++;
     this.inflight++;
     if (this.inflight < THREAD_INFLIGHT) callback();
     else this.held = callback;
@@ -230,6 +255,11 @@ export class NdjsonSink extends ByteSink {
   /** release lets the held batch go once the window has room, and settle once nothing is in flight. */
   private release(): void {
     const failure = this.threadFailure;
+    if (failure !== null && this.light !== null) {
+      const light = this.light;
+      this.light = null;
+      light.callback(failure);
+    }
     if (this.held !== null && (this.inflight < THREAD_INFLIGHT || failure !== null)) {
       const held = this.held;
       this.held = null;
@@ -298,6 +328,18 @@ export class NdjsonSink extends ByteSink {
     this.out.copy(bigger, 0, 0, this.at);
     this.out = bigger;
   }
+}
+
+/** payloadLight: the batch's payload is small beside its other events' lines (see THREAD_MIN_PAYLOAD_PER_EVENT). */
+function payloadLight(batch: readonly StreamEvent[]): boolean {
+  let payload = 0;
+  let others = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!;
+    if (e.type === 'data') payload += e.data.length;
+    else others++;
+  }
+  return payload < others * THREAD_MIN_PAYLOAD_PER_EVENT;
 }
 
 /** firstDataRank: the rank of the first data event's buffer in `batch` that has one (Infinity when none). */

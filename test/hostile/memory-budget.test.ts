@@ -7,7 +7,12 @@
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { parseStreamArgs, type StreamArgs } from '../../src/cli/sink-options.js';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createSink, parseStreamArgs, type StreamArgs } from '../../src/cli/sink-options.js';
+import { FilesSink } from '../../src/sinks/files-sink.js';
 import type { StreamEvent } from '../../src/core/events.js';
 import { DEMUX_DEFAULTS, TcpDemux } from '../../src/core/flow-table.js';
 import { CONNECTION_COST, DEFAULT_MEMORY_BUDGET, planMemory, SINK_ALLOWANCE } from '../../src/core/memory-budget.js';
@@ -27,15 +32,15 @@ function seg(i: number, fromClient: boolean, flags: number, seq: number, ack: nu
 const NONE = new Uint8Array(0);
 
 describe('planMemory', () => {
-  it('splits the budget into fixed shares that add up to it: 1/8 fragments, 1/4 out-of-order (1/32 of it the reorder window), 5/8 connections', () => {
+  it('splits the budget into fixed shares that add up to it: 1/16 fragments, 1/16 held output, 1/4 out-of-order (1/32 of it the reorder window), 5/8 connections', () => {
     const p = planMemory();
     expect(p.budget).toBe(DEFAULT_MEMORY_BUDGET);
     expect(DEFAULT_MEMORY_BUDGET).toBe(256 * MiB);
-    expect(p).toMatchObject({ fragmentMaxBytes: 32 * MiB, maxBufferedTotal: 56 * MiB, reorderMaxBytes: 8 * MiB, maxBufferedPerConnection: 4 * MiB, connectionBytes: 160 * MiB });
+    expect(p).toMatchObject({ fragmentMaxBytes: 16 * MiB, heldOutputBytes: 16 * MiB, maxBufferedTotal: 56 * MiB, reorderMaxBytes: 8 * MiB, maxBufferedPerConnection: 4 * MiB, connectionBytes: 160 * MiB });
     expect(p.maxConnections).toBe(Math.floor((160 * MiB) / CONNECTION_COST));
     for (const b of [MiB, 3 * MiB + 7, 64 * MiB, 8 * 1024 * MiB]) {
       const q = planMemory(b);
-      expect(q.fragmentMaxBytes + q.maxBufferedTotal + q.reorderMaxBytes + q.connectionBytes).toBe(b);
+      expect(q.fragmentMaxBytes + q.heldOutputBytes + q.maxBufferedTotal + q.reorderMaxBytes + q.connectionBytes).toBe(b);
       expect(q.maxBufferedPerConnection).toBeLessThanOrEqual(q.maxBufferedTotal);
       expect(q.maxConnections * CONNECTION_COST).toBeLessThanOrEqual(q.connectionBytes);
     }
@@ -55,13 +60,28 @@ describe('planMemory', () => {
     }
   });
 
-  it('--memory-budget (k, m, g) sets every share, including the decoder fragment cap', () => {
+  it('--memory-budget (k, m, g) sets every share, including the decoder fragment cap and the files sink\'s held output', async () => {
     const base: StreamArgs = { sink: 'stdout', encoding: 'base64', direction: 'both', overlap: 'first', chunking: 'plain', idleTimeout: '300', onError: 'skip' };
     const s = parseStreamArgs({ ...base, memoryBudget: '64m' });
-    expect(s.decoder.fragmentMaxBytes).toBe(8 * MiB);
+    expect(s.decoder.fragmentMaxBytes).toBe(4 * MiB);
     expect(new TcpDemux(s.demux).options.maxConnections).toBe(planMemory(64 * MiB).maxConnections);
     expect(new TcpReassembler(s.reassembly).options.maxBufferedTotal).toBe(14 * MiB);
-    expect(parseStreamArgs(base).decoder.fragmentMaxBytes).toBe(32 * MiB);
+    expect(parseStreamArgs(base).decoder.fragmentMaxBytes).toBe(16 * MiB);
+    // the files sink holds copies of sparse connections' bytes within the held-output share
+    const dir = mkdtempSync(path.join(tmpdir(), 'pcapflow-budget-'));
+    try {
+      const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+      for (const [budget, held] of [[undefined, 16 * MiB], ['64m', 4 * MiB]] as const) {
+        const sink = createSink({ ...base, sink: 'files', out: dir, ...(budget === undefined ? {} : { memoryBudget: budget }) }, io);
+        expect(sink).toBeInstanceOf(FilesSink);
+        expect((sink as FilesSink).maxHeldBytes).toBe(held);
+        const closed = once(sink, 'close');
+        sink.destroy();
+        await closed;
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     expect(() => parseStreamArgs({ ...base, memoryBudget: '100k' })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }));
     expect(() => parseStreamArgs({ ...base, memoryBudget: 'lots' })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION' }));
   });
