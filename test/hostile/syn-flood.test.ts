@@ -7,48 +7,18 @@
  * still held at the end). Generating and reading take some 30 s here (2 CPUs), so the test has
  * its own timeout.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, createReadStream, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../helpers/env.js';
+import { runMeasured } from '../helpers/peak-rss.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
 import { payloadByte, writeSynFlood } from '../../bench/synth.js';
 
-const BIN = path.join(REPO_ROOT, 'bin/pcapflow.js');
 const SYNS = 2_000_000;
 const REAL = 10;
 const BYTES = 200_000;
 const BUDGET_MB = 256;
-
-/** runMeasured runs the CLI and gives its exit code, stderr and peak RSS in MB. */
-function runMeasured(args: string[]): Promise<{ code: number; stderr: string; peakMb: number; seconds: number }> {
-  const useTime = existsSync('/usr/bin/time');
-  const argv = useTime ? ['/usr/bin/time', '-f', 'PEAK_KB=%M', process.execPath, BIN, ...args] : [process.execPath, BIN, ...args];
-  const t0 = Date.now();
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  let hwm = 0;
-  const poll = useTime
-    ? null
-    : setInterval(() => {
-        try {
-          const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-          if (m) hwm = Math.max(hwm, Number(m[1]));
-        } catch {
-          // exited
-        }
-      }, 20);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      if (poll) clearInterval(poll);
-      const kb = useTime ? Number(/PEAK_KB=(\d+)/.exec(stderr)?.[1] ?? NaN) : hwm;
-      resolve({ code: code ?? -1, stderr, peakMb: kb / 1024, seconds: (Date.now() - t0) / 1000 });
-    });
-  });
-}
 
 async function countLines(file: string): Promise<number> {
   let n = 0;
