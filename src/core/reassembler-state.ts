@@ -272,3 +272,55 @@ export function windowBound(d: Side, o: Side): number {
   if (d.optsSeen && o.optsSeen) return MAX_WINDOW * 2 ** Math.min(o.opts.wscale ?? 0, 14);
   return MAX_SCALED_WINDOW;
 }
+
+/**
+ * WaitQueue: connections (with a side index) that wait until a packet count, in the order they
+ * were pushed, which is the order of their counts (each is the count then plus one fixed wait).
+ * The reassembler keeps one per kind of wait (stash, provisional start, acknowledged hole, RST).
+ * An entry whose wait was ended or renewed meanwhile is still popped: the caller checks `at`
+ * against the connection's own count.
+ */
+export class WaitQueue {
+  private conns: Array<Conn | null> = [];
+  private dirs: number[] = [];
+  private ats: number[] = [];
+  private head = 0;
+  /** The entry popDue took last: its connection, side index and packet count. */
+  conn: Conn | null = null;
+  dir = 0;
+  at = 0;
+
+  /** pending: some entry is queued. */
+  get pending(): boolean {
+    return this.head < this.conns.length;
+  }
+
+  push(c: Conn, dir: number, at: number): void {
+    this.conns.push(c);
+    this.dirs.push(dir);
+    this.ats.push(at);
+  }
+
+  /** popDue takes the first entry into conn, dir and at when its count is `now` or less; false when none is due. */
+  popDue(now: number): boolean {
+    const h = this.head;
+    if (h >= this.conns.length || this.ats[h]! > now) return false;
+    this.conn = this.conns[h]!;
+    this.dir = this.dirs[h]!;
+    this.at = this.ats[h]!;
+    this.conns[h] = null;
+    this.head = h + 1;
+    if (this.head === this.conns.length) {
+      this.conns = [];
+      this.dirs = [];
+      this.ats = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.conns.length) {
+      this.conns = this.conns.slice(this.head);
+      this.dirs = this.dirs.slice(this.head);
+      this.ats = this.ats.slice(this.head);
+      this.head = 0;
+    }
+    return true;
+  }
+}

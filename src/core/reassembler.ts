@@ -63,7 +63,7 @@ import {
 import type { Flow } from './flow.js';
 import { checkBudget, DEFAULT_MEMORY_BUDGET, planMemory } from './memory-budget.js';
 import { EMPTY, Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from './packet.js';
-import { Conn, NO_OPTIONS, NO_TRAFFIC, Side, synOptions, windowBound } from './reassembler-state.js';
+import { Conn, NO_OPTIONS, NO_TRAFFIC, Side, synOptions, WaitQueue, windowBound } from './reassembler-state.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { Stage } from './stage.js';
 import { SynTable } from './syn-table.js';
@@ -278,26 +278,18 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   private sentQHead = 0;
   /** Packets seen (every packet given to write), for waitPackets. */
   private packetNo = 0;
-  /** Sides whose start is provisional (Side.provisional), with their connections, in order of their deadlines. */
-  private provQ: Side[] = [];
-  private provQConn: Conn[] = [];
-  private provQHead = 0;
-  /** Sides whose acknowledged hole waits (Side.skipUntil), with their connections and deadlines, in order. */
-  private skipQ: Side[] = [];
-  private skipQConn: Conn[] = [];
-  private skipQAt: number[] = [];
-  private skipQHead = 0;
-  /** Connections whose packets are stashed (Conn.stash), with the packet count at which they are taken anyway. */
-  private stashQ: Conn[] = [];
-  private stashQAt: number[] = [];
-  private stashQHead = 0;
+  /** Sides whose start is provisional (Side.provisional). */
+  private readonly provQ = new WaitQueue();
+  /** Sides whose acknowledged hole waits (Side.skipUntil). */
+  private readonly skipQ = new WaitQueue();
+  /** Connections whose packets are stashed (Conn.stash), until they are taken anyway. */
+  private readonly stashQ = new WaitQueue();
   /** Bytes of all stashes (at most an eighth of maxBufferedTotal: past it, new connections are not stashed). */
   private stashBytes = 0;
   /** The packet replay() fills from a stashed one. */
   private readonly scratch = new Packet();
-  /** Connections whose RST waits (Conn.rstUntil), in order of their deadlines. */
-  private rstQ: Conn[] = [];
-  private rstQHead = 0;
+  /** Connections whose RST waits (Conn.rstUntil). */
+  private readonly rstQ = new WaitQueue();
   /** Connections holding out-of-order bytes, oldest first (the total limit trims these). */
   private readonly holding = new Set<Conn>();
   /** Events of the batch being handled. */
@@ -418,10 +410,10 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     const sec = pkt.tsSec;
     const nsec = pkt.tsNsec;
     this.packetNo++;
-    if (this.stashQHead < this.stashQ.length) this.expireStashes();
-    if (this.provQHead < this.provQ.length) this.expireProvisional();
-    if (this.skipQHead < this.skipQ.length) this.expireSkips();
-    if (this.rstQHead < this.rstQ.length) this.expireRst();
+    if (this.stashQ.pending) this.expireStashes();
+    if (this.provQ.pending) this.expireProvisional();
+    if (this.skipQ.pending) this.expireSkips();
+    if (this.rstQ.pending) this.expireRst();
     const expired = pkt.expired;
     if (expired !== null) {
       for (let i = 0; i < expired.length; i++) {
@@ -461,8 +453,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
       if (!(flags & TCP_SYN) && this.options.waitPackets > 0 && this.stashBytes < this.options.maxBufferedTotal >> 3) {
         // no SYN seen yet: it may still come (a reordered capture), so wait before starting midstream
         state.stash = [];
-        this.stashQ.push(state);
-        this.stashQAt.push(this.packetNo + this.options.waitPackets);
+        this.stashQ.push(state, 0, this.packetNo + this.options.waitPackets);
       }
     } else if (typeof state === 'number') {
       const syn = this.syn;
@@ -606,7 +597,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
         c.rstNsec = nsec;
         c.rstDir = dir;
         c.rstOff = off;
-        this.rstQ.push(c);
+        this.rstQ.push(c, dir, c.rstUntil);
         this.stats.rstWaited++;
         return;
       }
@@ -734,24 +725,12 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** expireStashes takes the stashes that waited waitPackets packets: those connections start midstream. */
   private expireStashes(): void {
     const q = this.stashQ;
-    let h = this.stashQHead;
-    while (h < q.length && this.stashQAt[h]! <= this.packetNo) {
-      const c = q[h]!;
-      q[h] = undefined as unknown as Conn;
-      h++;
+    while (q.popDue(this.packetNo)) {
+      const c = q.conn!;
       if (c.stash !== null && !c.flow.closed) this.replay(c);
     }
-    if (h === q.length) {
-      this.stashQ = [];
-      this.stashQAt = [];
-      h = 0;
-    } else if (h >= 1024 && h * 2 >= q.length) {
-      this.stashQ = q.slice(h);
-      this.stashQAt = this.stashQAt.slice(h);
-      h = 0;
-    }
-    this.stashQHead = h;
   }
+
 
   /**
    * missingBeforeRst: bytes are missing that were sent before side `d`'s RST at stream offset
@@ -773,8 +752,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (wait === 0) return;
     d.provisional = true;
     d.provUntil = this.packetNo + wait;
-    this.provQ.push(d);
-    this.provQConn.push(c);
+    this.provQ.push(c, d === c.sides[0] ? 0 : 1, d.provUntil);
   }
 
   /** endProvisional: side d's start is settled: deliver what is contiguous from it. */
@@ -789,31 +767,25 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** expireProvisional settles the starts taken from segments waitPackets packets ago (and closes a connection that finished meanwhile). */
   private expireProvisional(): void {
     const q = this.provQ;
-    let h = this.provQHead;
-    while (h < q.length) {
-      const d = q[h]!;
-      const c = this.provQConn[h]!;
-      if (d.provisional && !c.flow.closed && d.provUntil > this.packetNo) break;
-      q[h] = undefined as unknown as Side;
-      this.provQConn[h] = undefined as unknown as Conn;
-      h++;
-      if (!d.provisional || c.flow.closed) continue;
+    while (q.popDue(this.packetNo)) {
+      const c = q.conn!;
+      const d = c.sides[q.dir]!;
+      if (!d.provisional || d.provUntil !== q.at || c.flow.closed) continue;
       this.endProvisional(c, d);
-      if (c.rstUntil !== 0) {
-        if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) this.close(c, 'rst', c.rstSec, c.rstNsec);
-      } else if (c.sides[0].finDone && c.sides[1].finDone) this.close(c, 'fin', d.lastSec, d.lastNsec);
+      this.settle(c, d.lastSec, d.lastNsec);
     }
-    if (h === q.length) {
-      this.provQ = [];
-      this.provQConn = [];
-      h = 0;
-    } else if (h >= 1024 && h * 2 >= q.length) {
-      this.provQ = q.slice(h);
-      this.provQConn = this.provQConn.slice(h);
-      h = 0;
-    }
-    this.provQHead = h;
   }
+
+  /**
+   * settle closes `c` when a wait that ended leaves nothing to wait for: its RST waited for bytes
+   * that are all there now (closed as at the RST), or FIN both ways is done (closed at sec, nsec).
+   */
+  private settle(c: Conn, sec: number, nsec: number): void {
+    if (c.rstUntil !== 0) {
+      if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) this.close(c, 'rst', c.rstSec, c.rstNsec);
+    } else if (c.sides[0].finDone && c.sides[1].finDone) this.close(c, 'fin', sec, nsec);
+  }
+
 
   /**
    * waitSkip: the hole of side d below `to` is to become an `acked` gap: at once with waitPackets
@@ -839,64 +811,36 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     d.skipUntil = this.packetNo + wait;
     d.skipSec = sec;
     d.skipNsec = nsec;
-    this.skipQ.push(d);
-    this.skipQConn.push(c);
-    this.skipQAt.push(d.skipUntil);
+    this.skipQ.push(c, d === c.sides[0] ? 0 : 1, d.skipUntil);
   }
 
   /** expireSkips turns the acknowledged holes that waited waitPackets packets into gaps (waitSkip), as at the packet that started the wait. */
   private expireSkips(): void {
     const q = this.skipQ;
-    let h = this.skipQHead;
-    while (h < q.length && this.skipQAt[h]! <= this.packetNo) {
-      const d = q[h]!;
-      const c = this.skipQConn[h]!;
-      const at = this.skipQAt[h]!;
-      q[h] = undefined as unknown as Side;
-      this.skipQConn[h] = undefined as unknown as Conn;
-      h++;
-      if (c.flow.closed || d.skipUntil !== at) continue;
+    while (q.popDue(this.packetNo)) {
+      const c = q.conn!;
+      const d = c.sides[q.dir]!;
+      if (c.flow.closed || d.skipUntil !== q.at) continue;
       d.skipUntil = 0;
       const sec = d.skipSec;
       const nsec = d.skipNsec;
       if (d.skipTarget > d.nextOff) this.skipTo(c, d, d.skipTarget, 'acked', sec, nsec);
       if (d.skipMore > d.nextOff) this.waitSkip(c, d, d.skipMore, sec, nsec);
       if (d.finKnown && !d.finDone) this.checkFin(c, d);
-      if (c.rstUntil !== 0) {
-        if (!this.missingBeforeRst(c, c.sides[c.rstDir]!, c.rstOff)) this.close(c, 'rst', c.rstSec, c.rstNsec);
-      } else if (c.sides[0].finDone && c.sides[1].finDone) this.close(c, 'fin', sec, nsec);
+      this.settle(c, sec, nsec);
     }
-    if (h === q.length) {
-      this.skipQ = [];
-      this.skipQConn = [];
-      this.skipQAt = [];
-      h = 0;
-    } else if (h >= 1024 && h * 2 >= q.length) {
-      this.skipQ = q.slice(h);
-      this.skipQConn = this.skipQConn.slice(h);
-      this.skipQAt = this.skipQAt.slice(h);
-      h = 0;
-    }
-    this.skipQHead = h;
   }
+
 
   /** expireRst closes the connections whose RST waited waitPackets packets (missingBeforeRst) as at the RST. */
   private expireRst(): void {
     const q = this.rstQ;
-    let h = this.rstQHead;
-    while (h < q.length) {
-      const c = q[h]!;
-      if (c.rstUntil !== 0 && !c.flow.closed && c.rstUntil > this.packetNo) break;
-      q[h] = undefined as unknown as Conn;
-      h++;
-      if (c.rstUntil !== 0 && !c.flow.closed) this.close(c, 'rst', c.rstSec, c.rstNsec);
+    while (q.popDue(this.packetNo)) {
+      const c = q.conn!;
+      if (c.rstUntil === q.at && !c.flow.closed) this.close(c, 'rst', c.rstSec, c.rstNsec);
     }
-    if (h === q.length) {
-      this.rstQ = [];
-      h = 0;
-    }
-    this.rstQHead = h;
   }
+
 
   /**
    * upgrade turns SynTable row `r` into the Conn that its packets would have made (the SYN's
