@@ -1,14 +1,18 @@
 // npm run bench: pcapflow's benchmark. It makes its captures itself (bench/synth.js, into
 // bench/data/, reused when present), then runs each command of each scenario several times,
 // alternating the commands run by run so that drift in machine speed hits them alike, and
-// reports medians: wall seconds, MB/s of capture, packets/s, peak RSS, and the time ratio to the
-// scenario's reference. Whole processes are timed with /usr/bin/time. After the timed runs of a
-// TCP scenario it checks that the files `pcapflow read --sink files` wrote equal tcpflow's, flow
-// by flow (on the reordered capture: equal pcapflow's own on the capture in order, see below).
+// reports per command: wall seconds (median), MB/s of capture and packets/s (from that median),
+// CPU seconds user + system (median), peak RSS (median and max over the runs), and two ratios to
+// the scenario's reference: reference wall / command wall and reference CPU / command CPU (>= 1:
+// the command is at least as fast, or uses at most as much CPU). Whole processes are measured with
+// /usr/bin/time (%e %U %S %M). After the timed runs of a TCP scenario it checks that the files
+// `pcapflow read --sink files` wrote equal tcpflow's, flow by flow (on the reordered capture:
+// equal pcapflow's own on the capture in order, see below); where the capture's maker reports
+// its flows (the short captures), the check also requires tcpflow to have written all of them.
 //
 //   npm run bench                      all scenarios, 5 runs each
 //   npm run bench -- --quick           small captures (about a tenth), 3 runs: a fast check
-//   npm run bench -- --runs 3 --only bulk
+//   npm run bench -- --runs 3 --only bulk   a scenario by its name (short: not short-2k), else all whose names contain it
 //   npm run bench -- --no-node-pcap    skip node_pcap (otherwise installed into bench/node_pcap/ on first use)
 //
 // Scenarios: decode (floors: a plain Node read loop, read + decode, read + reassembly without a
@@ -18,14 +22,18 @@
 // shuffled within windows of 64 by test/harness/shuffle.mjs, timestamps kept; made once next to
 // it in bench/data/). tcpflow is not exact on reordered captures (other bytes, extra c1 files), so
 // there pcapflow's files are checked against pcapflow's on the capture in order (one untimed run),
-// and tcpflow's differences from pcapflow are printed as information.
+// and tcpflow's differences from pcapflow are printed as information. short (issue 14: 50 000
+// short connections, 100 open at a time over 60 s, each a handshake, one request, a response of
+// 1-20 KiB skewed small, FINs: about 205 MB, 100 000 flow files; --quick: 5 000 connections),
+// short-2k (the same, 2 000 connections, 50 at a time over 5 s, about 8 MB; the same with
+// --quick); both by synth.js's writeShortConns, files checked against tcpflow's.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeCapture } from './synth.js';
+import { writeCapture, writeShortConns } from './synth.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -102,8 +110,36 @@ function tcpCommands({ reorderOff = false } = {}) {
   ];
 }
 
+/**
+ * Capture specs: `file`, its name in bench/data/ (it encodes the recipe, so a capture made once
+ * is reused only by the same recipe) and `make(path)`, which writes it and resolves to the synth's
+ * summary ({packets, bytes}, plus files: the expected flow files, for some); or, shuffled, `base`
+ * (a spec) and `shuffle` ({window, seed} for test/harness/shuffle.mjs).
+ */
+const TAG = QUICK ? '-quick' : '';
+
+/** flowCapture: writeCapture's recipe; --quick scales bytesPerConn. */
+function flowCapture(name, { conns, bytesPerConn, mss, ackEvery = 2, interleave = 4 }) {
+  const p = { conns, bytesPerConn: Math.round(bytesPerConn * SCALE), mss, ackEvery, interleave };
+  return { file: `${name}${TAG}-${p.conns}x${p.bytesPerConn}-mss${p.mss}-ack${p.ackEvery}-i${p.interleave}.pcap`, make: (f) => writeCapture(f, p) };
+}
+
+/**
+ * shortCapture: writeShortConns's recipe, every parameter passed (the defaults here are synth.js's
+ * at the time of writing; the file name holds them all); --quick scales conns unless scale is false.
+ */
+function shortCapture(name, opts = {}, { scale = true } = {}) {
+  const p = { conns: 50_000, concurrent: 100, seconds: 60, respMin: 1024, respMax: 20_480, ...opts };
+  if (scale) p.conns = Math.max(1, Math.round(p.conns * SCALE));
+  return { file: `${name}-${p.conns}c-p${p.concurrent}-${p.seconds}s-resp${p.respMin}-${p.respMax}.pcap`, make: (f) => writeShortConns(f, p) };
+}
+
+/** shuffledCapture: `base` with its packets shuffled within windows of `window` (shuffle.mjs). */
+const shuffledCapture = (base, { window, seed }) => ({ file: base.file.replace(/\.pcap$/, `-shuffle-w${window}-s${seed}.pcap`), base, shuffle: { window, seed } });
+
 /** The many capture: the many scenario's, and shuffled, the reordered scenario's. */
-const MANY = { file: 'many', conns: 200, bytesPerConn: 2.5 * MB, mss: 1448, interleave: 4 };
+const MANY = flowCapture('many', { conns: 200, bytesPerConn: 2.5 * MB, mss: 1448, interleave: 4 });
+const BULK = flowCapture('bulk', { conns: 1, bytesPerConn: 300 * MB, mss: 1448 });
 
 /**
  * Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference.
@@ -114,7 +150,7 @@ const SCENARIOS = [
   {
     name: 'decode',
     what: 'floors, bulk capture: a plain Node read loop; read + decode down to TCP; read + decode + demux + reassembly with the events discarded (what `pcapflow read` does before any sink)',
-    capture: { file: 'bulk', conns: 1, bytesPerConn: 300 * MB, mss: 1448 },
+    capture: BULK,
     commands: [
       { name: 'node read loop (floor)', argv: (f) => ['node', path.join(HERE, 'read-loop.js'), f], ok: true, ref: true },
       { name: 'pcapflow read+decode (library)', argv: (f) => ['node', path.join(HERE, 'decode.js'), f], ok: true },
@@ -124,7 +160,7 @@ const SCENARIOS = [
   {
     name: 'bulk',
     what: 'one connection, MTU-size segments, an ACK every 2',
-    capture: { file: 'bulk', conns: 1, bytesPerConn: 300 * MB, mss: 1448 },
+    capture: BULK,
     commands: tcpCommands(),
     checkFiles: 'tcpflow',
   },
@@ -138,29 +174,45 @@ const SCENARIOS = [
   {
     name: 'small',
     what: 'interactive: 20 connections, 200-byte segments, an ACK for each',
-    capture: { file: 'small', conns: 20, bytesPerConn: 4_000_000, mss: 200, ackEvery: 1, interleave: 1 },
+    capture: flowCapture('small', { conns: 20, bytesPerConn: 4_000_000, mss: 200, ackEvery: 1, interleave: 1 }),
     commands: tcpCommands(),
     checkFiles: 'tcpflow',
   },
   {
     name: 'reordered',
     what: 'the many capture with its packets shuffled within windows of 64 (test/harness/shuffle.mjs, timestamps kept): pcapflow puts them back in order (--reorder-window, default 1024)',
-    capture: { ...MANY, shuffle: { window: 64, seed: 1 } },
+    capture: shuffledCapture(MANY, { window: 64, seed: 1 }),
     commands: tcpCommands(),
     checkFiles: 'unshuffled',
+  },
+  {
+    name: 'short',
+    what: 'short connections (issue 14): 50 000 (--quick: 5 000), 100 open at a time over 60 s, each a handshake, one request of 100-600 bytes, a response of 1-20 KiB skewed small (median 1.2 KiB), FINs: two flow files each',
+    capture: shortCapture('short'),
+    commands: tcpCommands(),
+    checkFiles: 'tcpflow',
+  },
+  {
+    name: 'short-2k',
+    what: 'short connections as in short, 2 000 of them, 50 open at a time over 5 s (also with --quick)',
+    capture: shortCapture('short', { conns: 2000, concurrent: 50, seconds: 5 }, { scale: false }),
+    commands: tcpCommands(),
+    checkFiles: 'tcpflow',
   },
 ];
 
 /**
- * ensureCapture makes the scenario's capture in bench/data/ unless it is there; resolves to
- * {file} or, for a shuffled one, {file, base (the capture in order), shuffled (shuffle.mjs's JSON
- * summary, kept next to the capture as FILE.json)}.
+ * ensureCapture makes the scenario's capture (a spec, above) in bench/data/ unless it is there;
+ * resolves to {file, flows (the number of flow files the capture holds, when its maker lists
+ * them: kept next to the capture as FILE.json; else undefined)} or, for a shuffled one, {file,
+ * base (the capture in order), shuffled (shuffle.mjs's JSON summary, kept as FILE.json)}.
  */
 async function ensureCapture(spec) {
+  mkdirSync(DATA, { recursive: true });
+  const file = path.join(DATA, spec.file);
   if (spec.shuffle) {
-    const { shuffle, ...plain } = spec;
-    const { file: base } = await ensureCapture(plain);
-    const file = base.replace(/\.pcap$/, `-shuffle-w${shuffle.window}-s${shuffle.seed}.pcap`);
+    const { shuffle } = spec;
+    const { file: base } = await ensureCapture(spec.base);
     if (!existsSync(file) || !existsSync(`${file}.json`)) {
       process.stderr.write(`bench: writing ${file} (shuffle.mjs) ...\n`);
       const summary = execFileSync('node', [SHUFFLE, base, `${file}.tmp`, '--window', String(shuffle.window), '--seed', String(shuffle.seed)], { encoding: 'utf8' }).trim();
@@ -169,28 +221,27 @@ async function ensureCapture(spec) {
     }
     return { file, base, shuffled: JSON.parse(readFileSync(`${file}.json`, 'utf8')) };
   }
-  mkdirSync(DATA, { recursive: true });
-  const scaled = { ...spec, bytesPerConn: Math.round(spec.bytesPerConn * SCALE) };
-  const tag = QUICK ? '-quick' : '';
-  const { conns, bytesPerConn, mss, ackEvery = 2, interleave = 4 } = scaled;
-  const file = path.join(DATA, `${spec.file}${tag}-${conns}x${bytesPerConn}-mss${mss}-ack${ackEvery}-i${interleave}.pcap`);
+  const summary = `${file}.json`;
   if (!existsSync(file)) {
     process.stderr.write(`bench: writing ${file} ...\n`);
-    await writeCapture(`${file}.tmp`, scaled);
+    const made = await spec.make(`${file}.tmp`);
+    rmSync(summary, { force: true });
+    if (made?.files) writeFileSync(summary, `${JSON.stringify({ packets: made.packets, bytes: made.bytes, flows: made.files.length })}\n`);
     execFileSync('mv', [`${file}.tmp`, file]);
   }
-  return { file };
+  return { file, flows: existsSync(summary) ? JSON.parse(readFileSync(summary, 'utf8')).flows : undefined };
 }
 
 function timeOnce(c, file) {
   c.before?.();
   const devnull = openSync('/dev/null', 'w');
   try {
-    const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...c.argv(file)], { encoding: 'utf8', stdio: ['ignore', devnull, 'pipe'], maxBuffer: 1 << 26 });
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...c.argv(file)], { encoding: 'utf8', stdio: ['ignore', devnull, 'pipe'], maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`${c.argv(file).join(' ')} failed (${r.status}): ${r.stderr.slice(-500)}`);
     const last = r.stderr.trim().split('\n').pop() ?? '';
-    const [wall, rssKb] = last.split(' ').map(Number);
-    return { wall, rssMb: rssKb / 1024 };
+    const [wall, user, sys, rssKb] = last.split(' ').map(Number);
+    if (![wall, user, sys, rssKb].every(Number.isFinite)) throw new Error(`${c.argv(file).join(' ')}: /usr/bin/time printed no figures: ${last}`);
+    return { wall, cpu: user + sys, rssMb: rssKb / 1024 };
   } finally {
     closeSync(devnull);
   }
@@ -219,10 +270,13 @@ function countPackets(file) {
   return n;
 }
 
+/** hashFile's read buffer, shared: a fresh 4 MiB per file cost 26 s per 100 000 small files. */
+const hashBuf = Buffer.allocUnsafe(4 * MB);
+
 function hashFile(file) {
   const h = createHash('sha1');
   const fd = openSync(file, 'r');
-  const buf = Buffer.allocUnsafe(4 * MB);
+  const buf = hashBuf;
   for (;;) {
     const n = readSync(fd, buf, 0, buf.length, null);
     if (n === 0) break;
@@ -270,12 +324,13 @@ const tcpflowVersion = tcpflowOk ? spawnSync('tcpflow', ['-V'], { encoding: 'utf
 console.log(`machine: ${machine}; ${tcpflowVersion}${nodePcapOk ? '; node_pcap (pcap) 3.x' : ''}`);
 console.log(`runs per command: ${RUNS} (medians; commands alternate run by run; captures read from the page cache after a warm-up run)`);
 console.log(`command: npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`);
-console.log('ratio = reference wall time / command wall time: >= 1.0 means the command is at least as fast as the reference (tcpflow; the read loop for decode)\n');
+console.log('ratio wall = reference wall time / command wall time: >= 1.0 means the command is at least as fast as the reference (tcpflow; the read loop for decode)');
+console.log('ratio CPU = reference CPU s / command CPU s (user + system, all threads): >= 1.0 means the command uses at most the reference\'s CPU time\n');
 
 const checks = [];
 for (const sc of SCENARIOS) {
-  if (ONLY && !sc.name.includes(ONLY)) continue;
-  const { file, base, shuffled } = await ensureCapture(sc.capture);
+  if (ONLY && !(SCENARIOS.some((x) => x.name === ONLY) ? sc.name === ONLY : sc.name.includes(ONLY))) continue;
+  const { file, base, shuffled, flows } = await ensureCapture(sc.capture);
   const size = statSync(file).size;
   const packets = countPackets(file);
   const commands = sc.commands.filter((c) => c.ok);
@@ -291,23 +346,30 @@ for (const sc of SCENARIOS) {
     console.log(`made by: ${sh} (mode ${shuffled.mode}): ${shuffled.moved} of ${shuffled.records} packets moved, at most ${shuffled.maxDisplacement} places`);
   }
   console.log('');
-  console.log('| command | wall s (median) | MB/s | packets/s | peak RSS MB | ratio (ref time / time) |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| command | wall s (median) | MB/s | packets/s | CPU s user+sys (median) | peak RSS MB (median) | peak RSS MB (max) | ratio wall (ref / this) | ratio CPU (ref / this) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   const refIndex = commands.findIndex((c) => c.ref);
-  const refWall = refIndex >= 0 ? median(results[refIndex].map((x) => x.wall)) : NaN;
+  const med = (i, key) => median(results[i].map((x) => x[key]));
+  const ratio = (i, key) => (refIndex < 0 ? 'n/a' : i === refIndex ? '1.00 (ref)' : (med(refIndex, key) / med(i, key)).toFixed(2));
   commands.forEach((c, i) => {
-    const wall = median(results[i].map((x) => x.wall));
-    const rss = median(results[i].map((x) => x.rssMb));
-    const ratio = Number.isNaN(refWall) ? 'n/a' : i === refIndex ? '1.00 (ref)' : (refWall / wall).toFixed(2);
-    console.log(`| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${(packets / wall / 1e6).toFixed(2)} M | ${rss.toFixed(0)} | ${ratio} |`);
+    const wall = med(i, 'wall');
+    const rssMax = Math.max(...results[i].map((x) => x.rssMb));
+    console.log(
+      `| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${(packets / wall / 1e6).toFixed(2)} M | ${med(i, 'cpu').toFixed(2)} | ${med(i, 'rssMb').toFixed(0)} | ${rssMax.toFixed(0)} | ${ratio(i, 'wall')} | ${ratio(i, 'cpu')} |`,
+    );
   });
   console.log('');
   const filesCommands = commands.filter((c) => c.files);
   if (sc.checkFiles === 'tcpflow' && tcpflowOk) {
     for (const { files, what } of filesCommands) {
       const c = compareFiles(files);
+      // tcpflow must have written every flow the capture holds, or the check would pass on a part
+      if (flows !== undefined && c.total !== flows) {
+        c.problems.unshift(`tcpflow wrote ${c.total} flow files, the capture holds ${flows}`);
+        c.ok = false;
+      }
       const line = c.ok
-        ? `files check (${sc.name})${what}: OK, pcapflow's ${c.same} flow files equal tcpflow's (${(c.bytes / 1e6).toFixed(0)} MB)`
+        ? `files check (${sc.name})${what}: OK, pcapflow's ${c.same} flow files equal tcpflow's (${(c.bytes / 1e6).toFixed(0)} MB${flows !== undefined ? `; all ${flows} flows of the capture` : ''})`
         : `files check (${sc.name})${what}: FAILED, ${c.problems.length} problems: ${c.problems.slice(0, 5).join('; ')}`;
       console.log(`${line}`);
       checks.push(c.ok);

@@ -629,3 +629,30 @@ export async function writeSparseMany(path, { conns = 10_000, seconds = 10, bulk
   await runScripts(w, scripts);
   return { ...(await w.end()), files };
 }
+
+/**
+ * writeShortConns (issue 14): `conns` short connections, `concurrent` open at a time, one after
+ * another in each slot over `seconds`: each a handshake, one request of 100-600 bytes, a response
+ * of `respMin`-`respMax` bytes, skewed to the small end as web responses are (respMin ×
+ * (respMax/respMin)^(u⁴), u uniform: median 1.2 KiB, mean 2.8 KiB with the defaults) (MSS segments 100 µs apart, an ACK every second one, a delayed ACK
+ * after the last), FINs. Client addresses 10.101.x.y (one per connection), server 10.100.0.1:80.
+ * Resolves to {packets, bytes, files: [{name, key, len}]}.
+ */
+export async function writeShortConns(path, { conns = 50_000, concurrent = 100, seconds = 60, respMin = 1024, respMax = 20_480 } = {}) {
+  const w = new PcapBuffer(path);
+  const usec = seconds * 1e6;
+  const files = [];
+  const size = rng(29);
+  const scripts = [];
+  const perSlot = Math.ceil(conns / concurrent);
+  const life = Math.floor(usec / perSlot);
+  for (let id = 0; id < conns; id++) {
+    const slot = id % concurrent;
+    const start = Math.floor(id / concurrent) * life + Math.floor((slot * life) / concurrent);
+    const cip = (0x0a650000 + (id % 65536)) >>> 0;
+    const cport = 20000 + Math.floor(id / 65536) * 7 + (id % 40000);
+    scripts.push(exchange(w, { id, cip, cport, start, rounds: [{ at: start + 1000, req: size(100, 600), resp: Math.round(respMin * (respMax / respMin) ** ((size(0, 1e6) / 1e6) ** 4)) }], end: start + Math.floor(life * 0.8), ackDelay: Math.min(40_000, Math.floor(life * 0.3)) }, files));
+  }
+  await runScripts(w, scripts);
+  return { ...(await w.end()), files };
+}

@@ -63,6 +63,18 @@ export {
 } from './sinks/index.js';
 export { type PayloadEncoding } from './core/format.js';
 
+// The read pipeline: what `pcapflow read` runs, in one call
+export {
+  readCaptures,
+  ReadPipeline,
+  renderThreadByDefault,
+  RENDER_THREAD_MIN_INPUT,
+  type ReadCapturesOptions,
+  type ReadInput,
+  type ReadSinkSpec,
+  type ReadStats,
+} from './read-pipeline.js';
+
 // Plumbing
 export { StageTransform, type StageTransformOptions } from './transforms/stage-transform.js';
 export { runPipeline } from './pipeline.js';

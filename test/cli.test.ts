@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ConnectionRecord } from '../src/sinks/files-sink.js';
+import type { ConnectionRecord } from '../src/sinks/connection-records.js';
 import { REPO_ROOT, SHARED_PCAPS, needTool } from './helpers/env.js';
 import { runCli as run } from './helpers/cli-run.js';
 

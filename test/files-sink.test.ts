@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Direction, StreamEvent } from '../src/core/events.js';
 import { FdPool } from '../src/sinks/fd-pool.js';
-import { CONNECTIONS_FILE, FilesSink, type ConnectionRecord } from '../src/sinks/files-sink.js';
+import { CONNECTIONS_FILE, FilesSink } from '../src/sinks/files-sink.js';
+import type { ConnectionRecord } from '../src/sinks/connection-records.js';
 import { closeEvent, dataEvent, drive, endpoints, gapEvent, openEvent, pattern } from './helpers/sink-events.js';
 
 // tmpfs when there is one: the big test is about descriptors and bytes, not disk speed
@@ -299,6 +300,38 @@ describe('FilesSink', () => {
     }
     expect(checked).toBe(N);
   }, 180_000);
+
+  it('connections.ndjson lines are exactly JSON.stringify of their records (RecordWriter writes them as bytes)', async () => {
+    const dir = newDir();
+    const sink = new FilesSink({ dir, maxListed: 2 });
+    const v6 = { ip: '2001:db8::1', port: 443 };
+    const odd = { ip: 'not"an\\address', port: 1 };
+    const o0 = openEvent(0, A, B);
+    const o1 = openEvent(1, v6, { ip: '::ffff:1.2.3.4', port: 8 }, [4093, 7]);
+    const events: StreamEvent[] = [
+      o0,
+      dataEvent(0, 'c2s', 0, text('GET /')),
+      gapEvent(0, 's2c', 0, 1_000_000_000_000),
+      gapEvent(0, 's2c', 1_000_000_000_000, 5),
+      gapEvent(0, 's2c', 1_000_000_000_005, 5),
+      dataEvent(0, 's2c', 1_000_000_000_010, text('x')),
+      closeEvent(o0, 5, 1, { s2c: [3, 1_000_000_000_010] }),
+      o1,
+      closeEvent(o1, 0, 0),
+      // an address that needs escaping, still open at the end (no data: it would need a file name)
+      openEvent(2, odd, B),
+    ];
+    await drive(sink, [events]);
+    const lines = fs.readFileSync(path.join(dir, CONNECTIONS_FILE), 'utf8').split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toBe(JSON.stringify(JSON.parse(line)));
+    const [r0, , r2] = records(dir);
+    expect(r0!.s2c.unlisted).toBe(1);
+    expect(r0!.s2c.gapList).toEqual([{ offset: 0, len: 1_000_000_000_000, reason: 'acked' }, { offset: 1_000_000_000_000, len: 5, reason: 'acked' }]);
+    expect([r0!.c2s.bytes, r0!.s2c.gaps, r0!.s2c.missing, r0!.conn]).toEqual([5, 3, 1_000_000_000_010, 0]);
+    expect(records(dir)[1]!.vlan).toEqual([4093, 7]);
+    expect(r2!.reason).toBe('unclosed');
+  });
 
   it('an unwritable directory fails with OUTPUT_FAILED', async () => {
     const file = path.join(root, 'not-a-dir');

@@ -289,6 +289,21 @@ describe('tcpflow file names', () => {
     );
   });
 
+  it('IPv4 names built byte by byte equal the octets and ports padded as text; malformed quads still rejected', () => {
+    const pad = (n: number, w: number): string => String(n).padStart(w, '0');
+    const quad = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255));
+    fc.assert(
+      fc.property(quad, fc.nat(65535), quad, fc.nat(65535), (a, ap, b, bp) => {
+        const name = flowBaseName(ep(a.join('.'), ap), ep(b.join('.'), bp), []);
+        expect(name).toBe(`${a.map((o) => pad(o, 3)).join('.')}.${pad(ap, 5)}-${b.map((o) => pad(o, 3)).join('.')}.${pad(bp, 5)}`);
+      }),
+      { seed: 7, numRuns: 500 },
+    );
+    for (const bad of ['1.2.3', '1.2.3.4.5', '1.2.3.256', '1..2.3', '1.2.3.0004', '1.2.3.a', '']) {
+      expect(() => flowBaseName(ep(bad, 1), ep('1.2.3.4', 2), []), bad).toThrow();
+    }
+  });
+
   it('normalises any IPv6 text form; rejects what is not an address', () => {
     expect(fileNameAddress('2001:0DB8:0000:0000:0000:0000:0000:0001')).toBe('2001:db8::1');
     expect(fileNameAddress('::ffff:1.2.3.4')).toBe('::ffff:1.2.3.4');

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/core/packet.js';
-import type { ConnectionRecord } from '../src/sinks/files-sink.js';
+import type { ConnectionRecord } from '../src/sinks/connection-records.js';
 import { buildPcap, bytesOf, type PcapPacketSpec } from './helpers/capture-builder.js';
 import { runCli } from './helpers/cli-run.js';
 import { needTool } from './helpers/env.js';

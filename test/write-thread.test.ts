@@ -11,11 +11,12 @@ import { TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
 import { runPipeline } from '../src/pipeline.js';
 import { fullCollection } from '../src/cli/collect.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
-import { writeCapture } from '../bench/synth.js';
+import { writeCapture, writeShortConns } from '../bench/synth.js';
 import { sharedCaptures } from './helpers/env.js';
 import { dirContents } from './helpers/dir-contents.js';
 import { runCli } from './helpers/cli-run.js';
-import { dataEvent, drive, openEvent } from './helpers/sink-events.js';
+import { closeEvent, dataEvent, drive, openEvent } from './helpers/sink-events.js';
+import type { StreamEvent } from '../src/core/events.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-wthread-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -49,7 +50,8 @@ describe('FilesSink with its write thread', () => {
         expect(String(viaThread.error), what).toBe(String(plain.error));
         // a flush whose bytes are not shared goes to the thread pool
         if (!shared) expect(viaThread.sink.stats.threadFlushes, what).toBe(0);
-        threaded += viaThread.sink.stats.threadFlushes;
+        // files of connections that closed before their first write go to the thread whole
+        threaded += viaThread.sink.stats.threadFlushes + viaThread.sink.stats.wholeFiles;
       }
     }
     expect(threaded).toBeGreaterThan(50);
@@ -113,6 +115,42 @@ describe('FilesSink with its write thread', () => {
     expect((err as Error).cause).toMatchObject({ code: 'ENOSPC' });
   });
 
+  it('writes the files of short connections whole (open, write, close, rename in the thread): the same files as the thread pool', async () => {
+    const file = path.join(tmp, 'short.pcap');
+    await writeShortConns(file, { conns: 400, concurrent: 20, seconds: 2 });
+    const viaThread = await files(file, { shared: true, writeThread: true });
+    const viaPool = await files(file, { shared: false, writeThread: false });
+    expect(viaThread.error).toBeNull();
+    expect(viaThread.sink.stats.wholeFiles).toBeGreaterThan(700);
+    expect(viaPool.sink.stats.wholeFiles).toBe(0);
+    expect(dirContents(viaThread.dir)).toEqual(dirContents(viaPool.dir));
+    expect(dirContents(viaThread.dir).size).toBe(800 + 1);
+  }, 60_000);
+
+  it('a file written whole that cannot be written fails with OUTPUT_FAILED naming it', async () => {
+    if (!fs.existsSync('/dev/full')) return;
+    const dir = path.join(tmp, 'whole-full');
+    fs.mkdirSync(dir);
+    const B = { ip: '10.180.156.2', port: 80 };
+    const batch: StreamEvent[] = [];
+    for (let i = 0; i < 12; i++) {
+      const A = { ip: '10.180.156.1', port: 40000 + i };
+      const o = openEvent(i, A, B);
+      batch.push(o, dataEvent(i, 'c2s', 0, Buffer.from(`request ${i}`)), closeEvent(o, 9, 0));
+    }
+    const part = path.join(dir, '010.180.156.001.40005-010.180.156.002.00080.part');
+    fs.symlinkSync('/dev/full', part);
+    const sink = new FilesSink({ dir, writeThread: true });
+    const err = await drive(sink, [batch]).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'OUTPUT_FAILED', file: part });
+    expect((err as Error).cause).toMatchObject({ code: 'ENOSPC' });
+    // the files before it were written whole
+    expect(fs.readFileSync(path.join(dir, '010.180.156.001.40004-010.180.156.002.00080'), 'utf8')).toBe('request 4');
+  });
+
   it('fails with OUTPUT_FAILED when the thread dies', async () => {
     const file = path.join(tmp, 'many2.pcap');
     await writeCapture(file, { conns: 16, bytesPerConn: 400_000, mss: 1448, interleave: 4 });
@@ -162,6 +200,23 @@ describe('WriteThread', () => {
     expect(r).toEqual({ written: [10 + 11 + 3 + 8, 5 + 4], error: null });
     expect(fs.readFileSync(a)).toEqual(Buffer.concat([sab.subarray(10, 20), plain, sab.subarray(0, 3), other]));
     expect(fs.readFileSync(b)).toEqual(Buffer.concat([plain.subarray(6), sab.subarray(60)]));
+  });
+
+  it('writes files whole: NAME.part created, written, closed, renamed to NAME; a failure names the file, later ones are not written', async () => {
+    const dir = path.join(tmp, 'whole');
+    fs.mkdirSync(dir);
+    fs.mkdirSync(path.join(dir, 'c.part'));
+    const sab = new Uint8Array(new SharedArrayBuffer(16)).fill(0x62);
+    const thread = new WriteThread();
+    const ok = await thread.writeWhole(`${dir}/`, ['a', 'b'], '.part', [[Buffer.from('first'), sab.subarray(0, 3)], [Buffer.from('second')]]);
+    const bad = await thread.writeWhole(`${dir}/`, ['x', 'c', 'y'], '.part', [[Buffer.from('x')], [Buffer.from('c')], [Buffer.from('y')]]);
+    await thread.stop();
+    expect(ok).toEqual({ written: [8, 6], error: null });
+    expect(fs.readFileSync(path.join(dir, 'a'), 'utf8')).toBe('firstbbb');
+    expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).toBe('second');
+    expect(bad.error).toMatchObject({ code: 'EISDIR', file: 1 });
+    expect(fs.readFileSync(path.join(dir, 'x'), 'utf8')).toBe('x');
+    expect(fs.readdirSync(dir).sort()).toEqual(['a', 'b', 'c.part', 'x']);
   });
 
   it('reports the errno code and the file that failed; the files before it were written', async () => {

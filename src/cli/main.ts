@@ -5,13 +5,34 @@
  */
 import type { Argv } from 'yargs';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
-import { REORDER_DEFAULTS } from '../core/reorder.js';
-import { runPackets, type PacketsCommand } from './packets-command.js';
-import { runRead, type ReadCommand } from './read-command.js';
+import type { PacketsCommand } from './packets-command.js';
+import type { ReadCommand } from './read-command.js';
 import { STDIN_TOKEN } from './options.js';
-import { interfacesOptions, liveOptions, runInterfaces, runLive, type InterfacesCommand, type LiveCommand } from './live-command.js';
-import { streamOptions } from './sink-options.js';
-import { loadYargs, skipHelpCache, wantsHelp } from './yargs-loader.js';
+import type { InterfacesCommand, LiveCommand } from './live-command.js';
+import { plainArgs } from './plain-args.js';
+
+/**
+ * Each command's module (and the option definitions only one command needs) is imported when
+ * that command runs or its options are built, not at start: `read` does not load the live
+ * capture code, `packets` not the sinks. Each loader imports its module once.
+ */
+const once = <T>(load: () => Promise<T>): (() => Promise<T>) => {
+  let p: Promise<T> | null = null;
+  return () => (p ??= load());
+};
+const readCommand = once(() => import('./read-command.js'));
+const packetsCommand = once(() => import('./packets-command.js'));
+const liveCommand = once(() => import('./live-command.js'));
+const sinkOptions = once(() => import('./sink-options.js'));
+const reorderDefaults = once(async () => (await import('../core/reorder.js')).REORDER_DEFAULTS);
+
+/** The module each command word needs; main starts importing it while it parses argv. */
+const COMMAND_MODULES = new Map<string, () => Promise<unknown>>([
+  ['read', readCommand],
+  ['packets', packetsCommand],
+  ['live', liveCommand],
+  ['interfaces', liveCommand],
+]);
 
 /** Where the CLI reads and writes; tests pass their own streams. */
 export interface CliIo {
@@ -25,20 +46,31 @@ const defaultIo = (): CliIo => ({ stdin: process.stdin, stdout: process.stdout, 
 class UsageError extends Error {}
 
 
-/** main runs the CLI on argv (without `node` and the script) and resolves to the exit code. */
+const SCRIPT_NAME = 'pcapflow';
+
+/**
+ * main runs the CLI on argv (without `node` and the script) and resolves to the exit code.
+ * `pcapflow read FILE...` without options is parsed without yargs (plainArgs, from the same
+ * option definitions); every other command line goes through yargs.
+ */
 export async function main(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
   let action: (() => Promise<number>) | null = null;
   let helpText = '';
+  prefetch(argv[0]);
+  const words = argv.map((a) => (a === '-' ? STDIN_TOKEN : a));
+  const plainRead = argv[0] === 'read' ? await plainArgs(SCRIPT_NAME, words, readOptions, STDIN_TOKEN) : null;
+  if (plainRead !== null) return runAction(async () => (await readCommand()).runRead(plainRead as unknown as ReadCommand, io), io);
+  const { loadYargs, skipHelpCache, wantsHelp } = await import('./yargs-loader.js');
   const yargs = await loadYargs(wantsHelp(argv));
   const parser = yargs()
-    .scriptName('pcapflow')
+    .scriptName(SCRIPT_NAME)
     .usage('pcapflow <command> [options]\n\nTurn packet captures into clean, ordered TCP byte streams.')
     .command(
       'read <inputs..>',
       'reassemble every TCP connection and write its byte streams',
       (y: Argv) => readOptions(y),
       (args) => {
-        action = () => runRead(args as unknown as ReadCommand, io);
+        action = async () => (await readCommand()).runRead(args as unknown as ReadCommand, io);
       },
     )
     .command(
@@ -46,23 +78,23 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
       'print one line per packet, like tcpdump -r (a debugging view)',
       (y: Argv) => packetsOptions(y),
       (args) => {
-        action = () => runPackets(args as unknown as PacketsCommand, io);
+        action = async () => (await packetsCommand()).runPackets(args as unknown as PacketsCommand, io);
       },
     )
     .command(
       'live <interface>',
       'capture on a network interface now and reassemble its TCP connections until SIGINT or SIGTERM',
-      (y: Argv) => liveOptions(decodeOptions(y)),
+      async (y: Argv) => (await liveCommand()).liveOptions(decodeOptions(y)),
       (args) => {
-        action = () => runLive(args as unknown as LiveCommand, io);
+        action = async () => (await liveCommand()).runLive(args as unknown as LiveCommand, io);
       },
     )
     .command(
       'interfaces',
       'list the network interfaces live capture can use',
-      (y: Argv) => interfacesOptions(y),
+      async (y: Argv) => (await liveCommand()).interfacesOptions(y),
       (args) => {
-        action = () => runInterfaces(args as unknown as InterfacesCommand, io);
+        action = async () => (await liveCommand()).runInterfaces(args as unknown as InterfacesCommand, io);
       },
     )
     .demandCommand(1, 'name a command: read, packets, live or interfaces')
@@ -77,7 +109,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
       throw new UsageError(msg ?? err?.message ?? 'bad usage');
     });
   try {
-    await skipHelpCache(parser).parseAsync(argv.map((a) => (a === '-' ? STDIN_TOKEN : a)), {}, (_err: Error | undefined, _argv: unknown, output: string) => {
+    await skipHelpCache(parser).parseAsync(words, {}, (_err: Error | undefined, _argv: unknown, output: string) => {
       helpText = output;
     });
   } catch (err) {
@@ -89,11 +121,25 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
   }
   if (helpText !== '') io.stdout.write(helpText.endsWith('\n') ? helpText : `${helpText}\n`);
   if (action === null) return 0; // --help or --version
+  return runAction(action as () => Promise<number>, io);
+}
+
+/** runAction runs a parsed command: its exit code, or reportError's for what it throws. */
+async function runAction(action: () => Promise<number>, io: CliIo): Promise<number> {
   try {
-    return await (action as () => Promise<number>)();
+    return await action();
   } catch (err) {
     return reportError(err, io);
   }
+}
+
+/**
+ * prefetch starts importing the module of the command `word` names (argv[0], where the command
+ * usually is), so that it loads while yargs does; errors are left to the import that awaits it.
+ */
+function prefetch(word: string | undefined): void {
+  const load = word === undefined ? undefined : COMMAND_MODULES.get(word);
+  if (load !== undefined) load().catch(() => undefined);
 }
 
 function reportError(err: unknown, io: CliIo): number {
@@ -137,19 +183,20 @@ function packetsOptions(y: Argv): Argv {
     .example("pcapflow packets x.pcap --format ndjson | jq 'select(.skip)'", 'the packets pcapflow could not decode, and why');
 }
 
-function readOptions(y: Argv): Argv {
+export async function readOptions(y: Argv): Promise<Argv> {
+  const [{ streamOptions }, reorder] = await Promise.all([sinkOptions(), reorderDefaults()]);
   return streamOptions(decodeOptions(inputsOption(y)))
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })
     .option('reorder-window', {
       describe: 'put packets out of capture-time order back in order within this many packets (0: off); see also --reorder-seconds',
       type: 'string',
-      default: String(REORDER_DEFAULTS.packets),
+      default: String(reorder.packets),
     })
     .option('reorder-seconds', {
       describe: 'reorder only packets whose timestamps are out of order by at most this many seconds',
       type: 'string',
-      default: String(REORDER_DEFAULTS.seconds),
+      default: String(reorder.seconds),
     })
     .example('pcapflow read x.pcap', 'print every connection for people')
     .example('pcapflow read x.pcap --sink ndjson | jq -c \'select(.type=="close")\'', 'one close record per connection')

@@ -7,7 +7,6 @@
  * cap, the out-of-order limits and the connection count default from; `--max-connections`,
  * `--max-buffer` and `--max-buffer-per-conn` override a share each.
  */
-import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Argv } from 'yargs';
 import { PcapflowError } from '../core/errors.js';
@@ -20,6 +19,8 @@ import type { OnError } from '../core/stage.js';
 import { FilesSink } from '../sinks/files-sink.js';
 import { NdjsonSink } from '../sinks/ndjson-sink.js';
 import { StdoutSink } from '../sinks/stdout-sink.js';
+import type { ReadSinkSpec } from '../read-pipeline.js';
+import { renderThreadByDefault } from '../render-thread-default.js';
 import type { CliIo } from './main.js';
 import { parseChoice, parseCount, parseSeconds } from './options.js';
 
@@ -36,6 +37,8 @@ export interface StreamArgs {
   maxBufferPerConn?: string;
   maxBuffer?: string;
   maxOpenFiles?: string;
+  /** --subdirs k|m|g (FilesSink's subdirs). */
+  subdirs?: string;
   memoryBudget?: string;
   maxBytes?: string;
   onError: string;
@@ -70,6 +73,11 @@ export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
     .option('max-buffer-per-conn', { describe: 'out-of-order bytes held per connection (k, m, g suffixes)', type: 'string' })
     .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
     .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
+    .option('subdirs', {
+      describe: 'spread --sink files over subdirectories by connection number, as tcpflow -Fk/-Fm/-Fg: k = 000/ (1000 connections each), m = 000000-000999/000000/, g = 3 levels; connections.ndjson then gives paths relative to -o',
+      type: 'string',
+      choices: ['k', 'm', 'g'],
+    })
     .option('memory-budget', {
       describe: 'memory for held data: 1/16 IP fragments, 1/16 output of sparse connections, 1/4 out-of-order bytes, 5/8 connections (k, m, g suffixes)',
       type: 'string',
@@ -105,7 +113,7 @@ export function parseStreamArgs(args: StreamArgs): StreamSettings {
 }
 
 /** Capture files of this many bytes or more get the render thread by default (see renderThreadOn). */
-export const RENDER_THREAD_MIN_INPUT = 128 << 20;
+export { RENDER_THREAD_MIN_INPUT } from '../render-thread-default.js';
 
 /**
  * renderThreadOn: whether NDJSON payloads (base64, hex) are encoded on a second thread
@@ -118,7 +126,7 @@ export const RENDER_THREAD_MIN_INPUT = 128 << 20;
  */
 export function renderThreadOn(args: StreamArgs, fileBytes: number | null = null): boolean {
   if (args.sink !== 'ndjson' || args.encoding === 'utf8') return false;
-  return args.renderThread ?? (fileBytes !== null && fileBytes >= RENDER_THREAD_MIN_INPUT && availableParallelism() > 1);
+  return args.renderThread ?? renderThreadByDefault(fileBytes);
 }
 
 /**
@@ -129,6 +137,11 @@ export function renderThreadOn(args: StreamArgs, fileBytes: number | null = null
  */
 export function writeThreadOn(args: StreamArgs): boolean {
   return args.sink === 'files' && args.writeThread !== false;
+}
+
+/** subdirsOf: --subdirs as FilesSink options ({} when unset: flat). Throws INVALID_OPTION. */
+function subdirsOf(args: StreamArgs): { subdirs?: 'k' | 'm' | 'g' } {
+  return args.subdirs === undefined ? {} : { subdirs: parseChoice('subdirs', args.subdirs, ['k', 'm', 'g'] as const) };
 }
 
 /**
@@ -142,7 +155,7 @@ export function createSink(args: StreamArgs, io: CliIo, fileBytes: number | null
     const maxOpenFiles = args.maxOpenFiles === undefined ? undefined : parseCount('max-open-files', args.maxOpenFiles, 1, 1e6);
     const writeThread = writeThreadOn(args);
     const maxHeldBytes = planMemory(memoryBudgetOf(args)).heldOutputBytes;
-    return new FilesSink(maxOpenFiles === undefined ? { dir: args.out, writeThread, maxHeldBytes } : { dir: args.out, maxOpenFiles, writeThread, maxHeldBytes });
+    return new FilesSink({ dir: args.out, writeThread, maxHeldBytes, ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }), ...subdirsOf(args) });
   }
   if (sinkKind === 'ndjson') {
     const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);
@@ -150,4 +163,24 @@ export function createSink(args: StreamArgs, io: CliIo, fileBytes: number | null
   }
   const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
   return new StdoutSink({ dest: io.stdout, direction });
+}
+
+/**
+ * sinkSpec describes the sink `--sink` names for `pcapflow read`'s ReadPipeline, which builds it
+ * with its defaults (the render thread for large inputs, the held-output share of the budget).
+ * The same options as createSink (keep the two in step). Throws INVALID_OPTION.
+ */
+export function sinkSpec(args: StreamArgs, io: CliIo): ReadSinkSpec {
+  const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
+  if (sinkKind === 'files') {
+    if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
+    const maxOpenFiles = args.maxOpenFiles === undefined ? undefined : parseCount('max-open-files', args.maxOpenFiles, 1, 1e6);
+    return { type: 'files', dir: args.out, writeThread: writeThreadOn(args), ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }), ...subdirsOf(args) };
+  }
+  if (sinkKind === 'ndjson') {
+    const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);
+    return { type: 'ndjson', dest: io.stdout, encoding, ...(args.renderThread === undefined ? {} : { renderThread: args.renderThread }) };
+  }
+  const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
+  return { type: 'stdout', dest: io.stdout, direction };
 }

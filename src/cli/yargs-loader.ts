@@ -3,8 +3,9 @@
  * platform shim equal to yargs' own ESM shim (yargs/lib/platform-shims/esm.mjs) except that the
  * parts only help output and rarely used options need are loaded on first use: cliui and
  * string-width (string-width builds an Intl.Segmenter and `\p{RGI_Emoji}` regular expressions
- * when imported, about 100 ms of every start), escalade and get-caller-file. Help output is
- * unchanged: the real cliui and string-width format it.
+ * when imported, about 100 ms of every start) and get-caller-file; escalade's findUp is inlined
+ * (findUp below). yargs and its parts are found with import.meta.resolve, not require.resolve
+ * (see resolveFrom). Help output is unchanged: the real cliui and string-width format it.
  *
  * Loading on first use needs a synchronous `require` of an ES module (Node >= 20.19); on an older
  * Node, or when `eager` is set (the arguments ask for help), they are imported before parsing.
@@ -12,7 +13,7 @@
  * Throws nothing of its own.
  */
 import { notStrictEqual, strictEqual } from 'node:assert';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { inspect } from 'node:util';
@@ -37,29 +38,56 @@ export async function loadYargs(eager: boolean): Promise<YargsFactory> {
   }
 }
 
+/**
+ * findUp: escalade/sync (what yargs' ESM shim uses to find package.json for .version()), inlined:
+ * the first `callback(dir, names)` result walking up from `start`, as a path in that directory.
+ * Loading escalade through `require` cost more than the walk itself on every start.
+ */
+export function findUp(start: string, callback: (dir: string, names: string[]) => string | undefined): string | undefined {
+  let dir = resolve('.', start);
+  if (!statSync(dir).isDirectory()) dir = dirname(dir);
+  for (;;) {
+    const found = callback(dir, readdirSync(dir));
+    if (found) return resolve(dir, found);
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/**
+ * resolveFrom: the file URL `name` resolves to for an import from yargs' directory. import.meta.resolve
+ * (the ESM resolver, already warm) finds it from here, which is where yargs finds it unless yargs
+ * has its own copy (yargs/node_modules/NAME); only then is a `require` made for yargs (the first
+ * `require.resolve` of a process costs some 10 ms).
+ */
+function resolveFrom(yargsIndex: string, yargsDir: string, name: string): string {
+  if (!existsSync(join(yargsDir, 'node_modules', name))) return import.meta.resolve(name);
+  return pathToFileURL(createRequire(yargsIndex).resolve(name)).href;
+}
+
 /** buildYargs: loadYargs without the fallback (throws when yargs' files moved); exported for tests. */
 export async function buildYargs(eager: boolean): Promise<YargsFactory> {
-  const ownRequire = createRequire(import.meta.url);
-  const yargsIndex = ownRequire.resolve('yargs'); // .../yargs/index.mjs (its only entry)
+  const yargsIndex = fileURLToPath(import.meta.resolve('yargs')); // .../yargs/index.mjs (its only entry)
   const yargsDir = dirname(yargsIndex);
-  const fromYargs = createRequire(yargsIndex);
   const url = (p: string): string => pathToFileURL(p).href;
   const [factoryModule, argvModule, parserModule, y18nModule] = await Promise.all([
     import(url(join(yargsDir, 'build', 'lib', 'yargs-factory.js'))) as Promise<{ YargsFactory: (shim: unknown) => YargsFactory }>,
     import(url(join(yargsDir, 'build', 'lib', 'utils', 'process-argv.js'))) as Promise<{ getProcessArgvBin: () => string }>,
-    import(url(fromYargs.resolve('yargs-parser'))) as Promise<{ default: unknown }>,
-    import(url(fromYargs.resolve('y18n'))) as Promise<{ default: (opts: { directory: string; updateFiles: boolean }) => unknown }>,
+    import(resolveFrom(yargsIndex, yargsDir, 'yargs-parser')) as Promise<{ default: unknown }>,
+    import(resolveFrom(yargsIndex, yargsDir, 'y18n')) as Promise<{ default: (opts: { directory: string; updateFiles: boolean }) => unknown }>,
   ]);
   if (typeof factoryModule.YargsFactory !== 'function') throw new Error('yargs layout changed');
+  let yargsRequire: NodeJS.Require | null = null;
+  const fromYargs = (): NodeJS.Require => (yargsRequire ??= createRequire(yargsIndex));
 
   /** lazy: a module's default export, imported before parsing when eager, else required on first use. */
   const lazy = async (name: string): Promise<() => Fn> => {
-    const file = fromYargs.resolve(name);
     let loaded: Fn | null = null;
-    if (eager || process.features.require_module !== true) loaded = ((await import(url(file))) as { default: Fn }).default;
+    if (eager || process.features.require_module !== true) loaded = ((await import(resolveFrom(yargsIndex, yargsDir, name))) as { default: Fn }).default;
     return () => {
       if (loaded === null) {
-        const m = fromYargs(file) as { default?: Fn } | Fn;
+        const m = fromYargs()(name) as { default?: Fn } | Fn;
         loaded = typeof m === 'function' ? m : (m.default as Fn);
       }
       return loaded;
@@ -70,13 +98,12 @@ export async function buildYargs(eager: boolean): Promise<YargsFactory> {
     let loaded: Fn | null = null;
     return () => {
       if (loaded === null) {
-        const m = fromYargs(name) as { default?: Fn } | Fn;
+        const m = fromYargs()(name) as { default?: Fn } | Fn;
         loaded = typeof m === 'function' ? m : (m.default as Fn);
       }
       return loaded;
     };
   };
-  const findUp = syncLoad('escalade/sync');
   const callerFile = syncLoad('get-caller-file');
   const call = (get: () => Fn) => (...args: unknown[]) => (get() as (...a: unknown[]) => unknown)(...args);
 
@@ -85,7 +112,7 @@ export async function buildYargs(eager: boolean): Promise<YargsFactory> {
   const shim = {
     assert: { notStrictEqual, strictEqual },
     cliui: call(cliui),
-    findUp: call(findUp),
+    findUp,
     getEnv: (key: string) => process.env[key],
     inspect,
     getProcessArgvBin: argvModule.getProcessArgvBin,
@@ -103,7 +130,9 @@ export async function buildYargs(eager: boolean): Promise<YargsFactory> {
     },
     readFileSync,
     readdirSync,
-    require: fromYargs,
+    get require(): NodeJS.Require {
+      return fromYargs();
+    },
     getCallerFile: () => {
       const file = (callerFile() as (depth: number) => string)(3);
       return file.startsWith('file://') ? fileURLToPath(file) : file;

@@ -149,7 +149,7 @@ class FlowEntry implements Flow {
   readonly id: number;
   readonly vlan: number[];
   midstream: boolean;
-  closed = false;
+  private isClosed = false;
   endedBy: FlowEnd | null = null;
   state: unknown = null;
 
@@ -206,6 +206,16 @@ class FlowEntry implements Flow {
     this.portS = portS;
     this.vlan = vlan.length === 0 ? vlan : vlan.slice();
     this.midstream = midstream;
+  }
+
+  /** Set by the reassembler at its close event; the endpoints made for the events are let go then (a closed entry lingers in the table, see the class comment). */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  set closed(v: boolean) {
+    this.isClosed = v;
+    if (v) this.ep = this.sp = null;
   }
 
   get client(): Endpoint {

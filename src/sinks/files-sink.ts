@@ -4,23 +4,41 @@ import { Writable } from 'node:stream';
 import { PcapflowError } from '../core/errors.js';
 import type {
   CloseEvent,
-  CloseReason,
   Direction,
-  DirectionSummary,
-  Endpoint,
-  GapReason,
   OpenEvent,
   StreamEvent,
 } from '../core/events.js';
-import { endpointJson, flowBaseName, flowFileName, summaryFieldsJson, vlanJson } from '../core/format.js';
+import { flowBaseName, flowFileName } from '../core/format.js';
 import { planMemory } from '../core/memory-budget.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
+import { RecordWriter, type GapRecord, type OverlapRecord } from './connection-records.js';
 import { WriteThread } from './write-thread.js';
 import { TakenBound } from './shared-index.js';
 
 export interface FilesSinkOptions {
   /** Output directory; created (with its parents) when missing. */
   dir: string;
+  /**
+   * Spread the files over subdirectories of `dir` by connection number (the record's `conn`,
+   * from 0 in order of open, tshark's tcp.stream), as tcpflow's `-Fk`/`-Fm`/`-Fg` do (default:
+   * none, every file in `dir`). With K = floor(conn / 1000) % 1000, M = floor(conn / 10^6) %
+   * 1000, G = floor(conn / 10^9) % 1000, each printed as 3 digits:
+   * - `'k'`: `KKK/` (1 level; 1000 directories, which wrap around past 1 000 000 connections);
+   * - `'m'`: `MMM000-MMM999/MMMKKK/` (2 levels, up to 10^9 connections);
+   * - `'g'`: `GGG000000-GGG999999/GGGMMM000-GGGMMM999/GGGMMMKKK/` (3 levels).
+   * Connection 1234567 with `'m'`: `001000-001999/001234/NAME`. The names inside are tcpflow's;
+   * `c<N>` counts per directory, as tcpflow's does (it takes the first name free in that
+   * directory). The directory names and nesting are tcpflow's; its number is that of the
+   * direction (a connection's two directions are two numbers), so its directories hold 1000 files
+   * and a connection's two files may be in two; here they hold at most 2000 files, and both files
+   * of a connection are side by side in the directory its `conn` tells. Bins by connection count
+   * rather than by time (tcpflow's `-T %T/...` templates), so that a directory's size is bounded
+   * however bursty the traffic: 2000 files, far below the 10 000 entries tcpflow warns at (with
+   * `'k'` past 10^6 connections, 2000 more per million: take `'m'` there). The `file` fields of connections.ndjson are
+   * then paths relative to `dir` (`000/010.000.000.001.00080-...`). A subdirectory is made (fs
+   * mkdirSync, once) before its first file is named.
+   */
+  subdirs?: 'k' | 'm' | 'g';
   /**
    * Most flow-file descriptors open at once (default: defaultMaxOpenFiles(), half the soft limit, 16 to 1024). Files beyond it are closed least
    * recently used first and reopened in append mode when written again. connections.ndjson holds
@@ -108,51 +126,6 @@ export function defaultMaxOpenFiles(limit: number | null = openFilesLimit()): nu
 export const CONNECTIONS_FILE = 'connections.ndjson';
 export const PART_SUFFIX = '.part';
 
-/** One gap as listed in connections.ndjson: stream offset and length of the missing bytes. */
-export interface GapRecord {
-  offset: number;
-  len: number;
-  reason: GapReason;
-}
-
-export interface OverlapRecord {
-  offset: number;
-  len: number;
-  kept: 'first' | 'last';
-}
-
-/** A direction in connections.ndjson: the close event's counters plus the file and the lists. */
-export interface FileDirectionRecord extends DirectionSummary {
-  /** File name in the output directory; null when the direction carried no data (no file). */
-  file: string | null;
-  /** Gaps in stream order. The file holds no filler: file offset = stream offset - missing bytes before it. */
-  gapList: GapRecord[];
-  overlapList: OverlapRecord[];
-  /** Gaps and overlaps beyond maxListed: counted, not listed. */
-  unlisted: number;
-}
-
-/**
- * ConnectionRecord is one line of DIR/connections.ndjson, written when the connection closed and
- * after its files got their final names. `reason` is 'unclosed' only for a connection still
- * open when the input ended without a close event; such a record knows only bytes, gaps, missing
- * and overlaps (the other counters are 0, the times null).
- */
-export interface ConnectionRecord {
-  conn: number;
-  /** Time of the close event (of the last event seen, for 'unclosed'). */
-  ts: string;
-  reason: CloseReason | 'unclosed';
-  /** Time of the open event. */
-  openTs: string;
-  client: Endpoint;
-  server: Endpoint;
-  vlan: number[];
-  midstream: boolean;
-  c2s: FileDirectionRecord;
-  s2c: FileDirectionRecord;
-}
-
 /** Counters of a FilesSink; keys are stable. */
 export interface FilesSinkStats extends FdPoolStats {
   batches: number;
@@ -165,6 +138,8 @@ export interface FilesSinkStats extends FdPoolStats {
   overlaps: number;
   /** Flushes written by the write thread (writeThread). */
   threadFlushes: number;
+  /** Files written whole (created, written, closed and renamed) by the write thread: short connections. */
+  wholeFiles: number;
   /** Bytes copied out of read chunks for sparse directions (maxHeldBytes), the most held at once, and the flushes that wrote them all for room. */
   heldCopied: number;
   peakHeld: number;
@@ -175,7 +150,7 @@ interface DirState {
   readonly dir: Direction;
   /** Final file name; null until the first data. */
   name: string | null;
-  /** The path written until the close: DIR/NAME.part ('' until the first data). */
+  /** The path written until the close: DIR/NAME.part ('' until partOf made it: a file written whole never needs it). */
   part: string;
   /** Chunks of the batch being written (views of the events' data); null when none. */
   pending: Uint8Array[] | null;
@@ -188,6 +163,10 @@ interface DirState {
   queued: boolean;
   /** The connection closed (or the input ended): the next flush writes what is pending. */
   closed: boolean;
+  /** Some of its bytes went to the descriptor pool (its file exists as NAME.part). */
+  written: boolean;
+  /** Written whole by the write thread (see writeWhole): its file has its final name. */
+  whole: boolean;
   bytes: number;
   gaps: number;
   missing: number;
@@ -217,7 +196,7 @@ interface Flush {
 }
 
 function newDir(dir: Direction): DirState {
-  return { dir, name: null, part: '', pending: null, pendingBytes: 0, pendingSince: 0, held: null, heldLen: 0, queued: false, closed: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
+  return { dir, name: null, part: '', pending: null, pendingBytes: 0, pendingSince: 0, held: null, heldLen: 0, queued: false, closed: false, written: false, whole: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
 
 const DEFAULT_MAX_LISTED_TOTAL = 100_000;
@@ -266,7 +245,10 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  * FilesSink writes each connection direction that carries data to its own file in `dir`, named
  * as tcpflow names them (`%A.%a-%B.%b%V%v%C%c`, see flowBaseName/flowFileName in
  * src/core/format.ts): `SRCIP.SPORT-DSTIP.DPORT`, `--<vlan>` when tagged, `c<N>` when N earlier
- * files of this run had the same name (a reused 4-tuple). An empty direction gets no file.
+ * files of this run had the same name (a reused 4-tuple). An empty direction gets no file. With
+ * the option `subdirs` (tcpflow's -Fk/-Fm/-Fg), the files go to subdirectories of `dir` by
+ * connection number (`000/NAME`, made on this thread when first needed), `c<N>` counts per
+ * subdirectory, and the file names in connections.ndjson are paths relative to `dir`.
  *
  * Each file holds exactly its direction's bytes in stream order, with nothing at gaps; the gaps
  * (and overlaps) are listed in DIR/connections.ndjson, one ConnectionRecord per closed
@@ -282,7 +264,7 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  * disk slows the pipeline, and memory holds at most highWaterMark batches, the bytes pending per
  * file (64 KiB or 8 batches old, see coalesceBytes), the write in flight and 4 MiB plus one
  * batch, plus the bookkeeping of open connections (their names and listed gaps) and one counter
- * per distinct base name used in the run (for `c<N>`).
+ * per distinct base name used in the run (for `c<N>`; per subdirectory and base name with subdirs).
  * With `writeThread`, a flush of many files of shared chunks is written by a WriteThread
  * instead, as one job (see the option).
  *
@@ -294,6 +276,8 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  */
 export class FilesSink extends Writable {
   readonly dir: string;
+  /** `dir` normalized, with a trailing separator: a file's path is prefix + name (path.join per file cost 100 MB of garbage on 100 000 files). */
+  private readonly prefix: string;
   private readonly pool: FdPool;
   private readonly concurrency: number;
   private readonly maxListed: number;
@@ -311,19 +295,13 @@ export class FilesSink extends Writable {
   /** How many files of this run used each base name (for `c<N>`). */
   private readonly nameCounts = new Map<string, number>();
   private recordsFd = -1;
-  /** The records of the batch, rendered as their connections close (see addLine), and how many. */
-  private lineBuf = Buffer.alloc(0);
-  /** The other line buffer: the one the flush in flight writes from. */
-  private spareLineBuf = Buffer.alloc(0);
-  private lineAt = 0;
-  private lineCount = 0;
   /** The write in flight (a flush, or the final one), so that destroy waits for it before closing descriptors. */
   private inflight: Promise<void> | null = null;
   /** The callback of a batch collected while a flush was in flight. */
   private held: ((error?: Error | null) => void) | null = null;
   /** The failure of a flush whose batch was already acknowledged. */
   private failure: Error | null = null;
-  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0, threadFlushes: 0, heldCopied: 0, peakHeld: 0, heldSpills: 0 };
+  private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0, threadFlushes: 0, wholeFiles: 0, heldCopied: 0, peakHeld: 0, heldSpills: 0 };
   private readonly queue: DirState[] = [];
   /** Bytes collected since the flush in flight took its share, data and record lines (see _write). */
   private ahead = 0;
@@ -342,10 +320,21 @@ export class FilesSink extends Writable {
   /** The chunks of the flush being written; null between flushes. */
   private flushing: Uint8Array[][] | null = null;
 
+  /** The option subdirs; null: flat. */
+  private readonly subdirs: 'k' | 'm' | 'g' | null;
+  /** Subdirectories made so far (`SUB/`, see nameFile), and the last connection bin named (floor(conn / 1000)) with its `SUB/`. */
+  private readonly madeDirs = new Set<string>();
+  private lastBin = -1;
+  private lastSub = '';
+
   constructor(options: FilesSinkOptions) {
     const maxOpen = options.maxOpenFiles ?? defaultMaxOpenFiles();
     const concurrency = options.concurrency ?? 4;
     // Checked before super(): a half-built stream would still run _construct.
+    const subdirs = options.subdirs ?? null;
+    if (subdirs !== null && subdirs !== 'k' && subdirs !== 'm' && subdirs !== 'g') {
+      throw new PcapflowError('INVALID_OPTION', `subdirs must be 'k', 'm' or 'g', got ${JSON.stringify(subdirs)}`);
+    }
     positiveInteger('maxOpenFiles', maxOpen);
     positiveInteger('concurrency', concurrency);
     positiveInteger('maxListed', options.maxListed ?? 1000, 0);
@@ -356,6 +345,8 @@ export class FilesSink extends Writable {
     positiveInteger('maxHeldBytes', options.maxHeldBytes ?? MAX_HELD_BYTES, 0);
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 1 });
     this.dir = options.dir;
+    this.subdirs = subdirs;
+    this.prefix = path.join(options.dir, 'x').slice(0, -1);
     this.pool = new FdPool(maxOpen);
     this.concurrency = Math.min(concurrency, maxOpen);
     this.maxListed = options.maxListed ?? 1000;
@@ -544,7 +535,9 @@ export class FilesSink extends Writable {
           const next = batch[i + 1];
           if (next !== undefined && next.type === 'close' && next.conn === e.conn) {
             // closed at once, no data (a SYN flood's connections): its record, without state
-            this.addLine(quietRecordJson(e, next));
+            const before = this.records.length;
+            this.records.quiet(e, next);
+            this.ahead += this.records.length - before;
             i++;
             break;
           }
@@ -604,14 +597,51 @@ export class FilesSink extends Writable {
     return st;
   }
 
+  /**
+   * nameFile gives a direction its file name: tcpflow's, `SUB/` first with the option subdirs.
+   * Its subdirectory is made here, on this thread, before the name is used: the files may be
+   * opened by the write thread, which only gets `prefix + name`. `c<N>` counts per directory
+   * (the key is `SUB/BASE`), as tcpflow's first free name in the directory does.
+   */
   private nameFile(st: ConnState, d: DirState): void {
     const { client, server, vlan } = st.open;
-    const base = d.dir === 'c2s' ? flowBaseName(client, server, vlan) : flowBaseName(server, client, vlan);
+    let base = d.dir === 'c2s' ? flowBaseName(client, server, vlan) : flowBaseName(server, client, vlan);
+    if (this.subdirs !== null) {
+      const conn = st.open.conn;
+      if (!Number.isSafeInteger(conn) || conn < 0) {
+        throw new PcapflowError('OUTPUT_FAILED', `connection number ${conn} is not an integer >= 0: no subdirectory for it`, { conn });
+      }
+      const bin = Math.floor(conn / 1000);
+      if (bin !== this.lastBin) {
+        const k = String(bin % 1000).padStart(3, '0');
+        const m = String(Math.floor(bin / 1000) % 1000).padStart(3, '0');
+        const g = String(Math.floor(bin / 1_000_000) % 1000).padStart(3, '0');
+        // tcpflow's -Fk, -Fm, -Fg templates: %K/, %M000-%M999/%M%K/, %G000000-%G999999/%G%M000-%G%M999/%G%M%K/
+        const sub = this.subdirs === 'k' ? `${k}/` : this.subdirs === 'm' ? `${m}000-${m}999/${m}${k}/` : `${g}000000-${g}999999/${g}${m}000-${g}${m}999/${g}${m}${k}/`;
+        if (!this.madeDirs.has(sub)) {
+          const made = this.prefix + sub;
+          try {
+            fs.mkdirSync(made, { recursive: true });
+          } catch (err) {
+            throw this.outputError(made, err);
+          }
+          this.madeDirs.add(sub);
+        }
+        this.lastBin = bin;
+        this.lastSub = sub;
+      }
+      base = this.lastSub + base;
+    }
     const count = this.nameCounts.get(base) ?? 0;
     this.nameCounts.set(base, count + 1);
     d.name = flowFileName(base, count);
-    d.part = path.join(this.dir, d.name + PART_SUFFIX);
     this.counters.files++;
+  }
+
+  /** partOf: the path a direction's file has until its close, DIR/NAME.part. */
+  private partOf(d: DirState): string {
+    if (d.part === '') d.part = this.prefix + d.name! + PART_SUFFIX;
+    return d.part;
   }
 
   /**
@@ -642,14 +672,9 @@ export class FilesSink extends Writable {
     }
     queue.length = kept;
     this.ahead = 0;
-    const lines = this.lineBuf.subarray(0, this.lineAt);
-    // the two line buffers take turns: the other one is free, its flush has finished
-    const spare = this.spareLineBuf;
-    this.spareLineBuf = this.lineBuf;
-    this.lineBuf = spare;
-    const flush: Flush = { dirs, chunks, closing: this.closing.splice(0), lines, lineCount: this.lineCount };
-    this.lineAt = 0;
-    this.lineCount = 0;
+    // the writer's two buffers take turns: the other one is free, its flush has finished
+    const lineCount = this.records.lines;
+    const flush: Flush = { dirs, chunks, closing: this.closing.splice(0), lines: this.records.take(), lineCount };
     return flush;
   }
 
@@ -723,8 +748,77 @@ export class FilesSink extends Writable {
     }
   }
 
-  /** flushChunks: one writev per file (or one job of the write thread), then the closed connections' renames and records. */
-  private async flushChunks(f: Flush): Promise<void> {
+  /**
+   * flushChunks: the files written whole (see takeWhole) go to the write thread as one job; the
+   * others get one writev per file (or one job of the write thread); then the closed
+   * connections' renames and records.
+   */
+  private async flushChunks(all: Flush): Promise<void> {
+    const split = this.takeWhole(all);
+    if (split === null) {
+      await this.flushOpen(all);
+      return this.finishClosed(all);
+    }
+    // the thread takes the files' bytes without a copy when they are in shared read chunks: worth
+    // asking for when short connections close by the dozen
+    if (split.whole.dirs.length >= WHOLE_SHARE_FILES) this.suitsThread = true;
+    const wholeDone = this.writeWhole(split.whole);
+    const restDone = this.flushOpen(split.rest);
+    // both settle before either failure is reported: no write is left running
+    const [a, b] = await Promise.allSettled([wholeDone, restDone]);
+    if (a.status === 'rejected') throw a.reason;
+    if (b.status === 'rejected') throw b.reason;
+    await this.finishClosed(all);
+  }
+
+  /**
+   * takeWhole: the directions of the flush that can be written whole by the write thread, null
+   * when fewer than WHOLE_MIN_FILES (or no write thread): closed, never written before (no
+   * NAME.part yet) and at most WHOLE_MAX_BYTES. A capture of short connections then costs one
+   * message per flush instead of an open, a writev, a close and a rename handed to the thread
+   * pool for every file (bench/PROFILE.md, "Seventh pass").
+   */
+  private takeWhole(f: Flush): { whole: Flush; rest: Flush } | null {
+    if (this.threadMinAverage === 0) return null;
+    let count = 0;
+    for (let i = 0; i < f.dirs.length; i++) if (wholeFile(f.dirs[i]!)) count++;
+    if (count < WHOLE_MIN_FILES) return null;
+    const whole: Flush = { ...f, dirs: [], chunks: [] };
+    const rest: Flush = { ...f, dirs: [], chunks: [] };
+    for (let i = 0; i < f.dirs.length; i++) {
+      const to = wholeFile(f.dirs[i]!) ? whole : rest;
+      to.dirs.push(f.dirs[i]!);
+      to.chunks.push(f.chunks[i]!);
+    }
+    return { whole, rest };
+  }
+
+  /** writeWhole writes the flush's files whole through the write thread, in jobs of at most WHOLE_JOB_FILES files. */
+  private async writeWhole(f: Flush): Promise<void> {
+    const thread = (this.thread ??= new WriteThread());
+    const dirs = f.dirs;
+    for (let start = 0; start < dirs.length; start += WHOLE_JOB_FILES) {
+      const end = Math.min(dirs.length, start + WHOLE_JOB_FILES);
+      const names: string[] = [];
+      const chunks: Uint8Array[][] = [];
+      for (let i = start; i < end; i++) {
+        names.push(dirs[i]!.name!);
+        chunks.push(f.chunks[i]!);
+      }
+      const r = await thread.writeWhole(this.prefix, names, PART_SUFFIX, chunks);
+      if (r.error !== null) {
+        const part = this.partOf(dirs[start + r.error.file]!);
+        const cause = new Error(r.error.message);
+        throw this.outputError(part, r.error.code === null ? cause : Object.assign(cause, { code: r.error.code }));
+      }
+      for (let i = start; i < end; i++) dirs[i]!.whole = true;
+      this.counters.wholeFiles += end - start;
+    }
+  }
+
+  /** flushOpen: one writev per file (or one job of the write thread). */
+  private async flushOpen(f: Flush): Promise<void> {
+    for (const d of f.dirs) d.written = true;
     if (this.threadMinAverage > 0 && f.dirs.length > 0 && this.collectedBytes >= this.threadAfterBytes) {
       const fit = threadFit(f.chunks, this.threadMinAverage);
       const shaped = fit.fit !== 'no' && f.dirs.length >= this.threadMinFiles;
@@ -738,14 +832,13 @@ export class FilesSink extends Writable {
     }
     const indexes = f.dirs.map((_d, i) => i);
     await this.runAll(indexes, async (i) => {
-      const part = f.dirs[i]!.part;
+      const part = this.partOf(f.dirs[i]!);
       try {
         await this.pool.write(part, f.chunks[i]!);
       } catch (err) {
         throw this.outputError(part, err);
       }
     });
-    await this.finishClosed(f);
   }
 
   /**
@@ -760,7 +853,7 @@ export class FilesSink extends Writable {
       const fds: number[] = [];
       try {
         for (let i = start; i < end; i++) {
-          const part = f.dirs[i]!.part;
+          const part = this.partOf(f.dirs[i]!);
           try {
             fds.push(await this.pool.lease(part));
           } catch (err) {
@@ -768,18 +861,17 @@ export class FilesSink extends Writable {
           }
         }
         const r = await thread.write(fds, f.chunks.slice(start, end));
-        for (let i = 0; i < fds.length; i++) this.pool.release(f.dirs[start + i]!.part, i < r.written.length ? 1 : 0, r.written[i] ?? 0);
+        for (let i = 0; i < fds.length; i++) this.pool.release(this.partOf(f.dirs[start + i]!), i < r.written.length ? 1 : 0, r.written[i] ?? 0);
         fds.length = 0;
         if (r.error !== null) {
-          const part = f.dirs[start + r.error.file]!.part;
+          const part = this.partOf(f.dirs[start + r.error.file]!);
           const cause = new Error(r.error.message);
           throw this.outputError(part, r.error.code === null ? cause : Object.assign(cause, { code: r.error.code }));
         }
       } finally {
-        for (let i = 0; i < fds.length; i++) this.pool.release(f.dirs[start + i]!.part, 0, 0);
+        for (let i = 0; i < fds.length; i++) this.pool.release(this.partOf(f.dirs[start + i]!), 0, 0);
       }
     }
-    await this.finishClosed(f);
   }
 
   /**
@@ -790,42 +882,32 @@ export class FilesSink extends Writable {
     this.closing.push(st);
     st.c2s.closed = true;
     st.s2c.closed = true;
-    this.addLine(connectionRecordJson(this.record(st)) + '\n');
+    const before = this.records.length;
+    this.records.connection(st.open, st.close, st.lastTs, st.c2s, st.s2c);
+    this.ahead += this.records.length - before;
     this.listed -= (st.c2s.gapList?.length ?? 0) + (st.c2s.overlapList?.length ?? 0) + (st.s2c.gapList?.length ?? 0) + (st.s2c.overlapList?.length ?? 0);
   }
 
   /**
-   * addLine appends a record line to the batch's buffer at once, while its string is young: a
-   * SYN flood closes thousands of connections per batch, and holding their lines as strings until
-   * the write made V8 promote and then slowly flatten them (several times slower). The buffer is
-   * kept for the next batches. Records are ASCII by construction (numbers, addresses, file names
-   * made of them, fixed words), so latin1 is their UTF-8. The lines count toward aheadBytes like
-   * data: a flood's records are megabytes a batch, and while a slow flush (many files) was in
-   * flight they piled up here without bound (bench/PROFILE.md, "Sixth pass").
+   * The records of the connections closed since the last flush, written as bytes as they close
+   * (RecordWriter): a SYN flood closes thousands of connections per batch, and holding their lines
+   * as strings until the write made V8 promote and then slowly flatten them. The lines count
+   * toward aheadBytes like data: a flood's records are megabytes a batch, and while a slow flush
+   * (many files) was in flight they piled up here without bound (bench/PROFILE.md, "Sixth pass").
    */
-  private addLine(line: string): void {
-    if (this.lineBuf.length - this.lineAt < line.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.lineAt + line.length, this.lineBuf.length * 2, 1 << 16));
-      this.lineBuf.copy(bigger, 0, 0, this.lineAt);
-      this.lineBuf = bigger;
-    }
-    const n = this.lineBuf.write(line, this.lineAt, 'latin1');
-    this.lineAt += n;
-    this.ahead += n;
-    this.lineCount++;
-  }
+  private readonly records = new RecordWriter();
 
   /** finishClosed closes and renames the files of the flush's closed connections, then writes its records. */
   private async finishClosed(f: Flush): Promise<void> {
     if (f.closing.length === 0 && f.lines.length === 0) return;
     const files: DirState[] = [];
     for (const st of f.closing) {
-      if (st.c2s.name !== null) files.push(st.c2s);
-      if (st.s2c.name !== null) files.push(st.s2c);
+      if (st.c2s.name !== null && !st.c2s.whole) files.push(st.c2s);
+      if (st.s2c.name !== null && !st.s2c.whole) files.push(st.s2c);
     }
     await this.runAll(files, async (d) => {
-      const part = d.part;
-      const final = path.join(this.dir, d.name!);
+      const part = this.partOf(d);
+      const final = this.prefix + d.name!;
       try {
         await this.pool.close(part);
         await fs.promises.rename(part, final);
@@ -840,23 +922,6 @@ export class FilesSink extends Writable {
       throw this.outputError(records, err);
     }
     this.counters.connections += f.lineCount;
-  }
-
-  private record(st: ConnState): ConnectionRecord {
-    const o = st.open;
-    const c = st.close;
-    return {
-      conn: o.conn,
-      ts: c === null ? st.lastTs : c.ts,
-      reason: c === null ? 'unclosed' : c.reason,
-      openTs: o.ts,
-      client: o.client,
-      server: o.server,
-      vlan: o.vlan,
-      midstream: o.midstream,
-      c2s: dirRecord(st.c2s, c === null ? null : c.c2s),
-      s2c: dirRecord(st.s2c, c === null ? null : c.s2c),
-    };
   }
 
   /** runAll runs `fn` over `items`, `concurrency` at a time; on a failure it starts no more and waits for the running ones. */
@@ -891,6 +956,20 @@ export class FilesSink extends Writable {
     if (isOutputError(err)) return err;
     return new PcapflowError('OUTPUT_FAILED', `cannot write ${file}: ${errCode(err)}`, { file, cause: err });
   }
+}
+
+/** Fewest files a flush writes whole through the write thread (takeWhole): fewer go to the thread pool. */
+const WHOLE_MIN_FILES = 8;
+/** Files written whole in one flush that make the sink ask for shared read chunks (wantsSharedChunks). */
+const WHOLE_SHARE_FILES = 64;
+/** Largest file written whole (its bytes may be copied into the job). */
+const WHOLE_MAX_BYTES = 1 << 20;
+/** Most files in one writeWhole job. */
+const WHOLE_JOB_FILES = 1024;
+
+/** wholeFile: a direction takeWhole can write whole. */
+function wholeFile(d: DirState): boolean {
+  return d.closed && !d.written && d.bytes <= WHOLE_MAX_BYTES;
 }
 
 /** Default of writeThread's minAverage. */
@@ -952,70 +1031,4 @@ function positiveInteger(name: string, n: number, min = 1): void {
 
 function isOutputError(err: unknown): err is PcapflowError {
   return err instanceof PcapflowError;
-}
-
-function dirRecord(d: DirState, s: DirectionSummary | null): FileDirectionRecord {
-  const summary: DirectionSummary = s ?? {
-    bytes: d.bytes,
-    packets: 0,
-    retransmitted: 0,
-    outOfOrder: 0,
-    gaps: d.gaps,
-    missing: d.missing,
-    overlaps: d.overlaps,
-    firstTs: null,
-    lastTs: null,
-    capped: 0,
-  };
-  return {
-    file: d.name,
-    bytes: summary.bytes,
-    packets: summary.packets,
-    retransmitted: summary.retransmitted,
-    outOfOrder: summary.outOfOrder,
-    gaps: summary.gaps,
-    missing: summary.missing,
-    overlaps: summary.overlaps,
-    firstTs: summary.firstTs,
-    lastTs: summary.lastTs,
-    capped: summary.capped,
-    gapList: d.gapList ?? [],
-    overlapList: d.overlapList ?? [],
-    unlisted: d.unlisted,
-  };
-}
-
-/**
- * connectionRecordJson renders a ConnectionRecord exactly as JSON.stringify would (same fields,
- * same order; checked by test/files-sink.test.ts), without walking it generically: a SYN flood
- * writes millions of these.
- */
-export function connectionRecordJson(r: ConnectionRecord): string {
-  return (
-    `{"conn":${r.conn},"ts":"${r.ts}","reason":"${r.reason}","openTs":"${r.openTs}","client":${endpointJson(r.client)},` +
-    `"server":${endpointJson(r.server)},"vlan":${vlanJson(r.vlan)},"midstream":${r.midstream},` +
-    `"c2s":${dirRecordJson(r.c2s)},"s2c":${dirRecordJson(r.s2c)}}`
-  );
-}
-
-function dirRecordJson(d: FileDirectionRecord): string {
-  return (
-    `{"file":${d.file === null ? 'null' : JSON.stringify(d.file)},${summaryFieldsJson(d)},` +
-    `"gapList":${d.gapList.length === 0 ? '[]' : JSON.stringify(d.gapList)},` +
-    `"overlapList":${d.overlapList.length === 0 ? '[]' : JSON.stringify(d.overlapList)},"unlisted":${d.unlisted}}`
-  );
-}
-
-/**
- * quietRecordJson: the connections.ndjson line (newline included) of a connection whose close
- * event came right after its open event, with nothing in between: no file, no list. The same
- * text connectionRecordJson(record) gives, without building the record.
- */
-function quietRecordJson(o: OpenEvent, c: CloseEvent): string {
-  return (
-    `{"conn":${o.conn},"ts":"${c.ts}","reason":"${c.reason}","openTs":"${o.ts}","client":${endpointJson(o.client)},` +
-    `"server":${endpointJson(o.server)},"vlan":${vlanJson(o.vlan)},"midstream":${o.midstream},` +
-    `"c2s":{"file":null,${summaryFieldsJson(c.c2s)},"gapList":[],"overlapList":[],"unlisted":0},` +
-    `"s2c":{"file":null,${summaryFieldsJson(c.s2c)},"gapList":[],"overlapList":[],"unlisted":0}}\n`
-  );
 }

@@ -9,11 +9,8 @@ export {
   defaultMaxOpenFiles,
   openFilesLimit,
   PART_SUFFIX,
-  type ConnectionRecord,
-  type FileDirectionRecord,
   type FilesSinkOptions,
   type FilesSinkStats,
-  type GapRecord,
-  type OverlapRecord,
 } from './files-sink.js';
+export type { ConnectionRecord, FileDirectionRecord, GapRecord, OverlapRecord } from './connection-records.js';
 export { FdPool, type FdPoolStats } from './fd-pool.js';

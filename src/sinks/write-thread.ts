@@ -7,11 +7,14 @@ import { SharedIndex } from './shared-index.js';
  * kernel nor wakes a thread-pool thread for every file it writes: one message carries a whole
  * flush (many files).
  *
- * A job lists, per file, its descriptor and its chunks. A chunk in a SharedArrayBuffer (a read
- * chunk of openCaptures' `sharedChunks`) travels as its offset and length only; any other chunk
- * is copied into the job's transferred buffer. Jobs are answered in the order posted: the byte
- * count written per file, or the first failure (errno code and the file's index in the job),
- * after which the job's later files were not written.
+ * A job lists, per file, its descriptor and its chunks (`write`), or its paths and chunks
+ * (`writeWhole`: a file written whole, from its creation to its final name: open NAME.part,
+ * write, close, rename to NAME; what short connections need, four system calls a file that the
+ * main thread would otherwise hand to the thread pool one by one). A chunk in a
+ * SharedArrayBuffer (a read chunk of openCaptures' `sharedChunks`) travels as its offset and
+ * length only; any other chunk is copied into the job's transferred buffer. Jobs are answered in
+ * the order posted: the byte count written per file, or the first failure (errno code and the
+ * file's index in the job), after which the job's later files were not written.
  */
 
 /** Int32 fields per chunk in a job's descriptor: source (-1 the job's buffer, k its k-th SharedArrayBuffer), offset, length. */
@@ -25,6 +28,8 @@ export interface WriteJob {
   desc: Int32Array;
   aux: ArrayBuffer;
   sabs: SharedArrayBuffer[];
+  /** writeWhole's jobs: the files' names (joined by newlines), their directory prefix and the suffix of the path written until the rename (the descriptors in `files` are unused); null for `write`. */
+  whole: { prefix: string; names: string; suffix: string } | null;
 }
 
 /**
@@ -50,9 +55,12 @@ function writeWorker(): void {
     const aux = new Uint8Array(m.aux);
     const srcs = m.sabs.map((s) => new Uint8Array(s));
     const written: number[] = [];
+    const names = m.whole === null ? null : m.whole.names.split('\n');
+    const prefix = m.whole?.prefix ?? '';
+    const suffix = m.whole?.suffix ?? '';
     let k = 0;
     for (let f = 0; f < m.files.length; f += 2) {
-      const fd = m.files[f]!;
+      let fd = m.files[f]!;
       const n = m.files[f + 1]!;
       let views: Uint8Array[] = [];
       let left = 0;
@@ -64,6 +72,7 @@ function writeWorker(): void {
       }
       let total = 0;
       try {
+        if (names !== null) fd = fs.openSync(prefix + names[f / 2]! + suffix, 'w', 0o644);
         while (left > 0) {
           let w = fs.writevSync(fd, views);
           total += w;
@@ -80,7 +89,15 @@ function writeWorker(): void {
           }
           views = rest;
         }
+        if (names !== null) {
+          const opened = fd;
+          fd = -1;
+          fs.closeSync(opened);
+          const name = prefix + names[f / 2]!;
+          fs.renameSync(name + suffix, name);
+        }
       } catch (err) {
+        if (names !== null && fd >= 0) fs.closeSync(fd);
         const e = err as NodeJS.ErrnoException;
         written.push(total);
         port.postMessage({ written, error: { code: e.code ?? 'EIO', message: e.message, file: f / 2 } } satisfies WriteResult);
@@ -119,8 +136,20 @@ export class WriteThread {
 
   /** write appends each `chunks[i]` to descriptor `fds[i]` (in order, one file after the other). */
   write(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
+    return this.post(pack(fds, chunks, null));
+  }
+
+  /**
+   * writeWhole writes each `chunks[i]` to a new file `prefix + names[i] + suffix` (created or
+   * truncated), closes it and renames it to `prefix + names[i]`, one file after the other. Names
+   * must not contain a newline.
+   */
+  writeWhole(prefix: string, names: readonly string[], suffix: string, chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
+    return this.post(pack(new Array<number>(chunks.length).fill(-1), chunks, { prefix, names: names.join('\n'), suffix }));
+  }
+
+  private post(job: WriteJob): Promise<WriteResult> {
     if (this.failure !== null) return Promise.resolve(threadFailed(this.failure));
-    const job = pack(fds, chunks);
     return new Promise((resolve) => {
       if (this.waiting.length === 0) this.worker.ref();
       this.waiting.push(resolve);
@@ -141,7 +170,7 @@ function threadFailed(err: Error): WriteResult {
 }
 
 /** pack builds a job (see WriteThread). */
-export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[]): WriteJob {
+export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Array[])[], whole: WriteJob['whole'] = null): WriteJob {
   let count = 0;
   let copied = 0;
   for (const list of chunks) {
@@ -173,5 +202,5 @@ export function pack(fds: readonly number[], chunks: readonly (readonly Uint8Arr
       }
     }
   }
-  return { files, desc, aux: aux.buffer, sabs: shared.list };
+  return { files, desc, aux: aux.buffer, sabs: shared.list, whole };
 }

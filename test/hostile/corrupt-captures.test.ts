@@ -50,7 +50,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloseEvent, StreamEvent } from '../../src/core/events.js';
-import type { ConnectionRecord } from '../../src/sinks/files-sink.js';
+import type { ConnectionRecord } from '../../src/sinks/connection-records.js';
 import { REPO_ROOT, SHARED_PCAPS } from '../helpers/env.js';
 import { readCapture } from '../helpers/read-capture.js';
 import { collect, runCapture } from '../helpers/tcp-pipeline.js';
