@@ -118,18 +118,28 @@ describe('FilesSink with its write thread', () => {
   it('writes the files of short connections whole (open, write, close, rename in the thread): the same files as the thread pool', async () => {
     const file = path.join(tmp, 'short.pcap');
     await writeShortConns(file, { conns: 400, concurrent: 20, seconds: 2 });
-    const viaThread = await files(file, { shared: true, writeThread: true });
+    const viaThread = await files(file, { shared: true, writeThread: { hereFiles: 0 } });
+    const here = await files(file, { shared: true, writeThread: true });
     const viaPool = await files(file, { shared: false, writeThread: false });
     expect(viaThread.error).toBeNull();
+    expect(here.error).toBeNull();
     expect(viaThread.sink.stats.wholeFiles).toBeGreaterThan(700);
+    expect(here.sink.stats.wholeFiles).toBe(viaThread.sink.stats.wholeFiles);
+    // the default writes the first 4096 on the main thread: no thread started
+    expect((here.sink as unknown as { thread: unknown }).thread).toBeNull();
+    expect((viaThread.sink as unknown as { thread: unknown }).thread).not.toBeNull();
     expect(viaPool.sink.stats.wholeFiles).toBe(0);
     expect(dirContents(viaThread.dir)).toEqual(dirContents(viaPool.dir));
+    expect(dirContents(here.dir)).toEqual(dirContents(viaPool.dir));
     expect(dirContents(viaThread.dir).size).toBe(800 + 1);
   }, 60_000);
 
-  it('a file written whole that cannot be written fails with OUTPUT_FAILED naming it', async () => {
+  it.each([
+    ['by the thread', 0],
+    ['on the main thread', 4096],
+  ])('a file written whole (%s) that cannot be written fails with OUTPUT_FAILED naming it', async (_how, hereFiles) => {
     if (!fs.existsSync('/dev/full')) return;
-    const dir = path.join(tmp, 'whole-full');
+    const dir = path.join(tmp, `whole-full-${hereFiles}`);
     fs.mkdirSync(dir);
     const B = { ip: '10.180.156.2', port: 80 };
     const batch: StreamEvent[] = [];
@@ -138,9 +148,10 @@ describe('FilesSink with its write thread', () => {
       const o = openEvent(i, A, B);
       batch.push(o, dataEvent(i, 'c2s', 0, Buffer.from(`request ${i}`)), closeEvent(o, 9, 0));
     }
-    const part = path.join(dir, '010.180.156.001.40005-010.180.156.002.00080.part');
+    // written whole: under its final name at once, no NAME.part
+    const part = path.join(dir, '010.180.156.001.40005-010.180.156.002.00080');
     fs.symlinkSync('/dev/full', part);
-    const sink = new FilesSink({ dir, writeThread: true });
+    const sink = new FilesSink({ dir, writeThread: { hereFiles } });
     const err = await drive(sink, [batch]).then(
       () => null,
       (e: unknown) => e,
@@ -149,6 +160,7 @@ describe('FilesSink with its write thread', () => {
     expect((err as Error).cause).toMatchObject({ code: 'ENOSPC' });
     // the files before it were written whole
     expect(fs.readFileSync(path.join(dir, '010.180.156.001.40004-010.180.156.002.00080'), 'utf8')).toBe('request 4');
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.part'))).toEqual([]);
   });
 
   it('fails with OUTPUT_FAILED when the thread dies', async () => {

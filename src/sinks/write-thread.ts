@@ -8,9 +8,9 @@ import { SharedIndex } from './shared-index.js';
  * flush (many files).
  *
  * A job lists, per file, its descriptor and its chunks (`write`), or its paths and chunks
- * (`writeWhole`: a file written whole, from its creation to its final name: open NAME.part,
- * write, close, rename to NAME; what short connections need, four system calls a file that the
- * main thread would otherwise hand to the thread pool one by one). A chunk in a
+ * (`writeWhole`: a file written whole, from its creation to its close, and renamed if it was
+ * written under a temporary name; what short connections need: system calls that the main
+ * thread would otherwise hand to the thread pool one by one). A chunk in a
  * SharedArrayBuffer (a read chunk of openCaptures' `sharedChunks`) travels as its offset and
  * length only; any other chunk is copied into the job's transferred buffer. Jobs are answered in
  * the order posted: the byte count written per file, or the first failure (errno code and the
@@ -93,8 +93,10 @@ function writeWorker(): void {
           const opened = fd;
           fd = -1;
           fs.closeSync(opened);
-          const name = prefix + names[f / 2]!;
-          fs.renameSync(name + suffix, name);
+          if (suffix !== '') {
+            const name = prefix + names[f / 2]!;
+            fs.renameSync(name + suffix, name);
+          }
         }
       } catch (err) {
         if (names !== null && fd >= 0) fs.closeSync(fd);
@@ -141,8 +143,8 @@ export class WriteThread {
 
   /**
    * writeWhole writes each `chunks[i]` to a new file `prefix + names[i] + suffix` (created or
-   * truncated), closes it and renames it to `prefix + names[i]`, one file after the other. Names
-   * must not contain a newline.
+   * truncated), closes it and, when `suffix` is not empty, renames it to `prefix + names[i]`, one
+   * file after the other. Names must not contain a newline.
    */
   writeWhole(prefix: string, names: readonly string[], suffix: string, chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
     return this.post(pack(new Array<number>(chunks.length).fill(-1), chunks, { prefix, names: names.join('\n'), suffix }));
