@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Direction, StreamEvent } from '../src/core/events.js';
 import { FdPool } from '../src/sinks/fd-pool.js';
 import { CONNECTIONS_FILE, FilesSink } from '../src/sinks/files-sink.js';
-import type { ConnectionRecord } from '../src/sinks/connection-records.js';
+import { connectionRecords } from './helpers/dir-contents.js';
 import { closeEvent, dataEvent, drive, endpoints, gapEvent, openEvent, pattern } from './helpers/sink-events.js';
 
 // tmpfs when there is one: the big test is about descriptors and bytes, not disk speed
@@ -16,13 +16,7 @@ let dirCount = 0;
 const newDir = (): string => path.join(root, `out${dirCount++}`);
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
-function records(dir: string): ConnectionRecord[] {
-  return fs
-    .readFileSync(path.join(dir, CONNECTIONS_FILE), 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as ConnectionRecord);
-}
+const records = connectionRecords;
 
 /** writeBatch hands one batch to the sink and waits until it is on disk. */
 function writeBatch(sink: FilesSink, batch: StreamEvent[]): Promise<void> {

@@ -16,6 +16,7 @@ import { CONNECTIONS_FILE, FilesSink, type FilesSinkOptions } from '../src/sinks
 import { writeShortConns } from '../bench/synth.js';
 import { runCli } from './helpers/cli-run.js';
 import { hasTool } from './helpers/env.js';
+import { connectionRecords } from './helpers/dir-contents.js';
 import { closeEvent, dataEvent, drive, openEvent } from './helpers/sink-events.js';
 
 const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -41,13 +42,7 @@ function tree(dir: string): Map<string, string> {
   return out;
 }
 
-function records(dir: string): ConnectionRecord[] {
-  return fs
-    .readFileSync(path.join(dir, CONNECTIONS_FILE), 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as ConnectionRecord);
-}
+const records = connectionRecords;
 
 const p3 = (n: number): string => String(n).padStart(3, '0');
 

@@ -12,7 +12,7 @@ import { flowBaseName, flowFileName } from '../core/format.js';
 import { planMemory } from '../core/memory-budget.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
 import { RecordWriter, type GapRecord, type OverlapRecord } from './connection-records.js';
-import { WriteThread } from './write-thread.js';
+import { WriteThread, writevAllSync } from './write-thread.js';
 import { TakenBound } from './shared-index.js';
 
 export interface FilesSinkOptions {
@@ -839,7 +839,10 @@ export class FilesSink extends Writable {
       try {
         const fd = fs.openSync(file, 'w', 0o644);
         try {
-          writeAllSync(fd, f.chunks[i]!);
+          const chunks = f.chunks[i]!;
+          let left = 0;
+          for (let j = 0; j < chunks.length; j++) left += chunks[j]!.length;
+          writevAllSync(fs, fd, chunks, left, [0]);
         } finally {
           fs.closeSync(fd);
         }
@@ -997,28 +1000,6 @@ export class FilesSink extends Writable {
 const WHOLE_MIN_FILES = 8;
 /** The files a run writes whole on the main thread before it starts the write thread (writeWholeHere). */
 const WHOLE_HERE_FILES = 4096;
-
-/** writeAllSync writes `chunks` to `fd` with writevSync, continuing after a partial write. */
-function writeAllSync(fd: number, chunks: readonly Uint8Array[]): void {
-  let views = chunks as Uint8Array[];
-  let left = 0;
-  for (let i = 0; i < views.length; i++) left += views[i]!.length;
-  while (left > 0) {
-    let w = fs.writevSync(fd, views);
-    left -= w;
-    if (left === 0) return;
-    const rest: Uint8Array[] = [];
-    for (const v of views) {
-      if (w >= v.length) {
-        w -= v.length;
-        continue;
-      }
-      rest.push(w > 0 ? v.subarray(w) : v);
-      w = 0;
-    }
-    views = rest;
-  }
-}
 
 /** Files written whole in one flush that make the sink ask for shared read chunks (wantsSharedChunks). */
 const WHOLE_SHARE_FILES = 64;

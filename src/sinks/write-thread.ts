@@ -42,8 +42,34 @@ export interface WriteResult {
 }
 
 /**
- * The worker's code: self-contained (it runs from its source text, as CommonJS), so it repeats
- * the descriptor layout as literals. A partial write is continued until all is written.
+ * writevAllSync writes the `left` bytes of `chunks` to `fd` with `fsm.writevSync`, continuing
+ * after a partial write; `progress[0]` counts the bytes written (read it after a throw). The
+ * worker runs it from its source text (so it takes `fs` as an argument); FilesSink calls it too.
+ */
+export function writevAllSync(fsm: { writevSync(fd: number, b: Uint8Array[]): number }, fd: number, chunks: readonly Uint8Array[], left: number, progress: number[]): void {
+  let views = chunks as Uint8Array[];
+  let rest = left;
+  while (rest > 0) {
+    let w = fsm.writevSync(fd, views);
+    progress[0]! += w;
+    rest -= w;
+    if (rest === 0) return;
+    const next: Uint8Array[] = [];
+    for (const v of views) {
+      if (w >= v.length) {
+        w -= v.length;
+        continue;
+      }
+      next.push(w > 0 ? v.subarray(w) : v);
+      w = 0;
+    }
+    views = next;
+  }
+}
+
+/**
+ * The worker's code: it runs from its source text (as CommonJS, after writevAllSync's), so it
+ * repeats the descriptor layout as literals. A partial write is continued until all is written.
  */
 function writeWorker(): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
@@ -62,7 +88,7 @@ function writeWorker(): void {
     for (let f = 0; f < m.files.length; f += 2) {
       let fd = m.files[f]!;
       const n = m.files[f + 1]!;
-      let views: Uint8Array[] = [];
+      const views: Uint8Array[] = [];
       let left = 0;
       for (let j = 0; j < n; j++, k += 3) {
         const src = m.desc[k]!;
@@ -70,25 +96,10 @@ function writeWorker(): void {
         views.push((src === -1 ? aux : srcs[src]!).subarray(m.desc[k + 1]!, m.desc[k + 1]! + len));
         left += len;
       }
-      let total = 0;
+      const progress = [0];
       try {
         if (names !== null) fd = fs.openSync(prefix + names[f / 2]! + suffix, 'w', 0o644);
-        while (left > 0) {
-          let w = fs.writevSync(fd, views);
-          total += w;
-          left -= w;
-          if (left === 0) break;
-          const rest: Uint8Array[] = [];
-          for (const v of views) {
-            if (w >= v.length) {
-              w -= v.length;
-              continue;
-            }
-            rest.push(w > 0 ? v.subarray(w) : v);
-            w = 0;
-          }
-          views = rest;
-        }
+        writevAllSync(fs, fd, views, left, progress);
         if (names !== null) {
           const opened = fd;
           fd = -1;
@@ -101,11 +112,11 @@ function writeWorker(): void {
       } catch (err) {
         if (names !== null && fd >= 0) fs.closeSync(fd);
         const e = err as NodeJS.ErrnoException;
-        written.push(total);
+        written.push(progress[0]!);
         port.postMessage({ written, error: { code: e.code ?? 'EIO', message: e.message, file: f / 2 } } satisfies WriteResult);
         return;
       }
-      written.push(total);
+      written.push(progress[0]!);
     }
     port.postMessage({ written, error: null } satisfies WriteResult);
   });
@@ -119,7 +130,7 @@ export class WriteThread {
   private failure: Error | null = null;
 
   constructor() {
-    this.worker = new Worker(`(${writeWorker.toString()})()`, { eval: true });
+    this.worker = new Worker(`const writevAllSync = ${writevAllSync.toString()};\n(${writeWorker.toString()})()`, { eval: true });
     this.worker.unref();
     const fail = (err: Error): void => {
       if (this.failure !== null || this.stopping) return;
