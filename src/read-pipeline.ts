@@ -6,8 +6,7 @@
  * the sink and the TCP stages, and the sinks' thread defaults.
  */
 import { statSync } from 'node:fs';
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { v8, vm } from './builtins.js';
 import { Readable, type Writable } from 'node:stream';
 import { PcapflowError } from './core/errors.js';
 import { RENDER_THREAD_MIN_INPUT, renderThreadByDefault } from './render-thread-default.js';
@@ -233,8 +232,8 @@ export function fullCollection(): (() => void) | null {
   const own = (globalThis as { gc?: unknown }).gc;
   if (typeof own === 'function') return own as () => void;
   try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
+    v8().setFlagsFromString('--expose-gc');
+    const gc = vm().runInNewContext('gc') as unknown;
     return typeof gc === 'function' ? (gc as () => void) : null;
   } catch {
     return null;

@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { workerThreads } from '../builtins.js';
 import type { StreamEvent } from '../core/events.js';
 import { dataJsonHead } from '../core/format.js';
 import type { RawWrites } from './byte-sink.js';
@@ -99,7 +100,7 @@ export class RenderThread {
 
   /** `onFailure` is called once if the thread fails: an error in it, or its exit other than by stop(). */
   constructor(encoding: 'base64' | 'hex', onFailure: (err: Error) => void) {
-    this.worker = new Worker(`(${renderWorker.toString()})()`, { eval: true, workerData: { hex: encoding === 'hex' } });
+    this.worker = new (workerThreads().Worker)(`(${renderWorker.toString()})()`, { eval: true, workerData: { hex: encoding === 'hex' } });
     this.worker.unref();
     const fail = (err: Error): void => {
       if (this.failed || this.stopping) return;

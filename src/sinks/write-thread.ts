@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { workerThreads } from '../builtins.js';
 import { SharedIndex } from './shared-index.js';
 
 /**
@@ -130,7 +131,7 @@ export class WriteThread {
   private failure: Error | null = null;
 
   constructor() {
-    this.worker = new Worker(`const writevAllSync = ${writevAllSync.toString()};\n(${writeWorker.toString()})()`, { eval: true });
+    this.worker = new (workerThreads().Worker)(`const writevAllSync = ${writevAllSync.toString()};\n(${writeWorker.toString()})()`, { eval: true });
     this.worker.unref();
     const fail = (err: Error): void => {
       if (this.failure !== null || this.stopping) return;

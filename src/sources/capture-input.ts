@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { createGunzip, type Gunzip } from 'node:zlib';
+import type { Gunzip } from 'node:zlib';
+import { zlib } from '../builtins.js';
 import type { CaptureFormat, CaptureReader } from '../core/capture-reader.js';
 import { PcapflowError } from '../core/errors.js';
 
@@ -203,7 +204,7 @@ export class CaptureInput {
   /** startGunzip puts a gunzip stage after the byte stream, starting with `head`, the bytes already read. */
   private startGunzip(head: Uint8Array): void {
     const raw = this.raw;
-    const gz = createGunzip({ chunkSize: Math.max(this.chunkSize, 1024) });
+    const gz = zlib().createGunzip({ chunkSize: Math.max(this.chunkSize, 1024) });
     this.gunzip = gz;
     this.stats.compression = 'gzip';
     this.stats.compressedBytes += head.length;

@@ -6,7 +6,7 @@
  * The IP-decoding transforms give the core node:zlib's raw inflate for IPComp payloads, unless
  * the caller passes its own `inflate` (or null to leave IPComp undecoded).
  */
-import { inflateRawSync, inflateSync } from 'node:zlib';
+import { zlib } from '../builtins.js';
 import { FrameDecoder, type DecoderOptions } from '../core/frame-decoder.js';
 import { IpDecoder, type IpDecoderOptions } from '../core/ip-decoder.js';
 import { PacketDecoder, type PacketDecoderOptions } from '../core/packet-decoder.js';
@@ -23,10 +23,10 @@ const MAX_INFLATED = 1 << 17;
  */
 export function zlibInflate(data: Uint8Array): Uint8Array | null {
   try {
-    return inflateRawSync(data, { maxOutputLength: MAX_INFLATED });
+    return zlib().inflateRawSync(data, { maxOutputLength: MAX_INFLATED });
   } catch {
     try {
-      return inflateSync(data, { maxOutputLength: MAX_INFLATED });
+      return zlib().inflateSync(data, { maxOutputLength: MAX_INFLATED });
     } catch {
       return null;
     }
