@@ -145,15 +145,17 @@ function subdirsOf(args: StreamArgs): { subdirs?: 'k' | 'm' | 'g' } {
 }
 
 /**
- * createSink builds the sink `--sink` names; `fileBytes`: the size of the input when it is
- * capture files (see renderThreadOn). Throws INVALID_OPTION (files without -o, bad values).
+ * createSink builds the sink `--sink` names (for `pcapflow live`); `fileBytes`: the size of the
+ * input when it is capture files (see renderThreadOn). Throws INVALID_OPTION (files without -o,
+ * bad values). The files sink writes no file on this thread (writeThread.hereFiles 0): a burst of
+ * short connections written here with synchronous calls would hold up the capture.
  */
 export function createSink(args: StreamArgs, io: CliIo, fileBytes: number | null = null): Writable & { stats: object } {
   const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
   if (sinkKind === 'files') {
     if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
     const maxOpenFiles = args.maxOpenFiles === undefined ? undefined : parseCount('max-open-files', args.maxOpenFiles, 1, 1e6);
-    const writeThread = writeThreadOn(args);
+    const writeThread = writeThreadOn(args) ? { hereFiles: 0 } : false;
     const maxHeldBytes = planMemory(memoryBudgetOf(args)).heldOutputBytes;
     return new FilesSink({ dir: args.out, writeThread, maxHeldBytes, ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }), ...subdirsOf(args) });
   }

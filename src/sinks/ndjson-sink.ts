@@ -285,7 +285,8 @@ export class NdjsonSink extends ByteSink {
     let size = 0;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
-      size += e.type === 'data' ? DATA_LINE_OVERHEAD + Math.ceil(e.data.length * perByte) + 4 : 256;
+      // a close line is ~520 bytes, an open line ~280 (IPv4); falling short costs a copy of the batch's text (room)
+      size += e.type === 'data' ? DATA_LINE_OVERHEAD + Math.ceil(e.data.length * perByte) + 4 : e.type === 'close' ? 768 : 384;
     }
     this.out = Buffer.allocUnsafe(size);
     this.at = 0;
