@@ -445,19 +445,6 @@ export function formatIpv6(words: readonly number[]): string {
  * Throws PcapflowError INVALID_OPTION when `ip` is neither.
  */
 export function fileNameAddress(ip: string): string {
-  const known = nameAddresses.get(ip);
-  if (known !== undefined) return known;
-  const text = nameAddress(ip);
-  // a bounded cache: a server's address recurs in every file of its connections
-  if (nameAddresses.size >= NAME_ADDRESSES_MAX) nameAddresses.clear();
-  nameAddresses.set(ip, text);
-  return text;
-}
-
-const NAME_ADDRESSES_MAX = 4096;
-const nameAddresses = new Map<string, string>();
-
-function nameAddress(ip: string): string {
   if (ip.includes(':')) {
     const w = parseIpv6(ip);
     if (w === null) throw badAddress(ip);

@@ -59,8 +59,6 @@ export interface DirectionFiles {
   readonly unlisted: number;
 }
 
-const NO_SUMMARY_TIMES = null;
-
 /**
  * RecordWriter appends connections.ndjson lines (newline included) to `buf` at `at`, growing it
  * by doubling; `take` hands the bytes written over and starts again in a spare buffer. The
@@ -176,7 +174,7 @@ export class RecordWriter {
   }
 
   private time(t: string | null): void {
-    if (t === NO_SUMMARY_TIMES) {
+    if (t === null) {
       this.raw('null');
       return;
     }
@@ -259,17 +257,3 @@ export class RecordWriter {
 }
 
 const QUIET: DirectionFiles = { name: null, gapList: null, overlapList: null, unlisted: 0 };
-
-/**
- * connectionRecordJson renders a ConnectionRecord exactly as JSON.stringify would (same fields,
- * same order; without the newline): the reference RecordWriter is tested against.
- */
-export function connectionRecordJson(r: ConnectionRecord): string {
-  const w = new RecordWriter();
-  const open: OpenEvent = { type: 'open', conn: r.conn, ts: r.openTs, client: r.client, server: r.server, vlan: r.vlan, midstream: r.midstream, options: { c2s: {}, s2c: {} } };
-  const close: CloseEvent = { type: 'close', conn: r.conn, ts: r.ts, reason: r.reason as CloseReason, client: r.client, server: r.server, vlan: r.vlan, c2s: r.c2s, s2c: r.s2c };
-  const files = (d: FileDirectionRecord): DirectionFiles => ({ name: d.file, gapList: d.gapList, overlapList: d.overlapList, unlisted: d.unlisted });
-  w.connection(open, close, r.ts, files(r.c2s), files(r.s2c));
-  const line = w.take().toString('latin1');
-  return line.slice(0, -1);
-}
