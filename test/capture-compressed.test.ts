@@ -11,7 +11,6 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PcapflowError } from '../src/core/errors.js';
 import type { Packet } from '../src/core/packet.js';
 import { compressionOf } from '../src/sources/capture-input.js';
 import { captureInputStats, openCaptures, type OpenCapturesOptions } from '../src/sources/capture-source.js';
@@ -19,6 +18,7 @@ import { buildPcap, bytesOf, concat, PcapngBuilder } from './helpers/capture-bui
 import { runCli } from './helpers/cli-run.js';
 import { SHARED_PCAPS } from './helpers/env.js';
 import { describePacket, readCapture } from './helpers/read-capture.js';
+import { collectSource } from './helpers/read-capture.js';
 
 let dir = '';
 const file = (name: string): string => path.join(dir, name);
@@ -48,15 +48,6 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function collect(source: Readable): Promise<{ packets: Packet[]; error: PcapflowError | null }> {
-  const packets: Packet[] = [];
-  try {
-    for await (const batch of source) packets.push(...(batch as Packet[]));
-  } catch (err) {
-    return { packets, error: err as PcapflowError };
-  }
-  return { packets, error: null };
-}
 
 const expected = (bytes: Uint8Array): string[] => readCapture(bytes).packets.map(describePacket);
 
@@ -75,7 +66,7 @@ describe('gzip inputs', () => {
     ['x.pcap.gz', { sharedChunks: true }],
   ] as Array<[string, OpenCapturesOptions]>)('%s (%j) gives the packets of the plain capture', async (name, options) => {
     const source = openCaptures([file(name)], options);
-    const { packets, error } = await collect(source);
+    const { packets, error } = await collectSource(source);
     expect(error).toBeNull();
     expect(packets.map(describePacket)).toEqual(expected(plain));
     const [s] = captureInputStats(source);
@@ -83,10 +74,10 @@ describe('gzip inputs', () => {
   });
 
   it('reads gzip on stdin, also a byte at a time, and pcapng', async () => {
-    const one = await collect(openCaptures(['-'], { stdin: pieces(gz, 1) }));
+    const one = await collectSource(openCaptures(['-'], { stdin: pieces(gz, 1) }));
     expect(one.error).toBeNull();
     expect(one.packets.map(describePacket)).toEqual(expected(plain));
-    const two = await collect(openCaptures(['-'], { stdin: pieces(gzipSync(ng), 4096) }));
+    const two = await collectSource(openCaptures(['-'], { stdin: pieces(gzipSync(ng), 4096) }));
     expect(two.error).toBeNull();
     expect(two.packets.map(describePacket)).toEqual(expected(ng));
   });
@@ -94,13 +85,13 @@ describe('gzip inputs', () => {
   it('reads concatenated gzip members one after another (as gzip -d does)', async () => {
     const cut = 1_000_003;
     writeFileSync(file('members.gz'), concat(gzipSync(plain.subarray(0, cut)), gzipSync(plain.subarray(cut, cut + 10)), gzipSync(plain.subarray(cut + 10))));
-    const { packets, error } = await collect(openCaptures([file('members.gz')]));
+    const { packets, error } = await collectSource(openCaptures([file('members.gz')]));
     expect(error).toBeNull();
     expect(packets.map(describePacket)).toEqual(expected(plain));
   });
 
   it('a plain file keeps its chunks unshared from the gzip path: the same packets either way', async () => {
-    const a = await collect(openCaptures([file('x.pcap')], { sharedChunks: true }));
+    const a = await collectSource(openCaptures([file('x.pcap')], { sharedChunks: true }));
     expect(a.packets.map(describePacket)).toEqual(expected(plain));
     expect(captureInputStats(openCaptures([file('x.pcap')]))[0]).toMatchObject({ compression: null, compressedBytes: 0 });
   });
@@ -112,7 +103,7 @@ describe('gzip inputs', () => {
       const part = gunzipSync(gz.subarray(0, at), { finishFlush: constants.Z_SYNC_FLUSH });
       const whole = readCapture(part);
       const source = openCaptures([file('cut.gz')], { readSize: 64 * 1024 });
-      const { packets, error } = await collect(source);
+      const { packets, error } = await collectSource(source);
       expect(packets.map(describePacket)).toEqual(whole.packets.map(describePacket));
       expect(error).toMatchObject({ code: 'CAPTURE_TRUNCATED_COMPRESSED', file: file('cut.gz'), packet: whole.packets.length + 1, offset: part.length });
       expect(error?.message).toMatch(/gzip input ended inside its compressed stream/);
@@ -125,20 +116,20 @@ describe('gzip inputs', () => {
     badCrc[badCrc.length - 6] = (badCrc[badCrc.length - 6] as number) ^ 0xff; // the CRC32 in the trailer
     writeFileSync(file('crc.gz'), badCrc);
     const all = expected(plain);
-    const crc = await collect(openCaptures([file('crc.gz')]));
+    const crc = await collectSource(openCaptures([file('crc.gz')]));
     // zlib does not hand over the output of the step (at most one 512 KiB output chunk) that found the fault
     expect(crc.packets.length).toBeGreaterThan(2000);
     expect(crc.packets.map(describePacket)).toEqual(all.slice(0, crc.packets.length));
     expect(crc.error).toMatchObject({ code: 'CAPTURE_CORRUPT_COMPRESSED', file: file('crc.gz'), packet: crc.packets.length + 1 });
     expect(crc.error?.message).toMatch(/^corrupt gzip data: incorrect data check/);
     writeFileSync(file('garbage.gz'), concat(gz, new TextEncoder().encode('trailing garbage')));
-    const garbage = await collect(openCaptures([file('garbage.gz')]));
+    const garbage = await collectSource(openCaptures([file('garbage.gz')]));
     expect(garbage.packets.length).toBeGreaterThan(2000);
     expect(garbage.packets.map(describePacket)).toEqual(all.slice(0, garbage.packets.length));
     expect(garbage.error?.code).toBe('CAPTURE_CORRUPT_COMPRESSED');
     // zero bytes after the last member are padding, as gzip -d takes them
     writeFileSync(file('zeros.gz'), concat(gz, new Uint8Array(1000)));
-    const zeros = await collect(openCaptures([file('zeros.gz')]));
+    const zeros = await collectSource(openCaptures([file('zeros.gz')]));
     expect(zeros.error).toBeNull();
     expect(zeros.packets.map(describePacket)).toEqual(all);
   });
@@ -153,7 +144,7 @@ describe('gzip inputs', () => {
     ];
     for (const [name, bytes, code] of cases) {
       writeFileSync(file(name), bytes);
-      const { packets, error } = await collect(openCaptures([file(name)]));
+      const { packets, error } = await collectSource(openCaptures([file(name)]));
       expect(packets).toEqual([]);
       expect(error?.code, name).toBe(code);
     }
@@ -163,8 +154,8 @@ describe('gzip inputs', () => {
     const evens = buildPcap(Array.from({ length: 100 }, (_, i) => ({ data: bytesOf(60, i), tsSec: 1000 + i, tsNsec: i * 1000 + 500_000 })), { linkType: 113 });
     writeFileSync(file('evens.pcap'), evens);
     writeFileSync(file('evens.pcap.gz'), gzipSync(evens));
-    const a = await collect(openCaptures([file('x.pcap'), file('evens.pcap')]));
-    const b = await collect(openCaptures([file('x.pcap.gz'), '-'], { stdin: pieces(gzipSync(evens), 1000) }));
+    const a = await collectSource(openCaptures([file('x.pcap'), file('evens.pcap')]));
+    const b = await collectSource(openCaptures([file('x.pcap.gz'), '-'], { stdin: pieces(gzipSync(evens), 1000) }));
     expect(a.error).toBeNull();
     expect(b.error).toBeNull();
     expect(b.packets.map(describePacket)).toEqual(a.packets.map(describePacket));
@@ -202,12 +193,12 @@ describe('other compression formats', () => {
     const name = file(`capture ${format}.pcap`);
     writeFileSync(name, concat(Uint8Array.from(magic), bytesOf(100)));
     expect(compressionOf(Uint8Array.from(magic))).toBe(format);
-    const { packets, error } = await collect(openCaptures([name]));
+    const { packets, error } = await collectSource(openCaptures([name]));
     expect(packets).toEqual([]);
     expect(error).toMatchObject({ code: 'CAPTURE_COMPRESSED', file: name, offset: 0 });
     expect(error?.message).toContain(`${format}-compressed`);
     expect(error?.message).toContain(`${cmd} '${name}' | pcapflow read -`);
-    const stdin = await collect(openCaptures(['-'], { stdin: pieces(concat(Uint8Array.from(magic), bytesOf(100)), 2) }));
+    const stdin = await collectSource(openCaptures(['-'], { stdin: pieces(concat(Uint8Array.from(magic), bytesOf(100)), 2) }));
     expect(stdin.error?.code).toBe('CAPTURE_COMPRESSED');
     expect(stdin.error?.message).toContain(`| ${cmd} | pcapflow read -`);
   });

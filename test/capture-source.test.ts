@@ -11,6 +11,7 @@ import { ReaderTransform } from '../src/sources/reader-transform.js';
 import { buildPcap, bytesOf, PcapngBuilder, type PcapPacketSpec } from './helpers/capture-builder.js';
 import { SHARED_PCAPS } from './helpers/env.js';
 import { describePacket, readCapture } from './helpers/read-capture.js';
+import { collectSource } from './helpers/read-capture.js';
 
 let dir = '';
 const fileA = (): string => path.join(dir, 'a.pcap');
@@ -44,16 +45,6 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** collect reads a source to its end (or error), returning the packets and the error. */
-async function collect(source: Readable): Promise<{ packets: Packet[]; error: PcapflowError | null }> {
-  const packets: Packet[] = [];
-  try {
-    for await (const batch of source) packets.push(...(batch as Packet[]));
-  } catch (err) {
-    return { packets, error: err as PcapflowError };
-  }
-  return { packets, error: null };
-}
 
 /** chunked: a stream of `bytes` in pieces of `size`, standing in for stdin. */
 function chunked(bytes: Uint8Array, size: number): Readable {
@@ -65,7 +56,7 @@ function chunked(bytes: Uint8Array, size: number): Readable {
 describe('openCaptures', () => {
   it('reads files and stdin in order with order concat, numbering continued across inputs', async () => {
     const source = openCaptures([fileA(), '-', fileB()], { stdin: chunked(stdinBytes, 7), order: 'concat' });
-    const { packets, error } = await collect(source);
+    const { packets, error } = await collectSource(source);
     expect(error).toBeNull();
     expect(packets.map((p) => p.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(packets.map((p) => p.tsSec)).toEqual([101, 102, 103, 300, 301, 201, 202, 203, 204]);
@@ -80,7 +71,7 @@ describe('openCaptures', () => {
   });
 
   it('starts at firstIndex and yields the same packets as the reader', async () => {
-    const { packets } = await collect(openCaptures([fileB()], { firstIndex: 50, readSize: 13 }));
+    const { packets } = await collectSource(openCaptures([fileB()], { firstIndex: 50, readSize: 13 }));
     const direct = readCapture(new Uint8Array(readFileSync(fileB())), {}, { firstIndex: 50 });
     expect(packets.map(describePacket)).toEqual(direct.packets.map(describePacket));
   });
@@ -89,7 +80,7 @@ describe('openCaptures', () => {
     const a = path.join(SHARED_PCAPS, 'zeek__http-get-baseline.pcap');
     const b = path.join(SHARED_PCAPS, 'pcapplusplus__pcapng-eth-and-sll.pcapng');
     const source = openCaptures([a, b]);
-    const { packets, error } = await collect(source);
+    const { packets, error } = await collectSource(source);
     expect(error).toBeNull();
     expect(packets.length).toBe(14 + 159);
     expect(packets.every((p, i) => p.index === i + 1)).toBe(true);
@@ -99,7 +90,7 @@ describe('openCaptures', () => {
   it('delivers the earlier inputs, then fails with INPUT_NOT_FOUND for a missing path (order concat)', async () => {
     const missing = path.join(dir, 'no-such.pcap');
     const source = openCaptures([fileA(), missing, fileB()], { order: 'concat' });
-    const { packets, error } = await collect(source);
+    const { packets, error } = await collectSource(source);
     expect(packets.length).toBe(3);
     expect(error?.code).toBe('INPUT_NOT_FOUND');
     expect(error?.file).toBe(missing);
@@ -107,7 +98,7 @@ describe('openCaptures', () => {
   });
 
   it('fails with INPUT_READ_FAILED when the path cannot be read (a directory)', async () => {
-    const { error } = await collect(openCaptures([path.join(dir, 'a-directory')]));
+    const { error } = await collectSource(openCaptures([path.join(dir, 'a-directory')]));
     expect(error?.code).toBe('INPUT_READ_FAILED');
     expect(error?.file).toBe(path.join(dir, 'a-directory'));
   });
@@ -137,7 +128,7 @@ describe('openCaptures', () => {
   });
 
   it('tags capture errors with the input name, after the packets before the fault', async () => {
-    const { packets, error } = await collect(openCaptures([fileA(), fileCut()]));
+    const { packets, error } = await collectSource(openCaptures([fileA(), fileCut()]));
     expect(packets.map((p) => p.index)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(error?.code).toBe('PCAP_TRUNCATED_RECORD');
     expect(error).toMatchObject({ file: fileCut(), packet: 7 });

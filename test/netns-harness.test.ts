@@ -20,12 +20,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AppConnection,
   type CaptureCounts,
-  type ConnResult,
   captureCounts,
   checkConnectionsFile,
   compareFlowDir,
   compareFollow,
   loadAppLogs,
+  tally,
   tsharkFollow,
 } from './harness/compare.js';
 import {
@@ -67,20 +67,6 @@ interface Outcome {
   equal: Record<'pcapflow' | 'tcpflow' | 'tshark', string>;
 }
 
-function tally(results: ConnResult[]): { equal: number; total: number; bad: string[] } {
-  let equal = 0;
-  const bad: string[] = [];
-  for (const r of results) {
-    for (const [dir, d] of [
-      ['c2s', r.c2s],
-      ['s2c', r.s2c],
-    ] as const) {
-      if (d.equal) equal++;
-      else bad.push(`connection ${r.conn.id} (${r.conn.mode}, ${r.conn.key}) ${dir}: ${d.detail}`);
-    }
-  }
-  return { equal, total: results.length * 2, bad };
-}
 
 describe.skipIf(!CAN_RUN)('netns harness: real kernel TCP between two namespaces', () => {
   let work = '';

@@ -31,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type AppConnection, type ConnResult, type FollowDiff, checkConnectionsFile, compareFlowDir, compareFollowStreams, loadAppLogs, tsharkFollowAll } from './harness/compare.js';
+import { type AppConnection, type FollowDiff, checkConnectionsFile, compareFlowDir, compareFollowStreams, loadAppLogs, tally, tsharkFollowAll } from './harness/compare.js';
 import { CLIENT_V4, CLIENT_V6, HARNESS_DIR, SERVER_V4, SERVER_V6, type ScenarioSpec, leftovers, netnsSupport, runScenario, sweepStale, teardownAll } from './harness/scenario.js';
 import { REPO_ROOT, needTool } from './helpers/env.js';
 import type { FollowStream } from './helpers/tshark-follow.js';
@@ -97,20 +97,6 @@ function frames(file: string): number {
   return Number(/Number of packets:\s*(\d+)/.exec(out)?.[1] ?? -1);
 }
 
-function tally(results: Array<Pick<ConnResult, 'conn' | 'c2s' | 's2c'>>): { equal: number; total: number; bad: string[] } {
-  let equal = 0;
-  const bad: string[] = [];
-  for (const r of results) {
-    for (const [dir, d] of [
-      ['c2s', r.c2s],
-      ['s2c', r.s2c],
-    ] as const) {
-      if (d.equal) equal++;
-      else bad.push(`connection ${r.conn.id} (${r.conn.mode}, ${r.conn.key}) ${dir}: ${d.detail}`);
-    }
-  }
-  return { equal, total: results.length * 2, bad };
-}
 
 /** The kinds of pcapflow failure (the messages of compare.ts), counted: the table's summary. */
 const FAILURE_KINDS: Array<[string, RegExp]> = [

@@ -135,6 +135,22 @@ export interface ConnResult {
   s2c: DirectionResult;
 }
 
+/** tally counts the directions equal to the applications' bytes and describes the others (one line each). */
+export function tally(results: ReadonlyArray<Pick<ConnResult, 'conn' | 'c2s' | 's2c'>>): { equal: number; total: number; bad: string[] } {
+  let equal = 0;
+  const bad: string[] = [];
+  for (const r of results) {
+    for (const [dir, d] of [
+      ['c2s', r.c2s],
+      ['s2c', r.s2c],
+    ] as const) {
+      if (d.equal) equal++;
+      else bad.push(`connection ${r.conn.id} (${r.conn.mode}, ${r.conn.key}) ${dir}: ${d.detail}`);
+    }
+  }
+  return { equal, total: results.length * 2, bad };
+}
+
 /** compareBytes says whether `got` equals `want`, else where they first differ. */
 export function compareBytes(want: Buffer, got: Buffer): DirectionResult {
   if (want.equals(got)) return { equal: true, detail: '' };

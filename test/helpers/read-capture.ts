@@ -66,3 +66,14 @@ export function readCapture(bytes: Uint8Array, split: { chunk?: number; cuts?: n
 export function describePacket(p: Packet): string {
   return `${p.index} ${p.tsSec}.${String(p.tsNsec).padStart(9, '0')} ${p.caplen}/${p.len} lt${p.linkType} if${p.iface} ${Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength).toString('hex')}`;
 }
+
+/** collectSource reads a source of packet batches to its end (or error): the packets and the error. */
+export async function collectSource(source: AsyncIterable<unknown>): Promise<{ packets: Packet[]; error: PcapflowError | null }> {
+  const packets: Packet[] = [];
+  try {
+    for await (const batch of source) packets.push(...(batch as Packet[]));
+  } catch (err) {
+    return { packets, error: err as PcapflowError };
+  }
+  return { packets, error: null };
+}
