@@ -24,7 +24,8 @@ import { StdoutSink, type StdoutSinkOptions } from './sinks/stdout-sink.js';
 import { type CaptureOrder, type CaptureSource, COLLECT_EVERY, type InputStats, openCaptures, type OpenCapturesOptions, READ_SIZE } from './sources/capture-source.js';
 import { ChunkPool } from './sources/chunk-pool.js';
 import { FilterTransform } from './transforms/filter-transform.js';
-import { TcpStreamTransform } from './transforms/tcp-transforms.js';
+import { ShardSink, type ShardSinkOptions } from './sinks/shard-sink.js';
+import { TcpFrontTransform, TcpStreamTransform } from './transforms/tcp-transforms.js';
 
 /** A capture input: a file name, `-` (ReadCapturesOptions.stdin, default process.stdin), or a stream of capture bytes. */
 export type ReadInput = string | NodeJS.ReadableStream;
@@ -70,6 +71,15 @@ export interface ReadCapturesOptions {
   readSize?: number;
   /** Aborting destroys the source (with an AbortError) and closes the open inputs. */
   signal?: AbortSignal;
+  /**
+   * Reassemble and render on this many worker threads (ShardSink): connections are split among
+   * them by a hash of their addresses and ports, decoding, the reorder window and the demux stay
+   * on this thread, and the output is put back in one thread's order, byte for byte the same
+   * while no memory limit is reached (each worker gets 1/N of the out-of-order and held-output
+   * budgets). For a `files` or `ndjson` sink spec (not `stdout`, not a Writable of your own).
+   * Default 0: everything on this thread.
+   */
+  workers?: number;
 }
 
 /** Every stage's counters (what `pcapflow read --stats` prints, in this order). */
@@ -98,7 +108,8 @@ export { RENDER_THREAD_MIN_INPUT, renderThreadByDefault };
 export class ReadPipeline {
   readonly source: CaptureSource;
   readonly filter: FilterTransform | null;
-  readonly tcp: TcpStreamTransform;
+  /** Decoding, the reorder window, the demux and (without workers) the reassembler. */
+  readonly tcp: TcpStreamTransform | TcpFrontTransform;
   readonly sink: Writable;
   /** The pool of shared read chunks, when the sink's threads may take them (see sharedChunks). */
   readonly chunks: ChunkPool | null;
@@ -111,7 +122,9 @@ export class ReadPipeline {
     const explicitBudget = options.memoryBudget !== undefined;
     const fileBytes = fileBytesOf(names);
     const spec = isWritable(options.sink) ? null : options.sink;
-    this.sink = spec === null ? (options.sink as Writable) : buildSink(spec, plan.heldOutputBytes, fileBytes);
+    const workers = options.workers ?? 0;
+    if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new PcapflowError('INVALID_OPTION', `workers must be an integer from 0 to 256, got ${workers}`);
+    if (workers > 0 && (spec === null || spec.type === 'stdout')) throw new PcapflowError('INVALID_OPTION', 'workers needs a files or ndjson sink (given as a sink spec)');
     this.filter = options.filter === undefined || options.filter === '' ? null : new FilterTransform(options.filter);
 
     const decoder: PacketDecoderOptions = { ...options.decoder };
@@ -131,6 +144,18 @@ export class ReadPipeline {
     // Transform: packets that wait in queues outlive V8's young generation, which cost a SYN
     // flood some 50 MB of RSS and a fifth of its time (see tcp-transforms.ts).
     const pool = new PacketPool();
+    if (workers > 0) {
+      this.tcp = new TcpFrontTransform({ decoder, demux, reorder });
+      const sinkSpec = spec!.type === 'files' ? { ...spec!, maxHeldBytes: (spec as { maxHeldBytes?: number }).maxHeldBytes ?? plan.heldOutputBytes } : spec!;
+      this.sink = new ShardSink({ workers, sink: sinkSpec as ShardSinkOptions['sink'], reassembly: { ...reassembly, maxBufferedTotal: reassembly.maxBufferedTotal ?? plan.maxBufferedTotal }, pool });
+      this.chunks = null;
+      const sourceOptions: OpenCapturesOptions = { highWaterMark: 1, pool, order: options.order ?? 'time', readSize: options.readSize ?? READ_SIZE };
+      if (stdin !== undefined) sourceOptions.stdin = stdin;
+      if (options.signal !== undefined) sourceOptions.signal = options.signal;
+      this.source = openCaptures(names, sourceOptions);
+      return;
+    }
+    this.sink = spec === null ? (options.sink as Writable) : buildSink(spec, plan.heldOutputBytes, fileBytes);
     this.tcp = new TcpStreamTransform({ decoder, demux, reassembly, reorder, pool });
     const readSize = options.readSize ?? READ_SIZE;
     const threads = spec === null ? this.sink instanceof FilesSink || this.sink instanceof NdjsonSink : specThreads(this.sink, spec, fileBytes);
@@ -162,7 +187,7 @@ export class ReadPipeline {
       ...(this.tcp.reorder === null ? {} : { reorder: this.tcp.reorder.stats }),
       decoder: this.tcp.decoder.stats,
       demux: this.tcp.demux.stats,
-      reassembler: this.tcp.reassembler.stats,
+      reassembler: this.tcp instanceof TcpStreamTransform ? this.tcp.reassembler.stats : ((this.sink as ShardSink).reassemblerStats ?? ({} as TcpReassemblerStats)),
       sink: (this.sink as { stats?: unknown }).stats,
       ...(this.chunks === null ? {} : { readChunks: this.chunks.stats }),
     };

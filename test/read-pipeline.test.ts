@@ -17,6 +17,7 @@ import { FilesSink } from '../src/sinks/files-sink.js';
 import { NdjsonSink } from '../src/sinks/ndjson-sink.js';
 import { readCaptures, ReadPipeline, renderThreadByDefault, RENDER_THREAD_MIN_INPUT, type ReadCapturesOptions, type ReadInput } from '../src/read-pipeline.js';
 import * as api from '../src/index.js';
+import type { TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
 import { writeCapture } from '../bench/synth.js';
 import { runCli } from './helpers/cli-run.js';
@@ -175,15 +176,15 @@ describe('options reach the stages', () => {
     const plan = planMemory(budget);
     const p = files({ memoryBudget: budget });
     expect(p.tcp.demux.options.maxConnections).toBe(plan.maxConnections);
-    expect(p.tcp.reassembler.options.maxBufferedTotal).toBe(plan.maxBufferedTotal);
-    expect(p.tcp.reassembler.options.maxBufferedPerConnection).toBe(plan.maxBufferedPerConnection);
+    expect((p.tcp as TcpStreamTransform).reassembler.options.maxBufferedTotal).toBe(plan.maxBufferedTotal);
+    expect((p.tcp as TcpStreamTransform).reassembler.options.maxBufferedPerConnection).toBe(plan.maxBufferedPerConnection);
     expect(p.tcp.reorder!.options.maxBytes).toBe(plan.reorderMaxBytes);
     expect((p.tcp.decoder.ip.defrag as unknown as { maxBytes: number }).maxBytes).toBe(plan.fragmentMaxBytes);
     expect((p.sink as FilesSink).maxHeldBytes).toBe(plan.heldOutputBytes);
 
     const q = files({ memoryBudget: budget, demux: { maxConnections: 10 }, reassembly: { maxBufferedTotal: 1000 }, decoder: { fragmentMaxBytes: 5000 }, reorder: { maxBytes: 3000 } }, { maxHeldBytes: 7 });
     expect(q.tcp.demux.options.maxConnections).toBe(10);
-    expect(q.tcp.reassembler.options.maxBufferedTotal).toBe(1000);
+    expect((q.tcp as TcpStreamTransform).reassembler.options.maxBufferedTotal).toBe(1000);
     expect((q.tcp.decoder.ip.defrag as unknown as { maxBytes: number }).maxBytes).toBe(5000);
     expect(q.tcp.reorder!.options.maxBytes).toBe(3000);
     expect((q.sink as FilesSink).maxHeldBytes).toBe(7);
@@ -197,11 +198,11 @@ describe('options reach the stages', () => {
   it('the reorder window, and the reassembler waits as long', () => {
     const p = files({ reorder: { packets: 16, seconds: 5 } });
     expect(p.tcp.reorder!.options).toMatchObject({ packets: 16, seconds: 5 });
-    expect(p.tcp.reassembler.options.waitPackets).toBe(16);
+    expect((p.tcp as TcpStreamTransform).reassembler.options.waitPackets).toBe(16);
     const off = files({ reorder: false });
     expect(off.tcp.reorder).toBeNull();
-    expect(off.tcp.reassembler.options.waitPackets).toBe(0);
-    expect(files({ reorder: { packets: 16 }, reassembly: { waitPackets: 3 } }).tcp.reassembler.options.waitPackets).toBe(3);
+    expect((off.tcp as TcpStreamTransform).reassembler.options.waitPackets).toBe(0);
+    expect((files({ reorder: { packets: 16 }, reassembly: { waitPackets: 3 } }).tcp as TcpStreamTransform).reassembler.options.waitPackets).toBe(3);
     expect(files({ demux: { idleTimeout: 7 }, reassembly: { chunking: 'push', overlap: 'last' } }).tcp.demux.options.idleTimeout).toBe(7);
   });
 

@@ -193,6 +193,11 @@ export async function readOptions(y: Argv): Promise<Argv> {
       type: 'string',
       default: String(reorder.packets),
     })
+    .option('workers', {
+      describe: 'reassemble and write on this many worker threads (connections split by a hash of their addresses; --sink files or ndjson; the output is the same as with 0)',
+      type: 'string',
+      default: '0',
+    })
     .option('reorder-seconds', {
       describe: 'reorder only packets whose timestamps are out of order by at most this many seconds',
       type: 'string',

@@ -27,6 +27,8 @@ export interface ReadCommand extends StreamArgs {
   /** --reorder-window (packets, 0: off) and --reorder-seconds. */
   reorderWindow?: string;
   reorderSeconds?: string;
+  /** --workers N (ReadPipeline's workers). */
+  workers?: string;
 }
 
 /** reorderOptions: --reorder-window and --reorder-seconds (the window's byte cap comes from the memory budget in ReadPipeline). Throws INVALID_OPTION. */
@@ -53,6 +55,7 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
     demux,
     reassembly,
     reorder: reorderOptions(args),
+    workers: args.workers === undefined ? 0 : parseCount('workers', args.workers, 0, 256),
     ...(reassembly.memoryBudget === undefined ? {} : { memoryBudget: reassembly.memoryBudget }),
   });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;

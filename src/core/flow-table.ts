@@ -235,6 +235,15 @@ class FlowEntry implements Flow {
   }
 }
 
+/**
+ * flowHash: the demux's direction-independent hash of a flow's key (addresses, ports, VLAN ids);
+ * flows on the same key (port reuse: `c<N>` file names) have the same hash. Only for flows this
+ * module made.
+ */
+export function flowHash(f: Flow): number {
+  return (f as FlowEntry).hash;
+}
+
 /** sameV6 tells whether the `len` bytes of `a` at `off` equal the 16 bytes of `v6` from `at`. */
 function sameV6(v6: Uint8Array, at: number, a: Uint8Array, off: number, len: number): boolean {
   if (len !== 16) return false;

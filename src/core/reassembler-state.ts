@@ -290,6 +290,11 @@ export class WaitQueue {
   dir = 0;
   at = 0;
 
+  /** headAt: the count of the first entry (the next one due: counts are pushed in order); Infinity when none. */
+  get headAt(): number {
+    return this.head < this.conns.length ? this.ats[this.head]! : Infinity;
+  }
+
   /** pending: some entry is queued. */
   get pending(): boolean {
     return this.head < this.conns.length;

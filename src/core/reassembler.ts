@@ -407,8 +407,6 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
   private packet(pkt: Packet): void {
-    const sec = pkt.tsSec;
-    const nsec = pkt.tsNsec;
     this.packetNo++;
     if (this.stashQ.pending) this.expireStashes();
     if (this.provQ.pending) this.expireProvisional();
@@ -416,15 +414,58 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     if (this.rstQ.pending) this.expireRst();
     const expired = pkt.expired;
     if (expired !== null) {
-      for (let i = 0; i < expired.length; i++) {
-        const f = expired[i]!;
-        const c = f.state as Conn | number | null;
-        if (c === null || f.closed) continue;
-        const why = f.endedBy === 'idle' ? 'idle' : 'evicted';
-        if (typeof c === 'number') this.closeSyn(c, why, sec, nsec);
-        else this.close(c, why, sec, nsec);
-      }
+      for (let i = 0; i < expired.length; i++) this.closeEnded(expired[i]!, pkt.tsSec, pkt.tsNsec);
     }
+    this.own(pkt);
+  }
+
+  // A shard worker (core/shard-reassembly.ts) drives the three steps of packet() itself, with the
+  // packet counts of the whole input, so that its events are those one reassembler would emit.
+
+  /** nextDue: the packet count at which the next wait (waitPackets) ends; Infinity when none waits. */
+  nextDue(): number {
+    return Math.min(this.stashQ.headAt, this.provQ.headAt, this.skipQ.headAt, this.rstQ.headAt);
+  }
+
+  /**
+   * advance is packet()'s first step as at the n-th packet of the input (n at least the last
+   * count given): the waits due by then end. Their events are taken with takeEvents.
+   */
+  advance(n: number): void {
+    this.packetNo = n;
+    if (this.stashQ.pending) this.expireStashes();
+    if (this.provQ.pending) this.expireProvisional();
+    if (this.skipQ.pending) this.expireSkips();
+    if (this.rstQ.pending) this.expireRst();
+  }
+
+  /** closeEnded is packet()'s second step for one flow of `pkt.expired`: the demux ended it (closed as idle or evicted at sec, nsec). */
+  closeEnded(f: Flow, sec: number, nsec: number): void {
+    const c = f.state as Conn | number | null;
+    if (c === null || f.closed) return;
+    const why = f.endedBy === 'idle' ? 'idle' : 'evicted';
+    if (typeof c === 'number') this.closeSyn(c, why, sec, nsec);
+    else this.close(c, why, sec, nsec);
+  }
+
+  /** moveEvents appends the events emitted since the last call (by advance, closeEnded, own) to `dst`; returns how many. */
+  moveEvents(dst: StreamEvent[]): number {
+    const out = this.out;
+    const n = out.length;
+    for (let i = 0; i < n; i++) dst.push(out[i]!);
+    out.length = 0;
+    return n;
+  }
+
+  /** batchDone is what write() does after a batch's packets (drops delivered views kept too long, see trimSent). */
+  batchDone(): void {
+    if (this.sentQHead < this.sentQ.length) this.trimSent();
+  }
+
+  /** own is packet()'s last step: the packet's own segment (after advance and closeEnded). */
+  own(pkt: Packet): void {
+    const sec = pkt.tsSec;
+    const nsec = pkt.tsNsec;
     const flow = pkt.flow;
     if (flow === null) {
       if (pkt.skip !== 'tick') this.stats.ignored++;

@@ -94,6 +94,12 @@ export interface FilesSinkOptions {
    * the thread, whatever their shape.
    */
   writeThread?: boolean | { minAverage?: number; minFiles?: number; afterBytes?: number; hereFiles?: number };
+  /**
+   * Where the connections.ndjson lines go instead of that file (a shard worker hands them to the
+   * thread that writes the file): called in order of close with each flush's lines (bytes valid
+   * only during the call) and their count; no connections.ndjson is made.
+   */
+  recordsTo?: (lines: Uint8Array, count: number) => void;
 }
 
 /** The descriptor pool's size when the process limit cannot be read. */
@@ -301,6 +307,7 @@ export class FilesSink extends Writable {
   /** How many files of this run used each base name (for `c<N>`). */
   private readonly nameCounts = new Map<string, number>();
   private recordsFd = -1;
+  private readonly recordsTo: ((lines: Uint8Array, count: number) => void) | null;
   /** The write in flight (a flush, or the final one), so that destroy waits for it before closing descriptors. */
   private inflight: Promise<void> | null = null;
   /** The callback of a batch collected while a flush was in flight. */
@@ -367,6 +374,7 @@ export class FilesSink extends Writable {
     this.threadMinFiles = typeof wt === 'object' ? (wt.minFiles ?? THREAD_MIN_FILES) : THREAD_MIN_FILES;
     this.threadAfterBytes = typeof wt === 'object' ? (wt.afterBytes ?? THREAD_AFTER_BYTES) : THREAD_AFTER_BYTES;
     this.wholeHereFiles = typeof wt === 'object' ? (wt.hereFiles ?? WHOLE_HERE_FILES) : WHOLE_HERE_FILES;
+    this.recordsTo = options.recordsTo ?? null;
   }
 
   /**
@@ -412,6 +420,7 @@ export class FilesSink extends Writable {
     const records = path.join(this.dir, CONNECTIONS_FILE);
     fs.mkdir(this.dir, { recursive: true }, (err) => {
       if (err) return callback(this.outputError(this.dir, err));
+      if (this.recordsTo !== null) return callback();
       fs.open(records, 'w', 0o644, (err2, fd) => {
         if (err2) return callback(this.outputError(records, err2));
         this.recordsFd = fd;
@@ -953,6 +962,11 @@ export class FilesSink extends Writable {
         throw this.outputError(part, err);
       }
     });
+    if (this.recordsTo !== null) {
+      this.recordsTo(f.lines, f.lineCount);
+      this.counters.connections += f.lineCount;
+      return;
+    }
     const records = path.join(this.dir, CONNECTIONS_FILE);
     try {
       await writeAllFd(this.recordsFd, f.lines);

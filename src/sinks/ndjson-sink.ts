@@ -52,7 +52,7 @@ const bufferProto = Buffer.prototype as unknown as {
   base64Slice(this: Uint8Array, start: number, end: number): string;
   hexSlice(this: Uint8Array, start: number, end: number): string;
 };
-const NATIVE_ENCODERS: Readonly<Record<PayloadEncoding, PayloadEncoder>> = {
+export const NATIVE_ENCODERS: Readonly<Record<PayloadEncoding, PayloadEncoder>> = {
   base64: (d) => bufferProto.base64Slice.call(d, 0, d.length),
   hex: (d) => bufferProto.hexSlice.call(d, 0, d.length),
   utf8: PURE_ENCODERS.utf8,

@@ -216,3 +216,25 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
     this.earlier.end((packets) => this.reassembler.write(packets, push));
   }
 }
+
+/**
+ * TcpFrontTransform is TcpStreamTransform without the reassembler: decoding, the reorder window
+ * and the demux chained in one Transform, giving demuxed `Packet[]` batches (for ShardSink, which
+ * reassembles on worker threads). Packets the decoder skipped are dropped from the batches.
+ */
+export class TcpFrontTransform extends StageTransform<Packet[], Packet[]> {
+  readonly reorder: ReorderWindow | null;
+  readonly decoder: PacketDecoder;
+  readonly demux: TcpDemux;
+
+  constructor(options: Omit<TcpStreamOptions, 'reassembly' | 'pool'> = {}) {
+    const decoder = new PacketDecoder(withInflate(options.decoder ?? {}));
+    const demux = new TcpDemux(options.demux);
+    const reorder = options.reorder === false ? null : new ReorderWindow(options.reorder);
+    const first: Stage<unknown, unknown>[] = reorder === null || reorder.options.packets === 0 ? [] : [reorder as Stage<unknown, unknown>];
+    super(new StageChain<Packet[], Packet[]>([decoder, ...first, demux] as Stage<unknown, unknown>[]), QUEUE);
+    this.reorder = first.length === 0 ? null : reorder;
+    this.decoder = decoder;
+    this.demux = demux;
+  }
+}
