@@ -29,10 +29,11 @@ import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { isDeepStrictEqual, promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppConnection, type FollowDiff, checkConnectionsFile, compareFlowDir, compareFollowStreams, loadAppLogs, tally, tsharkFollowAll } from './harness/compare.js';
 import { CLIENT_V4, CLIENT_V6, HARNESS_DIR, SERVER_V4, SERVER_V6, type ScenarioSpec, leftovers, netnsSupport, runScenario, sweepStale, teardownAll } from './harness/scenario.js';
+import { dirContents } from './helpers/dir-contents.js';
 import { REPO_ROOT, needTool } from './helpers/env.js';
 import type { FollowStream } from './helpers/tshark-follow.js';
 
@@ -271,6 +272,21 @@ describe.skipIf(!CAN_RUN)('netns shapes: reordered, split, late-SYN and early-FI
       expect(failures.slice(0, 30), `${s.name}: ${failures.length} failures`).toEqual([]);
     });
   }
+
+  // --workers: the same output, byte for byte, on every shape (the restamped one too)
+  it('with --workers 2, every shape gives the same files and connections.ndjson as one thread', async () => {
+    for (const name of SHAPES) {
+      const s = shape(name);
+      const one = path.join(work, s.name, 'pcapflow-1');
+      const two = path.join(work, s.name, 'pcapflow-w2');
+      const bin = path.join(REPO_ROOT, 'bin/pcapflow.js');
+      await execFileAsync('node', [bin, 'read', ...s.inputs, '--sink', 'files', '-o', one]);
+      await execFileAsync('node', [bin, 'read', ...s.inputs, '--sink', 'files', '-o', two, '--workers', '2']);
+      expect(isDeepStrictEqual(dirContents(two), dirContents(one)), `${name}: --workers 2 differs`).toBe(true);
+      rmSync(one, { recursive: true, force: true });
+      rmSync(two, { recursive: true, force: true });
+    }
+  });
 
   it('tcpflow and tshark follow on every shape: reported; on the unmodified capture both are exact', async () => {
     const followed = await follows;

@@ -204,11 +204,11 @@ export class ShardRouter {
   /** reserve: the offset of `len` free bytes in shard s's buffer. */
   private reserve(s: number, len: number): number {
     const at = this.used[s]!;
-    let bytes = this.bytes[s]!;
+    const bytes = this.bytes[s]!;
     if (at + len > bytes.length) {
       const next = new Uint8Array(Math.max(at + len, bytes.length * 2));
       next.set(bytes.subarray(0, at));
-      this.bytes[s] = bytes = next;
+      this.bytes[s] = next;
     }
     this.used[s] = at + len;
     return at;

@@ -105,7 +105,7 @@ export class ShardSink extends Writable {
     }
     if (reassembly.maxBufferedTotal !== undefined) reassembly.maxBufferedTotal = Math.floor(reassembly.maxBufferedTotal / n);
     const { Worker } = workerThreads();
-    const young = options.youngGenerationMb ?? 16;
+    const young = options.youngGenerationMb ?? 32;
     for (let s = 0; s < n; s++) {
       const w = new Worker(workerUrl(), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } });
       w.on('message', (m: WorkerMessage) => this.message(s, m));
