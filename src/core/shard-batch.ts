@@ -95,8 +95,15 @@ export class ShardRouter {
   private used: number[];
   private flows: ShardFlowInfo[][];
 
-  constructor(n: number) {
+  private readonly alloc: (size: number) => Uint8Array;
+
+  /**
+   * `alloc` makes the payload buffers (each is transferred with its batch): default `new
+   * Uint8Array`; the sink passes Buffer.allocUnsafeSlow, which does not zero them.
+   */
+  constructor(n: number, alloc: (size: number) => Uint8Array = (size) => new Uint8Array(size)) {
     this.n = n;
+    this.alloc = alloc;
     this.recs = [];
     this.counts = [];
     this.bytes = [];
@@ -176,7 +183,7 @@ export class ShardRouter {
   private reset(s: number, records: number, bytes: number): void {
     this.recs[s] = new Float64Array(records * RECORD);
     this.counts[s] = 0;
-    this.bytes[s] = new Uint8Array(bytes);
+    this.bytes[s] = this.alloc(bytes);
     this.used[s] = 0;
     this.flows[s] = [];
   }
@@ -206,7 +213,7 @@ export class ShardRouter {
     const at = this.used[s]!;
     const bytes = this.bytes[s]!;
     if (at + len > bytes.length) {
-      const next = new Uint8Array(Math.max(at + len, bytes.length * 2));
+      const next = this.alloc(Math.max(at + len, bytes.length * 2));
       next.set(bytes.subarray(0, at));
       this.bytes[s] = next;
     }

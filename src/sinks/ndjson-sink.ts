@@ -103,9 +103,8 @@ const DATA_LINE_OVERHEAD = 160;
 export class NdjsonSink extends ByteSink {
   readonly encoding: PayloadEncoding;
   private readonly encode: PayloadEncoder;
-  /** The batch being rendered, and how much of it is filled. */
-  private out: Buffer = EMPTY_BUFFER;
-  private at = 0;
+  /** Renders the batches rendered on this thread. */
+  private readonly lines: NdjsonLines;
   private readonly useThread: boolean;
   private readonly threadAfter: number;
   private readonly threadMinAvg: number;
@@ -136,6 +135,7 @@ export class NdjsonSink extends ByteSink {
     super(options);
     this.encoding = encoding;
     this.encode = NATIVE_ENCODERS[encoding];
+    this.lines = new NdjsonLines(encoding);
     const rt = options.renderThread ?? false;
     this.useThread = rt !== false && encoding !== 'utf8';
     this.threadAfter = (typeof rt === 'object' ? rt.afterBytes : undefined) ?? THREAD_AFTER;
@@ -281,26 +281,89 @@ export class NdjsonSink extends ByteSink {
   }
 
   protected override render(batch: readonly StreamEvent[]): Buffer {
-    const perByte = this.encoding === 'base64' ? 4 / 3 : this.encoding === 'hex' ? 2 : 6;
+    const lines = this.lines;
+    lines.begin(lines.estimate(batch));
+    for (let i = 0; i < batch.length; i++) lines.line(batch[i]!);
+    return lines.take();
+  }
+}
+
+/** payloadLight: the batch's payload is small beside its other events' lines (see THREAD_MIN_PAYLOAD_PER_EVENT). */
+function payloadLight(batch: readonly StreamEvent[]): boolean {
+  let payload = 0;
+  let others = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!;
+    if (e.type === 'data') payload += e.data.length;
+    else others++;
+  }
+  return payload < others * THREAD_MIN_PAYLOAD_PER_EVENT;
+}
+
+/** firstDataRank: the rank of the first data event's buffer in `batch` that has one (Infinity when none). */
+function firstDataRank(batch: readonly StreamEvent[], rank: (buf: ArrayBufferLike) => number): number {
+  for (let i = 0; i < batch.length; i++) {
+    const e = batch[i]!;
+    if (e.type !== 'data') continue;
+    const r = rank(e.data.buffer);
+    if (r !== Infinity) return r;
+  }
+  return Infinity;
+}
+
+/**
+ * NdjsonLines renders events as NDJSON lines into one Buffer (NdjsonSink's rendering; a shard
+ * worker's too): a data line's fixed part and its encoded payload are copied in as they are
+ * made, so no string the size of the batch is ever built. `begin`, then `line` per event (`at`
+ * is the end of the lines so far), then `take`.
+ */
+export class NdjsonLines {
+  out: Buffer = EMPTY_BUFFER;
+  at = 0;
+  private readonly encoding: PayloadEncoding;
+  private readonly encode: PayloadEncoder;
+  private readonly perByte: number;
+
+  constructor(encoding: PayloadEncoding) {
+    this.encoding = encoding;
+    this.encode = NATIVE_ENCODERS[encoding];
+    this.perByte = encoding === 'base64' ? 4 / 3 : encoding === 'hex' ? 2 : 6;
+  }
+
+  /** estimate: the bytes the lines of `batch` take, about (a short estimate costs a copy). */
+  estimate(batch: readonly StreamEvent[]): number {
     let size = 0;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i]!;
-      // a close line is ~520 bytes, an open line ~280 (IPv4); falling short costs a copy of the batch's text (room)
-      size += e.type === 'data' ? DATA_LINE_OVERHEAD + Math.ceil(e.data.length * perByte) + 4 : e.type === 'close' ? 768 : 384;
+      // a close line is ~520 bytes, an open line ~280 (IPv4)
+      size += e.type === 'data' ? DATA_LINE_OVERHEAD + Math.ceil(e.data.length * this.perByte) + 4 : e.type === 'close' ? 768 : 384;
     }
-    this.out = Buffer.allocUnsafe(size);
+    return size;
+  }
+
+  /** Whether every Buffer is one of its own memory (transferable): see begin. */
+  private own = false;
+
+  /** begin starts a new Buffer of `size` bytes, not zeroed; `own`: of its own memory (allocUnsafeSlow), so that it can be transferred to another thread. */
+  begin(size: number, own = false): void {
+    this.own = own;
+    this.out = own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
     this.at = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const e = batch[i]!;
-      if (e.type === 'data') this.dataLine(e);
-      else this.put(ndjsonLine(e, this.encode));
-    }
+  }
+
+  /** line appends the line of `e`. */
+  line(e: StreamEvent): void {
+    if (e.type === 'data') this.dataLine(e);
+    else this.put(ndjsonLine(e, this.encode));
+  }
+
+  /** take: the lines since begin (a view of the Buffer). */
+  take(): Buffer {
     const out = this.out;
     this.out = EMPTY_BUFFER;
     return out.subarray(0, this.at);
   }
 
-  /** dataLine writes a data event's line: the JSON around the payload, then the payload as encoded. */
   private dataLine(e: DataEvent): void {
     this.put(dataJsonHead(e));
     if (this.encoding === 'utf8') this.put(this.encode(e.data));
@@ -329,31 +392,9 @@ export class NdjsonSink extends ByteSink {
   /** room makes room for n more bytes (the estimate fell short: a long utf8 escape, a big open event). */
   private room(n: number): void {
     if (n <= this.out.length - this.at) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.at + n + 1024));
+    const size = Math.max(this.out.length * 2, this.at + n + 1024);
+    const bigger = this.own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
     this.out.copy(bigger, 0, 0, this.at);
     this.out = bigger;
   }
-}
-
-/** payloadLight: the batch's payload is small beside its other events' lines (see THREAD_MIN_PAYLOAD_PER_EVENT). */
-function payloadLight(batch: readonly StreamEvent[]): boolean {
-  let payload = 0;
-  let others = 0;
-  for (let i = 0; i < batch.length; i++) {
-    const e = batch[i]!;
-    if (e.type === 'data') payload += e.data.length;
-    else others++;
-  }
-  return payload < others * THREAD_MIN_PAYLOAD_PER_EVENT;
-}
-
-/** firstDataRank: the rank of the first data event's buffer in `batch` that has one (Infinity when none). */
-function firstDataRank(batch: readonly StreamEvent[], rank: (buf: ArrayBufferLike) => number): number {
-  for (let i = 0; i < batch.length; i++) {
-    const e = batch[i]!;
-    if (e.type !== 'data') continue;
-    const r = rank(e.data.buffer);
-    if (r !== Infinity) return r;
-  }
-  return Infinity;
 }

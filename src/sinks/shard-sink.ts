@@ -81,7 +81,7 @@ export class ShardSink extends Writable {
     const n = options.workers;
     if (!Number.isInteger(n) || n < 1 || n > 256) throw new PcapflowError('INVALID_OPTION', `workers must be an integer from 1 to 256, got ${n}`);
     this.workers = n;
-    this.router = new ShardRouter(n);
+    this.router = new ShardRouter(n, (size) => Buffer.allocUnsafeSlow(size));
     this.inflight = new Array<number>(n).fill(0);
     this.merge = new KeyedMerge(n);
     this.finals = new Array(n).fill(null);

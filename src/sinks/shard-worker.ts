@@ -16,12 +16,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PcapflowError } from '../core/errors.js';
 import type { StreamEvent } from '../core/events.js';
-import { ndjsonLine, type PayloadEncoding } from '../core/format.js';
+import type { PayloadEncoding } from '../core/format.js';
 import type { TcpReassemblerOptions } from '../core/reassembler.js';
 import type { ShardBatch } from '../core/shard-batch.js';
 import { keyedEvents, ShardReassembly, type KeyedEvents } from '../core/shard-reassembly.js';
 import { FilesSink, type FilesSinkOptions } from './files-sink.js';
-import { NATIVE_ENCODERS } from './ndjson-sink.js';
+import { NdjsonLines } from './ndjson-sink.js';
 
 /** What the main thread gives a shard worker (workerData). */
 export interface ShardWorkerData {
@@ -51,7 +51,7 @@ function fail(err: unknown): void {
 
 /** Keyed bytes being built for one 'out' message. */
 class Out {
-  bytes = Buffer.allocUnsafe(1 << 16);
+  bytes = Buffer.allocUnsafeSlow(1 << 16);
   at = 0;
   ks: number[] = [];
   subs: number[] = [];
@@ -59,7 +59,7 @@ class Out {
 
   room(n: number): void {
     if (this.at + n <= this.bytes.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.at + n, this.bytes.length * 2));
+    const next = Buffer.allocUnsafeSlow(Math.max(this.at + n, this.bytes.length * 2));
     this.bytes.copy(next, 0, 0, this.at);
     this.bytes = next;
   }
@@ -76,8 +76,9 @@ class Out {
   }
 
   send(lowK: number, lowSub: number): void {
-    const bytes = new Uint8Array(this.at);
-    bytes.set(this.bytes.subarray(0, this.at));
+    // the buffer itself goes (transferred, not copied); the next one is as large
+    const bytes = new Uint8Array(this.bytes.buffer, 0, this.at);
+    this.bytes = Buffer.allocUnsafeSlow(this.bytes.length);
     const ks = Float64Array.from(this.ks);
     const subs = Float64Array.from(this.subs);
     const ends = Uint32Array.from(this.ends);
@@ -91,20 +92,34 @@ class Out {
 
 const out = new Out();
 
-/** The NDJSON side: every event's line, keyed by its event. */
+/** The NDJSON side: every event's line (NdjsonLines, as NdjsonSink renders them), keyed by its event. */
 function ndjsonMode(encoding: PayloadEncoding): { batch(e: KeyedEvents, lowK: number, lowSub: number): Promise<void>; finish(): Promise<unknown> } {
-  const encode = NATIVE_ENCODERS[encoding];
-  const wide = encoding === 'utf8';
+  const lines = new NdjsonLines(encoding);
   return {
     async batch(ke, lowK, lowSub) {
       const { events, ks, subs } = ke;
+      lines.begin(lines.estimate(events), true);
+      const gk: number[] = [];
+      const gs: number[] = [];
+      const ends: number[] = [];
       for (let i = 0; i < events.length; i++) {
-        const line = ndjsonLine(events[i]!, encode);
-        out.room(wide ? line.length * 3 : line.length);
-        out.at += out.bytes.write(line, out.at, wide ? 'utf8' : 'latin1');
-        out.group(ks[i]!, subs[i]!);
+        lines.line(events[i]!);
+        const k = ks[i]!;
+        const sub = subs[i]!;
+        const n = gk.length;
+        if (n > 0 && gk[n - 1] === k && gs[n - 1] === sub) ends[n - 1] = lines.at;
+        else {
+          gk.push(k);
+          gs.push(sub);
+          ends.push(lines.at);
+        }
       }
-      out.send(lowK, lowSub);
+      const text = lines.take();
+      const bytes = new Uint8Array(text.buffer, text.byteOffset, text.length);
+      const fk = Float64Array.from(gk);
+      const fs = Float64Array.from(gs);
+      const fe = Uint32Array.from(ends);
+      post({ type: 'out', bytes, ks: fk, subs: fs, ends: fe, lowK, lowSub }, [bytes.buffer as ArrayBuffer, fk.buffer, fs.buffer, fe.buffer]);
     },
     async finish() {
       return null;
