@@ -99,13 +99,16 @@ function tcpCommands({ reorderOff = false } = {}) {
   const tf = outDir('tcpflow');
   const pool = outDir('pcapflow-pool');
   const noReorder = outDir('pcapflow-no-reorder');
+  const workers = outDir('pcapflow-w2');
   return [
     { name: 'tcpflow -r F -o D', argv: (f) => ['tcpflow', '-r', f, '-o', tf], before: fresh(tf), ok: tcpflowOk, ref: true },
     { name: 'pcapflow read F --sink files -o D', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pf], before: fresh(pf), ok: true, files: 'pcapflow', what: '' },
     { name: 'pcapflow read F --sink files -o D --reorder-window 0', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', noReorder, '--reorder-window', '0'], before: fresh(noReorder), ok: reorderOff, files: 'pcapflow-no-reorder', what: ' (--reorder-window 0)' },
     { name: 'pcapflow read F --sink files -o D --no-write-thread', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', pool, '--no-write-thread'], before: fresh(pool), ok: true, files: 'pcapflow-pool', what: ' (--no-write-thread)' },
+    { name: 'pcapflow read F --sink files -o D --workers 2', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'files', '-o', workers, '--workers', '2'], before: fresh(workers), ok: true, files: 'pcapflow-w2', what: ' (--workers 2)', oneThread: 'pcapflow read F --sink files -o D' },
     { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true },
     { name: 'pcapflow read F --sink ndjson --no-render-thread > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--no-render-thread'], ok: true },
+    { name: 'pcapflow read F --sink ndjson --workers 2 > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson', '--workers', '2'], ok: true, oneThread: 'pcapflow read F --sink ndjson > /dev/null' },
     { name: 'node_pcap TCPTracker', argv: (f) => ['node', path.join(HERE, 'node-pcap-tracker.js'), f], ok: nodePcapOk },
   ];
 }
@@ -358,6 +361,18 @@ for (const sc of SCENARIOS) {
       `| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${(packets / wall / 1e6).toFixed(2)} M | ${med(i, 'cpu').toFixed(2)} | ${med(i, 'rssMb').toFixed(0)} | ${rssMax.toFixed(0)} | ${ratio(i, 'wall')} | ${ratio(i, 'cpu')} |`,
     );
   });
+  console.log('');
+  // --workers against one thread (the same command without it), and its connections.ndjson
+  for (const [i, c] of commands.entries()) {
+    const j = commands.findIndex((o) => o.name === c.oneThread);
+    if (j < 0) continue;
+    console.log(`${c.name} against one thread: wall ${(med(j, 'wall') / med(i, 'wall')).toFixed(2)}, CPU ${(med(j, 'cpu') / med(i, 'cpu')).toFixed(2)} (one thread's / this; >= 1.0: faster, less CPU)`);
+    if (c.files) {
+      const same = readFileSync(path.join(outDir(c.files), 'connections.ndjson')).equals(readFileSync(path.join(outDir(commands[j].files), 'connections.ndjson')));
+      console.log(`connections.ndjson check${c.what}: ${same ? 'OK, byte-identical to one thread\'s' : 'FAILED, differs from one thread\'s'}`);
+      checks.push(same);
+    }
+  }
   console.log('');
   const filesCommands = commands.filter((c) => c.files);
   if (sc.checkFiles === 'tcpflow' && tcpflowOk) {
