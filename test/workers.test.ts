@@ -7,7 +7,7 @@
  * between a shard's packets are exercised on every capture). The cores: KeyedMerge and the
  * shard batches' round trip.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -256,6 +256,17 @@ describe('--workers: bad options and failures', () => {
     expect(r.stderr).toMatch(/INVALID_OPTION/);
     expect((await runCli(['read', file, '--sink', 'ndjson', '--workers', 'x'])).code).toBe(2);
   });
+
+  it('NDJSON into a pipe whose reader goes away (| head): exits 0 at once, no worker left running', async () => {
+    const file = path.join(tmp, 'epipe.pcap');
+    await (writeCapture(file, { conns: 8, bytesPerConn: 2_000_000, mss: 1448, interleave: 4 }) as Promise<unknown>);
+    const child = spawn('node', [path.join(REPO_ROOT, 'bin/pcapflow.js'), 'read', file, '--sink', 'ndjson', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.once('data', () => child.stdout.destroy());
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(code).toBe(0);
+  }, 60_000);
 
   it('a files directory that cannot be made fails with OUTPUT_FAILED, no hang', async () => {
     const blocker = path.join(tmp, 'blocker');

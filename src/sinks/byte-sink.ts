@@ -159,6 +159,30 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
    * once dest took it (it may still hold the text). `written`, if given, is called once dest
    * wrote the text without an error (never, if it was not written).
    */
+  /**
+   * writeViews hands several byte views to the destination as one batch: written corked, so a
+   * stream with writev takes them in one call, and never copied into one buffer. Same
+   * backpressure and failure handling as writeText.
+   */
+  protected writeViews(views: readonly Uint8Array[], callback: (error?: Error | null) => void): void {
+    if (this.failure !== null) return callback(this.failure);
+    if (this.destClosed()) return callback(this.failure);
+    let total = 0;
+    for (let i = 0; i < views.length; i++) total += views[i]!.length;
+    if (total === 0) return callback();
+    this.stats.writes++;
+    this.stats.chars += total;
+    if (this.fileFd !== null) this.fileBytes += total;
+    const dest = this.dest as NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
+    dest.cork?.();
+    let ok = true;
+    for (let i = 0; i < views.length; i++) if (views[i]!.length > 0) ok = this.dest.write(views[i]!);
+    dest.uncork?.();
+    if (ok) return callback(this.failure);
+    this.stats.drains++;
+    this.waitFor('drain', callback);
+  }
+
   protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void, written?: () => void): void {
     if (this.failure !== null) return callback(this.failure);
     if (this.destClosed()) return callback(this.failure);

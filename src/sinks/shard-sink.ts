@@ -45,10 +45,14 @@ export interface ShardSinkOptions {
   youngGenerationMb?: number;
 }
 
-/** Merged bytes to the destination: one write per hand-over. */
+/** Merged bytes to the destination: each hand-over's views written corked (writeViews), not copied. */
 class BytesSink extends ByteSink<Uint8Array[]> {
   protected override render(batch: Uint8Array[]): Uint8Array {
     return batch.length === 1 ? batch[0]! : Buffer.concat(batch);
+  }
+
+  protected override writeBatch(batch: Uint8Array[], callback: (error?: Error | null) => void): void {
+    this.writeViews(batch, callback);
   }
 }
 
@@ -101,7 +105,15 @@ export class ShardSink extends Writable {
       this.bytesOut = new BytesSink({ ...byteOptions, highWaterMark: 4 });
       this.bytesOut.on('error', (err) => this.fail(err));
       this.bytesOut.on('drain', () => this.maybeRelease());
-      this.bytesOut.on('closedEarly', () => this.emit('closedEarly'));
+      this.bytesOut.on('closedEarly', () => {
+        // the reader went away: nothing more to do, and the workers must not keep the process alive
+        for (const w of this.threads) void w.terminate();
+        const held = this.held;
+        this.held = null;
+        held?.();
+        this.whenDone?.();
+        this.emit('closedEarly');
+      });
     }
     if (reassembly.maxBufferedTotal !== undefined) reassembly.maxBufferedTotal = Math.floor(reassembly.maxBufferedTotal / n);
     const { Worker } = workerThreads();
@@ -151,6 +163,7 @@ export class ShardSink extends Writable {
 
   override _write(batch: Packet[], _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.failure !== null) return callback(this.failure);
+    if (this.closedEarly) return callback();
     this.router.route(batch);
     this.pool?.release(batch);
     this.send();
@@ -160,10 +173,12 @@ export class ShardSink extends Writable {
 
   override _final(callback: (error?: Error | null) => void): void {
     if (this.failure !== null) return callback(this.failure);
+    if (this.closedEarly) return callback();
     for (const w of this.threads) w.postMessage({ type: 'end', upTo: this.router.packets });
     this.whenDone = () => {
       this.whenDone = null;
       if (this.failure !== null) return callback(this.failure);
+      if (this.closedEarly) return callback();
       this.finishOutput(callback);
     };
   }
