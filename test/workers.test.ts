@@ -257,6 +257,27 @@ describe('--workers: bad options and failures', () => {
     expect((await runCli(['read', file, '--sink', 'ndjson', '--workers', 'x'])).code).toBe(2);
   });
 
+  it('NDJSON into a pipe read slowly: the same bytes (the workers\' output buffers are reused only once written)', async () => {
+    const file = path.join(tmp, 'pipe.pcap');
+    await (writeCapture(file, { conns: 16, bytesPerConn: 1_000_000, mss: 1448, interleave: 4 }) as Promise<unknown>);
+    const run = (workers: string): Promise<Buffer> =>
+      new Promise((resolve, reject) => {
+        const child = spawn('node', [path.join(REPO_ROOT, 'bin/pcapflow.js'), 'read', file, '--sink', 'ndjson', '--workers', workers], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const chunks: Buffer[] = [];
+        // a slow reader: the pipe fills, writes wait
+        child.stdout.on('data', (c: Buffer) => {
+          chunks.push(c);
+          child.stdout.pause();
+          setTimeout(() => child.stdout.resume(), 1);
+        });
+        child.on('error', reject);
+        child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`exit ${code}`))));
+      });
+    const one = await run('0');
+    expect(one.length).toBeGreaterThan(20_000_000);
+    expect((await run('2')).equals(one)).toBe(true);
+  }, 120_000);
+
   it('NDJSON into a pipe whose reader goes away (| head): exits 0 at once, no worker left running', async () => {
     const file = path.join(tmp, 'epipe.pcap');
     await (writeCapture(file, { conns: 8, bytesPerConn: 2_000_000, mss: 1448, interleave: 4 }) as Promise<unknown>);

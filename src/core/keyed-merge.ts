@@ -25,6 +25,11 @@ export class KeyedMerge {
   private readonly lowSub: number[];
   /** Bytes handed over and not yet released. */
   pendingBytes = 0;
+  /**
+   * Source, bytes pairs of the hand-overs whose groups were all released (by take): once the
+   * views take() gave are written, the sources may have their buffers back. The caller empties it.
+   */
+  readonly finished: Array<number | Uint8Array> = [];
 
   constructor(readonly n: number) {
     this.parts = Array.from({ length: n }, () => []);
@@ -90,7 +95,10 @@ export class KeyedMerge {
       total += to - from;
       this.pendingBytes -= to - from;
       p.at = i;
-      if (i === p.ks.length) q.shift();
+      if (i === p.ks.length) {
+        q.shift();
+        this.finished.push(best, p.bytes);
+      }
     }
   }
 

@@ -162,9 +162,9 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   /**
    * writeViews hands several byte views to the destination as one batch: written corked, so a
    * stream with writev takes them in one call, and never copied into one buffer. Same
-   * backpressure and failure handling as writeText.
+   * backpressure and failure handling as writeText; `written` as writeText's (after all of them).
    */
-  protected writeViews(views: readonly Uint8Array[], callback: (error?: Error | null) => void): void {
+  protected writeViews(views: readonly Uint8Array[], callback: (error?: Error | null) => void, written?: () => void): void {
     if (this.failure !== null) return callback(this.failure);
     if (this.destClosed()) return callback(this.failure);
     let total = 0;
@@ -176,7 +176,10 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     const dest = this.dest as NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
     dest.cork?.();
     let ok = true;
-    for (let i = 0; i < views.length; i++) if (views[i]!.length > 0) ok = this.dest.write(views[i]!);
+    let last = views.length - 1;
+    while (views[last]!.length === 0) last--;
+    for (let i = 0; i < last; i++) if (views[i]!.length > 0) ok = this.dest.write(views[i]!);
+    ok = written === undefined ? this.dest.write(views[last]!) : this.dest.write(views[last]!, (err?: Error | null) => err ?? written());
     dest.uncork?.();
     if (ok) return callback(this.failure);
     this.stats.drains++;

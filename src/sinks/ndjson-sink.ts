@@ -344,10 +344,10 @@ export class NdjsonLines {
   /** Whether every Buffer is one of its own memory (transferable): see begin. */
   private own = false;
 
-  /** begin starts a new Buffer of `size` bytes, not zeroed; `own`: of its own memory (allocUnsafeSlow), so that it can be transferred to another thread. */
-  begin(size: number, own = false): void {
+  /** begin starts a new Buffer of `size` bytes, not zeroed; `own`: of its own memory (allocUnsafeSlow), so that it can be transferred to another thread; or `reuse` (of `size` bytes or more). */
+  begin(size: number, own = false, reuse?: ArrayBuffer): void {
     this.own = own;
-    this.out = own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
+    this.out = reuse !== undefined && reuse.byteLength >= size ? Buffer.from(reuse) : own ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size);
     this.at = 0;
   }
 

@@ -29,6 +29,8 @@ import type { PayloadEncoding } from '../core/format.js';
 
 /** Batches sent to a worker and not yet taken by its sink. */
 const INFLIGHT = 2;
+/** Output buffers smaller than this are not given back to the workers. */
+const SPARE_MIN = 64 << 10;
 /** Merged output bytes waiting for the destination before the intake stops. */
 const OUT_WAITING = 8 << 20;
 
@@ -45,16 +47,23 @@ export interface ShardSinkOptions {
   youngGenerationMb?: number;
 }
 
-/** Merged bytes to the destination: each hand-over's views written corked (writeViews), not copied. */
-class BytesSink extends ByteSink<Uint8Array[]> {
-  protected override render(batch: Uint8Array[]): Uint8Array {
+/**
+ * Merged bytes to the destination: each hand-over's views written corked (writeViews), not
+ * copied. A batch's `written` runs once the destination is done with its bytes, when it is one
+ * of Node's own streams (ByteSink.destReleases), else never.
+ */
+class BytesSink extends ByteSink<ViewBatch> {
+  protected override render(batch: ViewBatch): Uint8Array {
     return batch.length === 1 ? batch[0]! : Buffer.concat(batch);
   }
 
-  protected override writeBatch(batch: Uint8Array[], callback: (error?: Error | null) => void): void {
-    this.writeViews(batch, callback);
+  protected override writeBatch(batch: ViewBatch, callback: (error?: Error | null) => void): void {
+    this.writeViews(batch, callback, this.destReleases ? batch.written : undefined);
   }
 }
+
+/** Views to write, and what to do once the destination is done with them. */
+type ViewBatch = Uint8Array[] & { written?: () => void };
 
 /** workerUrl: the compiled worker next to this module (dist), also when this module runs from source (tests). */
 function workerUrl(): URL {
@@ -245,8 +254,12 @@ export class ShardSink extends Writable {
     const bytes = this.merge.take(views);
     if (views.length === 0) return;
     if (this.bytesOut !== null) {
-      const list = views.splice(0);
+      const list: ViewBatch = views.splice(0);
       this.outWaiting += bytes;
+      const finished = this.merge.finished.splice(0);
+      // the hand-overs' buffers go back to their workers for their next lines, once written
+      // (fresh memory costs a page fault per 4 KiB when first written)
+      if (finished.length > 0) list.written = () => this.giveBack(finished);
       this.bytesOut.write(list, () => {
         this.outWaiting -= bytes;
         this.maybeRelease();
@@ -262,6 +275,15 @@ export class ShardSink extends Writable {
       this.fail(outputError(this.recordsPath!, err));
     }
     views.length = 0;
+  }
+
+  /** giveBack posts the buffers of `finished` (source, bytes pairs) back to their workers. */
+  private giveBack(finished: Array<number | Uint8Array>): void {
+    if (this.failure !== null || this.closedEarly) return;
+    for (let i = 0; i < finished.length; i += 2) {
+      const buf = (finished[i + 1] as Uint8Array).buffer as ArrayBuffer;
+      if (buf.byteLength >= SPARE_MIN) this.threads[finished[i] as number]!.postMessage({ type: 'spare', buffer: buf }, [buf]);
+    }
   }
 
   private finishOutput(callback: (error?: Error | null) => void): void {

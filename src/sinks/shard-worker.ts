@@ -8,7 +8,8 @@
  *   hence to one shard), and the connections.ndjson lines, keyed by their close events, which
  *   the main thread writes to that one file.
  *
- * Messages in (in order): { type: 'batch', batch: ShardBatch }, { type: 'end', upTo }.
+ * Messages in (in order): { type: 'batch', batch: ShardBatch }, { type: 'end', upTo }; and
+ * { type: 'spare', buffer } at any time: an output buffer given back for reuse.
  * Messages out: { type: 'out', bytes, ks, subs, ends, lowK, lowSub } (keyed output, and the
  * lowest key still to come), { type: 'ack' } once a batch was taken (the sink has it),
  * { type: 'done', reassembler, sink } (stats), { type: 'error', code, message }.
@@ -98,7 +99,15 @@ function ndjsonMode(encoding: PayloadEncoding): { batch(e: KeyedEvents, lowK: nu
   return {
     async batch(ke, lowK, lowSub) {
       const { events, ks, subs } = ke;
-      lines.begin(lines.estimate(events), true);
+      const size = lines.estimate(events);
+      let spare: ArrayBuffer | undefined;
+      for (let i = 0; i < spares.length; i++) {
+        if (spares[i]!.byteLength >= size) {
+          spare = spares.splice(i, 1)[0];
+          break;
+        }
+      }
+      lines.begin(size, true, spare);
       const gk: number[] = [];
       const gs: number[] = [];
       const ends: number[] = [];
@@ -198,6 +207,10 @@ function filesMode(options: FilesSinkOptions): { batch(e: KeyedEvents, lowK: num
 
 const mode = data.mode === 'files' ? filesMode(data.files!) : ndjsonMode(data.encoding ?? 'base64');
 
+/** Output buffers the main thread gave back (NDJSON), for the next lines; at most SPARE_MAX. */
+const spares: ArrayBuffer[] = [];
+const SPARE_MAX = 8;
+
 const inbox: Array<{ type: 'batch'; batch: ShardBatch } | { type: 'end'; upTo: number }> = [];
 let busy = false;
 
@@ -234,7 +247,11 @@ async function pump(): Promise<void> {
   }
 }
 
-port.on('message', (m: (typeof inbox)[number]) => {
+port.on('message', (m: (typeof inbox)[number] | { type: 'spare'; buffer: ArrayBuffer }) => {
+  if (m.type === 'spare') {
+    if (spares.push(m.buffer) > SPARE_MAX) spares.shift();
+    return;
+  }
   inbox.push(m);
   void pump();
 });
