@@ -175,11 +175,11 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     if (this.fileFd !== null) this.fileBytes += total;
     const dest = this.dest as NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
     dest.cork?.();
-    let ok = true;
     let last = views.length - 1;
     while (views[last]!.length === 0) last--;
-    for (let i = 0; i < last; i++) if (views[i]!.length > 0) ok = this.dest.write(views[i]!);
-    ok = written === undefined ? this.dest.write(views[last]!) : this.dest.write(views[last]!, (err?: Error | null) => err ?? written());
+    // the last write's answer tells whether the stream's buffer is full
+    for (let i = 0; i < last; i++) if (views[i]!.length > 0) this.dest.write(views[i]!);
+    const ok = written === undefined ? this.dest.write(views[last]!) : this.dest.write(views[last]!, (err?: Error | null) => err ?? written());
     dest.uncork?.();
     if (ok) return callback(this.failure);
     this.stats.drains++;
