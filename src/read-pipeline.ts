@@ -265,8 +265,12 @@ export function fullCollection(): (() => void) | null {
   }
 }
 
-/** buildSink builds the sink `spec` describes, with the pipeline's defaults (see ReadSinkSpec). */
-function buildSink(spec: ReadSinkSpec, heldOutputBytes: number, fileBytes: number | null): Writable {
+/**
+ * buildSink builds the sink `spec` describes, with the pipeline's defaults (see ReadSinkSpec):
+ * `heldOutputBytes` for a files sink's maxHeldBytes, `fileBytes` (the input's size, null when
+ * not files) for the render thread's default. Throws INVALID_OPTION for an unknown type.
+ */
+export function buildSink(spec: ReadSinkSpec, heldOutputBytes: number, fileBytes: number | null): Writable {
   if (spec.type === 'files') {
     const { type: _type, ...o } = spec;
     return new FilesSink({ ...o, writeThread: o.writeThread ?? true, maxHeldBytes: o.maxHeldBytes ?? heldOutputBytes });

@@ -16,10 +16,7 @@ import type { TcpReassemblerOptions } from '../core/reassembler.js';
 import { DEFAULT_MEMORY_BUDGET, MIN_MEMORY_BUDGET, planMemory } from '../core/memory-budget.js';
 import type { PacketDecoderOptions } from '../core/packet-decoder.js';
 import type { OnError } from '../core/stage.js';
-import { FilesSink } from '../sinks/files-sink.js';
-import { NdjsonSink } from '../sinks/ndjson-sink.js';
-import { StdoutSink } from '../sinks/stdout-sink.js';
-import type { ReadSinkSpec } from '../read-pipeline.js';
+import { buildSink, type ReadSinkSpec } from '../read-pipeline.js';
 import { renderThreadByDefault } from '../render-thread-default.js';
 import type { CliIo } from './main.js';
 import { parseChoice, parseCount, parseSeconds } from './options.js';
@@ -145,26 +142,17 @@ function subdirsOf(args: StreamArgs): { subdirs?: 'k' | 'm' | 'g' } {
 }
 
 /**
- * createSink builds the sink `--sink` names (for `pcapflow live`); `fileBytes`: the size of the
- * input when it is capture files (see renderThreadOn). Throws INVALID_OPTION (files without -o,
- * bad values). The files sink writes no file on this thread (writeThread.hereFiles 0): a burst of
- * short connections written here with synchronous calls would hold up the capture.
+ * createSink builds the sink `--sink` names for `pcapflow live`: sinkSpec's description, built as
+ * ReadPipeline builds it (buildSink), the held-output share from --memory-budget. Throws
+ * INVALID_OPTION (files without -o, bad values). The files sink writes no file on this thread
+ * (writeThread.hereFiles 0): a burst of short connections written here with synchronous calls
+ * would hold up the capture.
  */
-export function createSink(args: StreamArgs, io: CliIo, fileBytes: number | null = null): Writable & { stats: object } {
-  const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
-  if (sinkKind === 'files') {
-    if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
-    const maxOpenFiles = args.maxOpenFiles === undefined ? undefined : parseCount('max-open-files', args.maxOpenFiles, 1, 1e6);
-    const writeThread = writeThreadOn(args) ? { hereFiles: 0 } : false;
-    const maxHeldBytes = planMemory(memoryBudgetOf(args)).heldOutputBytes;
-    return new FilesSink({ dir: args.out, writeThread, maxHeldBytes, ...(maxOpenFiles === undefined ? {} : { maxOpenFiles }), ...subdirsOf(args) });
-  }
-  if (sinkKind === 'ndjson') {
-    const encoding = parseChoice<PayloadEncoding>('encoding', args.encoding, ['base64', 'utf8', 'hex']);
-    return new NdjsonSink({ dest: io.stdout, encoding, renderThread: renderThreadOn(args, fileBytes) });
-  }
-  const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
-  return new StdoutSink({ dest: io.stdout, direction });
+export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: object } {
+  const spec = sinkSpec(args, io);
+  // live: no whole files on the capture's thread (a burst would hold up the capture)
+  if (spec.type === 'files' && spec.writeThread !== false) spec.writeThread = { hereFiles: 0 };
+  return buildSink(spec, planMemory(memoryBudgetOf(args)).heldOutputBytes, null) as Writable & { stats: object };
 }
 
 /**
