@@ -442,3 +442,27 @@ describe('the default descriptor pool', () => {
     expect(openFilesLimit()).toBeGreaterThan(0); // this machine's /proc/self/limits
   });
 });
+
+describe('FilesSink syncWrites (live capture)', () => {
+  it('writes the same files and connections.ndjson as the thread pool, on every shared capture, with few descriptors', async () => {
+    const { readCaptures } = await import('../src/read-pipeline.js');
+    const { dirContents } = await import('./helpers/dir-contents.js');
+    const { sharedCaptures } = await import('./helpers/env.js');
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-sync-'));
+    try {
+      let n = 0;
+      for (const file of sharedCaptures()) {
+        const a = path.join(root, `a${n}`);
+        const b = path.join(root, `b${n++}`);
+        const ea = await readCaptures(file, { sink: { type: 'files', dir: a } }).then(() => null, (e: unknown) => String(e));
+        // 2 descriptors: files are closed and reopened in append mode, synchronously too
+        const eb = await readCaptures(file, { sink: { type: 'files', dir: b, syncWrites: true, maxOpenFiles: 2 } }).then(() => null, (e: unknown) => String(e));
+        expect(eb, file).toBe(ea);
+        expect([...dirContents(b)], file).toEqual([...dirContents(a)]);
+      }
+      expect(n).toBeGreaterThan(60);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }, 300_000);
+});

@@ -144,14 +144,17 @@ function subdirsOf(args: StreamArgs): { subdirs?: 'k' | 'm' | 'g' } {
 /**
  * createSink builds the sink `--sink` names for `pcapflow live`: sinkSpec's description, built as
  * ReadPipeline builds it (buildSink), the held-output share from --memory-budget. Throws
- * INVALID_OPTION (files without -o, bad values). The files sink writes no file on this thread
- * (writeThread.hereFiles 0): a burst of short connections written here with synchronous calls
- * would hold up the capture.
+ * INVALID_OPTION (files without -o, bad values). The files sink writes with synchronous calls
+ * (FilesSink's syncWrites): waiting for the thread pool held up the pipeline at 1.8 Gbit/s.
  */
 export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: object } {
   const spec = sinkSpec(args, io);
-  // live: no whole files on the capture's thread (a burst would hold up the capture)
-  if (spec.type === 'files' && spec.writeThread !== false) spec.writeThread = { hereFiles: 0 };
+  // live: synchronous writes (the kernel's capture buffer holds the packets meanwhile); through
+  // the thread pool the files sink fell behind at 1.8 Gbit/s on 2 cores and packets were dropped
+  if (spec.type === 'files') {
+    spec.syncWrites = true;
+    spec.writeThread = false;
+  }
   return buildSink(spec, planMemory(memoryBudgetOf(args)).heldOutputBytes, null) as Writable & { stats: object };
 }
 

@@ -102,6 +102,67 @@ export class FdPool {
   }
 
   /**
+   * writeSync is write with synchronous calls on this thread (open, writev, and the close of an
+   * evicted descriptor): for a caller whose writes must not wait for the thread pool (live
+   * capture). Do not mix it with pending asynchronous calls on the same pool.
+   */
+  writeSync(path: string, chunks: readonly Uint8Array[]): void {
+    let entry = this.entries.get(path);
+    if (entry === undefined) {
+      entry = { path, fd: -1, created: false, pins: 0 };
+      this.entries.set(path, entry);
+    }
+    if (entry.fd >= 0) {
+      this.lru.delete(path);
+      this.lru.set(path, entry);
+    } else {
+      if (this.reserved >= this.maxOpen) {
+        const victim = this.pickVictim();
+        if (victim === null) throw new Error('FdPool: more concurrent operations than maxOpen');
+        this.lru.delete(victim.path);
+        this.stats.evicted++;
+        const fd = victim.fd;
+        victim.fd = -1;
+        fs.closeSync(fd);
+      } else this.reserved++;
+      try {
+        entry.fd = fs.openSync(path, entry.created ? OPEN_APPEND : OPEN_NEW, 0o644);
+      } catch (err) {
+        this.reserved--;
+        throw err;
+      }
+      if (entry.created) this.stats.reopened++;
+      else this.stats.opened++;
+      entry.created = true;
+      this.lru.set(path, entry);
+      if (this.lru.size > this.stats.peakOpen) this.stats.peakOpen = this.lru.size;
+    }
+    let rest = chunks;
+    let left = 0;
+    for (let i = 0; i < chunks.length; i++) left += chunks[i]!.byteLength;
+    while (left > 0) {
+      const n = fs.writevSync(entry.fd, rest as Uint8Array[]);
+      this.stats.writes++;
+      this.stats.bytes += n;
+      left -= n;
+      if (left > 0) rest = dropPrefix(rest, n);
+    }
+  }
+
+  /** closeSync is close with a synchronous call. */
+  closeSync(path: string): void {
+    const entry = this.entries.get(path);
+    if (entry === undefined) return;
+    this.entries.delete(path);
+    if (entry.fd >= 0 && this.lru.delete(path)) {
+      const fd = entry.fd;
+      entry.fd = -1;
+      this.reserved--;
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
    * lease opens `path` as write does and returns its descriptor, pinned (never evicted) until
    * release(path): for a caller that writes to it by other means (a write thread).
    */

@@ -100,6 +100,14 @@ export interface FilesSinkOptions {
    * only during the call) and their count; no connections.ndjson is made.
    */
   recordsTo?: (lines: Uint8Array, count: number) => void;
+  /**
+   * Write, close and rename with synchronous calls on this thread instead of the thread pool
+   * (and files of connections that closed before their first write whole, here): for live
+   * capture, where a write waiting for a pool thread on a busy machine held up the pipeline
+   * until packets were dropped, while the kernel's capture buffer absorbs the time a synchronous
+   * write takes. Default false. The write thread (writeThread) is not used with it.
+   */
+  syncWrites?: boolean;
 }
 
 /** The descriptor pool's size when the process limit cannot be read. */
@@ -308,6 +316,7 @@ export class FilesSink extends Writable {
   private readonly nameCounts = new Map<string, number>();
   private recordsFd = -1;
   private readonly recordsTo: ((lines: Uint8Array, count: number) => void) | null;
+  private readonly syncWrites: boolean;
   /** The write in flight (a flush, or the final one), so that destroy waits for it before closing descriptors. */
   private inflight: Promise<void> | null = null;
   /** The callback of a batch collected while a flush was in flight. */
@@ -375,6 +384,11 @@ export class FilesSink extends Writable {
     this.threadAfterBytes = typeof wt === 'object' ? (wt.afterBytes ?? THREAD_AFTER_BYTES) : THREAD_AFTER_BYTES;
     this.wholeHereFiles = typeof wt === 'object' ? (wt.hereFiles ?? WHOLE_HERE_FILES) : WHOLE_HERE_FILES;
     this.recordsTo = options.recordsTo ?? null;
+    this.syncWrites = options.syncWrites ?? false;
+    if (this.syncWrites) {
+      this.threadMinAverage = 0;
+      this.wholeHereFiles = Infinity;
+    }
   }
 
   /**
@@ -796,7 +810,7 @@ export class FilesSink extends Writable {
    * pool for every file (bench/PROFILE.md, "Seventh pass").
    */
   private takeWhole(f: Flush): { whole: Flush; rest: Flush } | null {
-    if (this.threadMinAverage === 0) return null;
+    if (this.threadMinAverage === 0 && !this.syncWrites) return null;
     let count = 0;
     for (let i = 0; i < f.dirs.length; i++) if (wholeFile(f.dirs[i]!)) count++;
     if (count < WHOLE_MIN_FILES) return null;
@@ -877,6 +891,17 @@ export class FilesSink extends Writable {
         return this.flushThread(f, this.thread);
       }
     }
+    if (this.syncWrites) {
+      for (let i = 0; i < f.dirs.length; i++) {
+        const part = this.partOf(f.dirs[i]!);
+        try {
+          this.pool.writeSync(part, f.chunks[i]!);
+        } catch (err) {
+          throw this.outputError(part, err);
+        }
+      }
+      return;
+    }
     const indexes = f.dirs.map((_d, i) => i);
     await this.runAll(indexes, async (i) => {
       const part = this.partOf(f.dirs[i]!);
@@ -952,16 +977,28 @@ export class FilesSink extends Writable {
       if (st.c2s.name !== null && !st.c2s.whole) files.push(st.c2s);
       if (st.s2c.name !== null && !st.s2c.whole) files.push(st.s2c);
     }
-    await this.runAll(files, async (d) => {
-      const part = this.partOf(d);
-      const final = this.prefix + d.name!;
-      try {
-        await this.pool.close(part);
-        await fs.promises.rename(part, final);
-      } catch (err) {
-        throw this.outputError(part, err);
+    if (this.syncWrites) {
+      for (const d of files) {
+        const part = this.partOf(d);
+        try {
+          this.pool.closeSync(part);
+          fs.renameSync(part, this.prefix + d.name!);
+        } catch (err) {
+          throw this.outputError(part, err);
+        }
       }
-    });
+    } else {
+      await this.runAll(files, async (d) => {
+        const part = this.partOf(d);
+        const final = this.prefix + d.name!;
+        try {
+          await this.pool.close(part);
+          await fs.promises.rename(part, final);
+        } catch (err) {
+          throw this.outputError(part, err);
+        }
+      });
+    }
     if (this.recordsTo !== null) {
       this.recordsTo(f.lines, f.lineCount);
       this.counters.connections += f.lineCount;
@@ -969,7 +1006,9 @@ export class FilesSink extends Writable {
     }
     const records = path.join(this.dir, CONNECTIONS_FILE);
     try {
-      await writeAllFd(this.recordsFd, f.lines);
+      if (this.syncWrites) {
+        for (let at = 0; at < f.lines.length; ) at += fs.writeSync(this.recordsFd, f.lines, at);
+      } else await writeAllFd(this.recordsFd, f.lines);
     } catch (err) {
       throw this.outputError(records, err);
     }
