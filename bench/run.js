@@ -26,13 +26,16 @@
 // short connections, 100 open at a time over 60 s, each a handshake, one request, a response of
 // 1-20 KiB skewed small, FINs: about 205 MB, 100 000 flow files; --quick: 5 000 connections),
 // short-2k (the same, 2 000 connections, 50 at a time over 5 s, about 8 MB; the same with
-// --quick); both by synth.js's writeShortConns, files checked against tcpflow's.
+// --quick); both by synth.js's writeShortConns, files checked against tcpflow's. live (issue 18;
+// not with --quick): bench/live-rate.js, the share of one transfer pcapflow live, tcpflow and
+// tcpdump -w keep at tbf-shaped rates through a veth between two namespaces.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { liveRateReady, runLiveRate } from './live-rate.js';
 import { writeCapture, writeShortConns } from './synth.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -423,6 +426,12 @@ for (const sc of SCENARIOS) {
     console.log('');
   }
   rmSync(OUT, { recursive: true, force: true });
+}
+// live capture at rates (issue 18): the full bench and --only live; needs root, cap, tcpflow, tcpdump
+if ((ONLY === '' && !QUICK) || ONLY === 'live') {
+  const why = liveRateReady();
+  if (why === null) await runLiveRate();
+  else console.log(`## live: skipped (${why})\n`);
 }
 for (const n of notes) console.log(`note: ${n}`);
 if (checks.includes(false)) process.exitCode = 1;
