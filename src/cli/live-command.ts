@@ -5,7 +5,8 @@
  * `live` prints `pcapflow: listening on DEV, link type NAME (N)` on stderr once the capture is
  * open, and runs until SIGINT or SIGTERM: the first signal closes the capture, every open
  * connection is flushed (reason eof), every file is finished and renamed, the stats are printed
- * when asked, and it resolves to 0. A second signal while that runs ends the process at once.
+ * when asked, and a summary line on stderr gives the packets captured and those dropped because
+ * the queue was full; it resolves to 0. A second signal while that runs ends the process at once.
  */
 import type { Argv } from 'yargs';
 import type { Writable } from 'node:stream';
@@ -110,6 +111,12 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   } finally {
     removeHandlers();
     if (source.capturing) source.destroy();
+    const st = source.stats;
+    // the summary, always: what was captured and what was dropped here (the kernel's drops are
+    // not known through cap: they show as gaps in the streams)
+    io.stderr.write(
+      `pcapflow: captured ${st.packets} packets (${st.bytes} bytes); dropped ${st.dropped} (${st.droppedBytes} bytes) with the queue full (--max-queue); kernel drops not reported by the cap backend\n`,
+    );
     if (args.stats) {
       const stages: Array<readonly [string, unknown]> = [['capture', source.stats]];
       if (writer !== null) stages.push(['pcap', writer.core.stats]);
