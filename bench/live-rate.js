@@ -35,25 +35,40 @@ const B = 'pflrB';
 const CHUNK = Buffer.alloc(1 << 20);
 for (let i = 0; i < CHUNK.length; i++) CHUNK[i] = (i * 7 + (i >> 8)) & 0xff;
 
-const SENDER = `
+/**
+ * senderScript: the source of a Node program that sends `bytes` of the pattern (byte i of each
+ * MiB is (i * 7 + (i >> 8)) & 0xff) over one connection to host:port and prints the seconds the
+ * transfer took; with `serve`, it first listens there itself and reads what it sends (one
+ * namespace, loopback). test/live-rate.test.ts runs it too.
+ */
+export function senderScript(host, port, bytes, { serve = false } = {}) {
+  return `
 const net = require('net');
 const chunk = Buffer.alloc(1 << 20);
 for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7 + (i >> 8)) & 0xff;
-const s = net.connect(${PORT}, '10.77.0.2', () => {
-  const t0 = process.hrtime.bigint();
-  let left = ${BYTES};
-  const pump = () => {
-    while (left > 0) {
-      const n = Math.min(left, chunk.length);
-      left -= n;
-      if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return s.once('drain', pump);
-    }
-    s.end();
-  };
-  s.on('close', () => console.log(Number(process.hrtime.bigint() - t0) / 1e9));
-  pump();
-});
+const send = () => {
+  const s = net.connect(${port}, '${host}', () => {
+    const t0 = process.hrtime.bigint();
+    let left = ${bytes};
+    const pump = () => {
+      while (left > 0) {
+        const n = Math.min(left, chunk.length);
+        left -= n;
+        if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return s.once('drain', pump);
+      }
+      s.end();
+    };
+    s.on('close', () => console.log(Number(process.hrtime.bigint() - t0) / 1e9));
+    pump();
+  });
+};
+if (${serve}) {
+  const srv = net.createServer((c) => { c.resume(); c.on('end', () => srv.close()); });
+  srv.listen(${port}, '${host}', send);
+} else send();
 `;
+}
+const SENDER = senderScript('10.77.0.2', PORT, BYTES);
 const RECEIVER = `
 const net = require('net');
 const srv = net.createServer((c) => { c.resume(); c.on('end', () => srv.close()); });

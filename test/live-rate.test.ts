@@ -12,6 +12,8 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error bench/live-rate.js is plain JavaScript without types
+import { senderScript } from '../bench/live-rate.js';
 import { ensureBuilt, liveReady, Netns, sleep, startLive, statValue } from './helpers/live-net.js';
 
 const ready = liveReady();
@@ -25,27 +27,7 @@ function pattern(): Buffer {
   return chunk;
 }
 
-const SENDER = `
-const net = require('net');
-const chunk = Buffer.alloc(1 << 20);
-for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7 + (i >> 8)) & 0xff;
-const srv = net.createServer((c) => { c.resume(); c.on('end', () => srv.close()); });
-srv.listen(${PORT}, '127.0.0.1', () => {
-  const s = net.connect(${PORT}, '127.0.0.1', () => {
-    let left = ${BYTES};
-    const pump = () => {
-      while (left > 0) {
-        const n = Math.min(left, chunk.length);
-        left -= n;
-        if (!s.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return s.once('drain', pump);
-      }
-      s.end();
-    };
-    pump();
-  });
-  s.on('close', () => { const t = process.hrtime.bigint(); console.log(String(t)); });
-});
-`;
+const SENDER = senderScript('127.0.0.1', PORT, BYTES, { serve: true });
 
 describe.skipIf(!ready)('pcapflow live at a rate (root, ~10 s)', () => {
   let tmp = '';

@@ -151,15 +151,20 @@ export class FdPool {
 
   /** closeSync is close with a synchronous call. */
   closeSync(path: string): void {
+    const fd = this.forget(path);
+    if (fd >= 0) fs.closeSync(fd);
+  }
+
+  /** forget drops `path` and returns its open descriptor, whose slot it releases (the caller closes it); -1 when none is open. */
+  private forget(path: string): number {
     const entry = this.entries.get(path);
-    if (entry === undefined) return;
+    if (entry === undefined) return -1;
     this.entries.delete(path);
-    if (entry.fd >= 0 && this.lru.delete(path)) {
-      const fd = entry.fd;
-      entry.fd = -1;
-      this.reserved--;
-      fs.closeSync(fd);
-    }
+    if (entry.fd < 0 || !this.lru.delete(path)) return -1;
+    const fd = entry.fd;
+    entry.fd = -1;
+    this.reserved--;
+    return fd;
   }
 
   /**
@@ -180,18 +185,8 @@ export class FdPool {
 
   /** close closes the file's descriptor if it is open and forgets the path. */
   async close(path: string): Promise<void> {
-    const entry = this.entries.get(path);
-    if (entry === undefined) return;
-    this.entries.delete(path);
-    if (entry.fd >= 0 && this.lru.delete(path)) {
-      const fd = entry.fd;
-      entry.fd = -1;
-      try {
-        await closeFd(fd);
-      } finally {
-        this.reserved--;
-      }
-    }
+    const fd = this.forget(path);
+    if (fd >= 0) await closeFd(fd);
   }
 
   /** closeAll closes every open descriptor and forgets every path; the first error is thrown after all were tried. */
