@@ -25,11 +25,6 @@ export class KeyedMerge {
   private readonly lowSub: number[];
   /** Bytes handed over and not yet released. */
   pendingBytes = 0;
-  /**
-   * Source, bytes pairs of the hand-overs whose groups were all released (by take): once the
-   * views take() gave are written, the sources may have their buffers back. The caller empties it.
-   */
-  readonly finished: Array<number | Uint8Array> = [];
 
   constructor(readonly n: number) {
     this.parts = Array.from({ length: n }, () => []);
@@ -50,8 +45,13 @@ export class KeyedMerge {
     this.lowSub[s] = lowSub;
   }
 
-  /** take appends the groups that can be released, in key order, to `out` (views; runs of one source joined); returns their bytes. */
-  take(out: Uint8Array[]): number {
+  /**
+   * take appends the groups that can be released, in key order, to `out` (views; runs of one
+   * source joined); returns their bytes. `finished`, when given, gets a source, bytes pair for
+   * each hand-over all of whose groups are now released: once the views are written, that
+   * source may have its buffer back.
+   */
+  take(out: Uint8Array[], finished?: Array<number | Uint8Array>): number {
     let total = 0;
     const n = this.n;
     for (;;) {
@@ -97,7 +97,7 @@ export class KeyedMerge {
       p.at = i;
       if (i === p.ks.length) {
         q.shift();
-        this.finished.push(best, p.bytes);
+        finished?.push(best, p.bytes);
       }
     }
   }

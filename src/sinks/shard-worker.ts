@@ -50,52 +50,39 @@ function fail(err: unknown): void {
   post({ type: 'error', code: e.code, message: e.message, file: e.file });
 }
 
-/** Keyed bytes being built for one 'out' message. */
-class Out {
-  bytes = Buffer.allocUnsafeSlow(1 << 16);
-  at = 0;
-  ks: number[] = [];
-  subs: number[] = [];
-  ends: number[] = [];
+/** The groups of one 'out' message: the bytes up to ends[i] (from the last end) are keyed (ks[i], subs[i]). */
+class Groups {
+  private ks: number[] = [];
+  private subs: number[] = [];
+  private ends: number[] = [];
 
-  room(n: number): void {
-    if (this.at + n <= this.bytes.length) return;
-    const next = Buffer.allocUnsafeSlow(Math.max(this.at + n, this.bytes.length * 2));
-    this.bytes.copy(next, 0, 0, this.at);
-    this.bytes = next;
-  }
-
-  /** group closes the bytes written since the last group under key (k, sub) (joined to the last group when the key is the same). */
-  group(k: number, sub: number): void {
+  /** close keys the bytes before `end` not yet in a group (joined to the last group when the key is the same). */
+  close(k: number, sub: number, end: number): void {
     const n = this.ks.length;
-    if (n > 0 && this.ks[n - 1] === k && this.subs[n - 1] === sub) this.ends[n - 1] = this.at;
+    if (n > 0 && this.ks[n - 1] === k && this.subs[n - 1] === sub) this.ends[n - 1] = end;
     else {
       this.ks.push(k);
       this.subs.push(sub);
-      this.ends.push(this.at);
+      this.ends.push(end);
     }
   }
 
-  send(lowK: number, lowSub: number): void {
-    // the buffer itself goes (transferred, not copied); the next one is as large
-    const bytes = new Uint8Array(this.bytes.buffer, 0, this.at);
-    this.bytes = Buffer.allocUnsafeSlow(this.bytes.length);
+  /** post sends `bytes` (its buffer transferred, not copied) with the groups and the lowest key still to come, and starts anew. */
+  post(bytes: Uint8Array, lowK: number, lowSub: number): void {
     const ks = Float64Array.from(this.ks);
     const subs = Float64Array.from(this.subs);
     const ends = Uint32Array.from(this.ends);
-    post({ type: 'out', bytes, ks, subs, ends, lowK, lowSub }, [bytes.buffer, ks.buffer, subs.buffer, ends.buffer]);
-    this.at = 0;
+    post({ type: 'out', bytes, ks, subs, ends, lowK, lowSub }, [bytes.buffer as ArrayBuffer, ks.buffer, subs.buffer, ends.buffer]);
     this.ks = [];
     this.subs = [];
     this.ends = [];
   }
 }
 
-const out = new Out();
-
 /** The NDJSON side: every event's line (NdjsonLines, as NdjsonSink renders them), keyed by its event. */
 function ndjsonMode(encoding: PayloadEncoding): { batch(e: KeyedEvents, lowK: number, lowSub: number): Promise<void>; finish(): Promise<unknown> } {
   const lines = new NdjsonLines(encoding);
+  const groups = new Groups();
   return {
     async batch(ke, lowK, lowSub) {
       const { events, ks, subs } = ke;
@@ -108,27 +95,12 @@ function ndjsonMode(encoding: PayloadEncoding): { batch(e: KeyedEvents, lowK: nu
         }
       }
       lines.begin(size, true, spare);
-      const gk: number[] = [];
-      const gs: number[] = [];
-      const ends: number[] = [];
       for (let i = 0; i < events.length; i++) {
         lines.line(events[i]!);
-        const k = ks[i]!;
-        const sub = subs[i]!;
-        const n = gk.length;
-        if (n > 0 && gk[n - 1] === k && gs[n - 1] === sub) ends[n - 1] = lines.at;
-        else {
-          gk.push(k);
-          gs.push(sub);
-          ends.push(lines.at);
-        }
+        groups.close(ks[i]!, subs[i]!, lines.at);
       }
       const text = lines.take();
-      const bytes = new Uint8Array(text.buffer, text.byteOffset, text.length);
-      const fk = Float64Array.from(gk);
-      const fs = Float64Array.from(gs);
-      const fe = Uint32Array.from(ends);
-      post({ type: 'out', bytes, ks: fk, subs: fs, ends: fe, lowK, lowSub }, [bytes.buffer as ArrayBuffer, fk.buffer, fs.buffer, fe.buffer]);
+      groups.post(new Uint8Array(text.buffer, text.byteOffset, text.length), lowK, lowSub);
     },
     async finish() {
       return null;
@@ -144,26 +116,30 @@ function filesMode(options: FilesSinkOptions): { batch(e: KeyedEvents, lowK: num
   let head = 0;
   let nextK = 1;
   let nextSub = 0;
-  const low = (): [number, number] => (head < closeK.length ? [closeK[head]!, closeSub[head]!] : [nextK, nextSub]);
+  const groups = new Groups();
+  /** send posts records with their groups (none: only the lowest key still to come). */
+  const send = (records: Uint8Array): void => {
+    const [k, s] = head < closeK.length ? [closeK[head]!, closeSub[head]!] : [nextK, nextSub];
+    groups.post(records, k, s);
+  };
   const sink = new FilesSink({
     ...options,
     recordsTo(lines, count) {
+      // the lines are the sink's until this returns: a copy goes
+      const records = new Uint8Array(lines.length);
+      records.set(lines);
       let from = 0;
       for (let i = 0; i < count; i++) {
         const nl = lines.indexOf(0x0a, from);
         if (nl < 0 || head >= closeK.length) throw new PcapflowError('OUTPUT_FAILED', 'shard worker: connection records out of step with close events');
-        out.room(nl + 1 - from);
-        out.bytes.set(lines.subarray(from, nl + 1), out.at);
-        out.at += nl + 1 - from;
-        out.group(closeK[head]!, closeSub[head]!);
+        groups.close(closeK[head]!, closeSub[head]!, nl + 1);
         head++;
         from = nl + 1;
       }
       if (head === closeK.length) {
         closeK.length = closeSub.length = head = 0;
       }
-      const [k, s] = low();
-      out.send(k, s);
+      send(records);
     },
   });
   let failure: Error | null = null;
@@ -184,14 +160,12 @@ function filesMode(options: FilesSinkOptions): { batch(e: KeyedEvents, lowK: num
       return new Promise<void>((resolve, reject) => {
         if (failure !== null) return reject(failure);
         if (events.length === 0) {
-          const [k, s] = low();
-          out.send(k, s);
+          send(new Uint8Array(0));
           return resolve();
         }
         sink.write(events, (err) => {
           if (err) return reject(err);
-          const [k, s] = low();
-          out.send(k, s);
+          send(new Uint8Array(0));
           resolve();
         });
       });
@@ -235,7 +209,7 @@ async function pump(): Promise<void> {
           if (done) break;
         }
         const sink = await mode.finish();
-        out.send(Infinity, Infinity);
+        new Groups().post(new Uint8Array(0), Infinity, Infinity);
         post({ type: 'done', reassembler: core.reassembler.stats, sink });
       }
     }
