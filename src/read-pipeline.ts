@@ -24,7 +24,7 @@ import { StdoutSink, type StdoutSinkOptions } from './sinks/stdout-sink.js';
 import { type CaptureOrder, type CaptureSource, COLLECT_EVERY, type InputStats, openCaptures, type OpenCapturesOptions, READ_SIZE } from './sources/capture-source.js';
 import { ChunkPool } from './sources/chunk-pool.js';
 import { FilterTransform } from './transforms/filter-transform.js';
-import { ShardSink, type ShardSinkOptions } from './sinks/shard-sink.js';
+import { ShardSink } from './sinks/shard-sink.js';
 import { TcpFrontTransform, TcpStreamTransform } from './transforms/tcp-transforms.js';
 
 /** A capture input: a file name, `-` (ReadCapturesOptions.stdin, default process.stdin), or a stream of capture bytes. */
@@ -144,22 +144,21 @@ export class ReadPipeline {
     // Transform: packets that wait in queues outlive V8's young generation, which cost a SYN
     // flood some 50 MB of RSS and a fifth of its time (see tcp-transforms.ts).
     const pool = new PacketPool();
-    if (workers > 0) {
-      this.tcp = new TcpFrontTransform({ decoder, demux, reorder });
-      const sinkSpec = spec!.type === 'files' ? { ...spec!, maxHeldBytes: (spec as { maxHeldBytes?: number }).maxHeldBytes ?? plan.heldOutputBytes } : spec!;
-      this.sink = new ShardSink({ workers, sink: sinkSpec as ShardSinkOptions['sink'], reassembly: { ...reassembly, maxBufferedTotal: reassembly.maxBufferedTotal ?? plan.maxBufferedTotal }, pool });
-      this.chunks = null;
-      const sourceOptions: OpenCapturesOptions = { highWaterMark: 1, pool, order: options.order ?? 'time', readSize: options.readSize ?? READ_SIZE };
-      if (stdin !== undefined) sourceOptions.stdin = stdin;
-      if (options.signal !== undefined) sourceOptions.signal = options.signal;
-      this.source = openCaptures(names, sourceOptions);
-      return;
-    }
-    this.sink = spec === null ? (options.sink as Writable) : buildSink(spec, plan.heldOutputBytes, fileBytes);
-    this.tcp = new TcpStreamTransform({ decoder, demux, reassembly, reorder, pool });
     const readSize = options.readSize ?? READ_SIZE;
-    const threads = spec === null ? this.sink instanceof FilesSink || this.sink instanceof NdjsonSink : specThreads(this.sink, spec, fileBytes);
-    const shared = threads ? sharedChunks(this.sink as FilesSink | NdjsonSink, this.tcp, readSize, reassembly.chunking !== 'push') : false;
+    let shared: OpenCapturesOptions['sharedChunks'] = false;
+    if (workers > 0) {
+      // a files or ndjson spec (checked above); each worker gets 1/N of the shares (ShardSink)
+      const s = spec as Exclude<ReadSinkSpec, { type: 'stdout' }>;
+      this.tcp = new TcpFrontTransform({ decoder, demux, reorder });
+      const sink = s.type === 'files' ? { ...s, maxHeldBytes: s.maxHeldBytes ?? plan.heldOutputBytes } : s;
+      this.sink = new ShardSink({ workers, sink, reassembly: { ...reassembly, maxBufferedTotal: reassembly.maxBufferedTotal ?? plan.maxBufferedTotal }, pool });
+    } else {
+      this.sink = spec === null ? (options.sink as Writable) : buildSink(spec, plan.heldOutputBytes, fileBytes);
+      const tcp = new TcpStreamTransform({ decoder, demux, reassembly, reorder, pool });
+      this.tcp = tcp;
+      const threads = spec === null ? this.sink instanceof FilesSink || this.sink instanceof NdjsonSink : specThreads(this.sink, spec, fileBytes);
+      if (threads) shared = sharedChunks(this.sink as FilesSink | NdjsonSink, tcp, readSize, reassembly.chunking !== 'push');
+    }
     this.chunks = typeof shared === 'object' ? (shared.pool ?? null) : null;
     const sourceOptions: OpenCapturesOptions = { highWaterMark: 1, pool, sharedChunks: shared, order: options.order ?? 'time', readSize };
     if (stdin !== undefined) sourceOptions.stdin = stdin;
