@@ -347,7 +347,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   write(batch: Packet[], emit: (out: StreamEvent[]) => void): void {
     for (let i = 0; i < batch.length; i++) this.packet(batch[i]!);
-    if (this.sentQHead < this.sentQ.length) this.trimSent();
+    this.batchDone();
     this.flushOut(emit);
   }
 
@@ -407,11 +407,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
   private packet(pkt: Packet): void {
-    this.packetNo++;
-    if (this.stashQ.pending) this.expireStashes();
-    if (this.provQ.pending) this.expireProvisional();
-    if (this.skipQ.pending) this.expireSkips();
-    if (this.rstQ.pending) this.expireRst();
+    this.advance(this.packetNo + 1);
     const expired = pkt.expired;
     if (expired !== null) {
       for (let i = 0; i < expired.length; i++) this.closeEnded(expired[i]!, pkt.tsSec, pkt.tsNsec);
@@ -429,7 +425,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
 
   /**
    * advance is packet()'s first step as at the n-th packet of the input (n at least the last
-   * count given): the waits due by then end. Their events are taken with takeEvents.
+   * count given): the waits due by then end. Their events are taken with moveEvents.
    */
   advance(n: number): void {
     this.packetNo = n;

@@ -160,43 +160,40 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
    * wrote the text without an error (never, if it was not written).
    */
   /**
-   * writeViews hands several byte views to the destination as one batch: written corked, so a
-   * stream with writev takes them in one call, and never copied into one buffer. Same
-   * backpressure and failure handling as writeText; `written` as writeText's (after all of them).
+   * writeViews hands several texts or byte views to the destination as one batch: written
+   * corked, so a stream with writev takes them in one call, and never joined into one buffer.
+   * Backpressure and failures as writeText's; `written` runs once the destination is done with
+   * all of them.
    */
-  protected writeViews(views: readonly Uint8Array[], callback: (error?: Error | null) => void, written?: () => void): void {
+  protected writeViews(chunks: readonly (string | Uint8Array)[], callback: (error?: Error | null) => void, written?: () => void): void {
     if (this.failure !== null) return callback(this.failure);
     if (this.destClosed()) return callback(this.failure);
+    let last = -1;
     let total = 0;
-    for (let i = 0; i < views.length; i++) total += views[i]!.length;
-    if (total === 0) return callback();
+    for (let i = 0; i < chunks.length; i++) {
+      const n = chunks[i]!.length;
+      if (n > 0) last = i;
+      total += n;
+    }
+    if (last < 0) return callback();
     this.stats.writes++;
     this.stats.chars += total;
-    if (this.fileFd !== null) this.fileBytes += total;
+    if (this.fileFd !== null) for (const c of chunks) this.fileBytes += typeof c === 'string' ? Buffer.byteLength(c) : c.length;
     const dest = this.dest as NodeJS.WritableStream & { cork?: () => void; uncork?: () => void };
-    dest.cork?.();
-    let last = views.length - 1;
-    while (views[last]!.length === 0) last--;
+    const corked = last > 0 && dest.cork !== undefined;
+    if (corked) dest.cork!();
     // the last write's answer tells whether the stream's buffer is full
-    for (let i = 0; i < last; i++) if (views[i]!.length > 0) this.dest.write(views[i]!);
-    const ok = written === undefined ? this.dest.write(views[last]!) : this.dest.write(views[last]!, (err?: Error | null) => err ?? written());
-    dest.uncork?.();
+    for (let i = 0; i < last; i++) if (chunks[i]!.length > 0) this.dest.write(chunks[i]!);
+    const ok = written === undefined ? this.dest.write(chunks[last]!) : this.dest.write(chunks[last]!, (err?: Error | null) => err ?? written());
+    if (corked) dest.uncork!();
     if (ok) return callback(this.failure);
     this.stats.drains++;
     this.waitFor('drain', callback);
   }
 
+  /** writeText hands one batch's text (or bytes) to the destination: one write() (see writeViews). */
   protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void, written?: () => void): void {
-    if (this.failure !== null) return callback(this.failure);
-    if (this.destClosed()) return callback(this.failure);
-    if (text.length === 0) return callback();
-    this.stats.writes++;
-    this.stats.chars += text.length;
-    if (this.fileFd !== null) this.fileBytes += typeof text === 'string' ? Buffer.byteLength(text) : text.length;
-    const ok = written === undefined ? this.dest.write(text) : this.dest.write(text, (err?: Error | null) => err ?? written());
-    if (ok) return callback(this.failure);
-    this.stats.drains++;
-    this.waitFor('drain', callback);
+    this.writeViews([text], callback, written);
   }
 
   /** waitFor calls back once `event`, 'error' or 'close' happens on dest (or at once if it is gone). */

@@ -107,35 +107,19 @@ export class FdPool {
    * capture). Do not mix it with pending asynchronous calls on the same pool.
    */
   writeSync(path: string, chunks: readonly Uint8Array[]): void {
-    let entry = this.entries.get(path);
-    if (entry === undefined) {
-      entry = { path, fd: -1, created: false, pins: 0 };
-      this.entries.set(path, entry);
-    }
-    if (entry.fd >= 0) {
-      this.lru.delete(path);
-      this.lru.set(path, entry);
-    } else {
-      if (this.reserved >= this.maxOpen) {
-        const victim = this.pickVictim();
-        if (victim === null) throw new Error('FdPool: more concurrent operations than maxOpen');
-        this.lru.delete(victim.path);
-        this.stats.evicted++;
-        const fd = victim.fd;
-        victim.fd = -1;
-        fs.closeSync(fd);
-      } else this.reserved++;
+    const entry = this.entryOf(path);
+    if (entry.fd >= 0) this.touch(entry);
+    else {
+      if (this.reserved >= this.maxOpen) fs.closeSync(this.takeVictim());
+      else this.reserved++;
+      let fd: number;
       try {
-        entry.fd = fs.openSync(path, entry.created ? OPEN_APPEND : OPEN_NEW, 0o644);
+        fd = fs.openSync(path, entry.created ? OPEN_APPEND : OPEN_NEW, 0o644);
       } catch (err) {
         this.reserved--;
         throw err;
       }
-      if (entry.created) this.stats.reopened++;
-      else this.stats.opened++;
-      entry.created = true;
-      this.lru.set(path, entry);
-      if (this.lru.size > this.stats.peakOpen) this.stats.peakOpen = this.lru.size;
+      this.opened(entry, fd);
     }
     let rest = chunks;
     let left = 0;
@@ -203,15 +187,10 @@ export class FdPool {
   }
 
   private async acquire(path: string): Promise<Entry> {
-    let entry = this.entries.get(path);
-    if (entry === undefined) {
-      entry = { path, fd: -1, created: false, pins: 0 };
-      this.entries.set(path, entry);
-    }
+    const entry = this.entryOf(path);
     entry.pins++;
     if (entry.fd >= 0) {
-      this.lru.delete(path);
-      this.lru.set(path, entry);
+      this.touch(entry);
       return entry;
     }
     try {
@@ -229,12 +208,7 @@ export class FdPool {
           throw err;
         }
       }
-      if (entry.created) this.stats.reopened++;
-      else this.stats.opened++;
-      entry.created = true;
-      entry.fd = fd;
-      this.lru.set(path, entry);
-      if (this.lru.size > this.stats.peakOpen) this.stats.peakOpen = this.lru.size;
+      this.opened(entry, fd);
       return entry;
     } catch (err) {
       entry.pins--;
@@ -249,9 +223,7 @@ export class FdPool {
       return;
     }
     // Take over the victim's slot: `reserved` does not change.
-    const victim = this.pickVictim();
-    if (victim === null) throw new Error('FdPool: more concurrent operations than maxOpen');
-    await this.closeVictim(victim);
+    await closeFd(this.takeVictim());
   }
 
   /** evictOne closes one unpinned descriptor and releases its slot; false when none can go. */
@@ -274,11 +246,49 @@ export class FdPool {
   }
 
   private async closeVictim(victim: Entry): Promise<void> {
+    await closeFd(this.evict(victim));
+  }
+
+  /** takeVictim evicts the least recently used unpinned file (its slot goes to the caller) and returns its descriptor to close. */
+  private takeVictim(): number {
+    const victim = this.pickVictim();
+    if (victim === null) throw new Error('FdPool: more concurrent operations than maxOpen');
+    return this.evict(victim);
+  }
+
+  /** evict takes `victim` out of the open files and returns its descriptor, to be closed by the caller. */
+  private evict(victim: Entry): number {
     this.lru.delete(victim.path);
     const fd = victim.fd;
     victim.fd = -1;
     this.stats.evicted++;
-    await closeFd(fd);
+    return fd;
+  }
+
+  /** entryOf: the entry of `path`, made when the pool does not know it yet. */
+  private entryOf(path: string): Entry {
+    let entry = this.entries.get(path);
+    if (entry === undefined) {
+      entry = { path, fd: -1, created: false, pins: 0 };
+      this.entries.set(path, entry);
+    }
+    return entry;
+  }
+
+  /** touch makes an open entry the most recently used. */
+  private touch(entry: Entry): void {
+    this.lru.delete(entry.path);
+    this.lru.set(entry.path, entry);
+  }
+
+  /** opened records a descriptor just opened for `entry` (created, or reopened in append mode). */
+  private opened(entry: Entry, fd: number): void {
+    if (entry.created) this.stats.reopened++;
+    else this.stats.opened++;
+    entry.created = true;
+    entry.fd = fd;
+    this.lru.set(entry.path, entry);
+    if (this.lru.size > this.stats.peakOpen) this.stats.peakOpen = this.lru.size;
   }
 }
 
