@@ -1,7 +1,8 @@
 // bench/live-rate.js: live capture at rates (issue 18). Two network namespaces joined by a veth;
 // the sender's egress is shaped with `tc qdisc add dev vA root tbf rate R burst 4mb latency
 // 100ms` (or not at all: `max`); one connection sends MB megabytes of a known pattern; the capture
-// runs in the receiver's namespace: `pcapflow live vB --sink files`, `tcpflow -i vB` and `tcpdump
+// runs in the receiver's namespace: `pcapflow live vB --sink files` with each backend (`--backend
+// cap`: the row `pcapflow`; `--backend tcpdump`: `pcapflow-tcpdump`), `tcpflow -i vB` and `tcpdump
 // -i vB -w F` (its stream then taken from F with `pcapflow read`), each filtered on the port,
 // outputs on tmpfs, stopped with SIGINT 2 s after the transfer. Reports per tool and rate the
 // sender's measured rate, the share of the stream kept (bytes equal to what was sent, at their
@@ -10,7 +11,7 @@
 // exactly. Needs root, ip, tc, a built cap, tcpflow and tcpdump; sends nothing outside the two
 // namespaces it makes.
 //
-//   node bench/live-rate.js [--mb 1000] [--rates 1gbit,2gbit,3gbit,4gbit,max] [--tools pcapflow,tcpflow,tcpdump]
+//   node bench/live-rate.js [--mb 1000] [--rates 1gbit,2gbit,3gbit,4gbit,max] [--tools pcapflow,pcapflow-tcpdump,tcpflow,tcpdump]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -26,7 +27,7 @@ const flag = (name, def) => {
 const MBYTES = Number(flag('mb', '1000'));
 const BYTES = MBYTES * 1_000_000;
 const RATES = flag('rates', '1gbit,2gbit,3gbit,4gbit,max').split(',');
-const TOOLS = flag('tools', 'pcapflow,tcpflow,tcpdump').split(',');
+const TOOLS = flag('tools', 'pcapflow,pcapflow-tcpdump,tcpflow,tcpdump').split(',');
 const PORT = 7777;
 const OUT = '/dev/shm/pcapflow-live-rate';
 const A = 'pflrA';
@@ -177,7 +178,8 @@ async function once(tool, rate) {
   mkdirSync(dir);
   const filter = `tcp port ${PORT}`;
   const capArgs = {
-    pcapflow: [process.execPath, [PCAPFLOW, 'live', 'pflrvB', '--filter', filter, '--sink', 'files', '-o', dir, '--stats']],
+    pcapflow: [process.execPath, [PCAPFLOW, 'live', 'pflrvB', '--backend', 'cap', '--filter', filter, '--sink', 'files', '-o', dir, '--stats']],
+    'pcapflow-tcpdump': [process.execPath, [PCAPFLOW, 'live', 'pflrvB', '--backend', 'tcpdump', '--filter', filter, '--sink', 'files', '-o', dir, '--stats']],
     tcpflow: ['tcpflow', ['-i', 'pflrvB', '-o', dir, filter]],
     tcpdump: ['tcpdump', ['-i', 'pflrvB', '-s', '0', '-B', String(256 * 1024), '-w', path.join(OUT, 'cap.pcap'), filter]],
   }[tool];
@@ -195,13 +197,16 @@ async function once(tool, rate) {
   if (tool === 'tcpdump') {
     execFileSync(process.execPath, [PCAPFLOW, 'read', path.join(OUT, 'cap.pcap'), '--sink', 'files', '-o', dir], { stdio: 'ignore' });
     result = pcapflowKept(dir);
-  } else if (tool === 'pcapflow') result = pcapflowKept(dir);
+  } else if (tool.startsWith('pcapflow')) result = pcapflowKept(dir);
   else {
     const name = readdirSync(dir).find((f) => f.startsWith('010.077.000.001.'));
     const kept = name === undefined ? 0 : keptOf(path.join(dir, name), null);
     result = { kept, exact: kept === BYTES && statSync(path.join(dir, name)).size === BYTES };
   }
-  const dropped = /capture\.dropped\s+(\d+)/.exec(capDone.err)?.[1] ?? /(\d+) packets dropped by kernel/.exec(capDone.err)?.[1] ?? '';
+  const dropped =
+    tool === 'pcapflow-tcpdump'
+      ? `kernel ${/capture\.kernelDropped\s+(\d+)/.exec(capDone.err)?.[1] ?? '?'}`
+      : (/capture\.dropped\s+(\d+)/.exec(capDone.err)?.[1] ?? /(\d+) packets dropped by kernel/.exec(capDone.err)?.[1] ?? '');
   tearDown();
   rmSync(OUT, { recursive: true, force: true });
   return { gbits: (BYTES * 8) / seconds / 1e9, ...result, dropped };
@@ -211,7 +216,7 @@ async function once(tool, rate) {
 export async function runLiveRate(log = console.log) {
   log(`## live: one ${MBYTES} MB transfer through a veth shaped with tbf, captured in the receiver's namespace (bench/live-rate.js)`);
   log('');
-  log('| tool | tbf rate | sender Gbit/s | stream kept | exact | dropped (pcapflow: its queue; tcpdump: kernel) |');
+  log('| tool | tbf rate | sender Gbit/s | stream kept | exact | dropped (pcapflow: its queue; pcapflow-tcpdump, tcpdump: kernel) |');
   log('|---|---|---|---|---|---|');
   const best = {};
   for (const rate of RATES) {

@@ -1,14 +1,16 @@
 /**
- * Live capture on a machine without a usable cap (the optional libpcap binding): `pcapflow live`
- * and `pcapflow interfaces` must fail with LIVE_UNAVAILABLE, say what to install and how to
- * rebuild, and exit 1, while `read` still works. cap is hidden with the documented test hook
- * PCAPFLOW_CAP_MODULE (a module to load instead of 'cap'). Needs neither root nor libpcap.
+ * Live capture on a machine without a usable cap (the optional libpcap binding) nor tcpdump (the
+ * other backend): `pcapflow live` and `pcapflow interfaces` must fail with LIVE_UNAVAILABLE, say
+ * what to install and how to rebuild, and exit 1, while `read` still works. cap and tcpdump are
+ * hidden with the documented test hooks PCAPFLOW_CAP_MODULE (a module to load instead of 'cap')
+ * and PCAPFLOW_TCPDUMP (the program to run instead of tcpdump). Needs neither root nor libpcap.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isPcapflowError } from '../src/core/errors.js';
 import { CAP_MODULE_ENV, loadCap } from '../src/sources/live-binding.js';
+import { TCPDUMP_ENV } from '../src/sources/tcpdump-source.js';
 import { REPO_ROOT } from './helpers/env.js';
 import { BIN, ensureBuilt } from './helpers/live-net.js';
 import { runCli as run } from './helpers/cli-run.js';
@@ -19,6 +21,7 @@ const EXAMPLE = path.join(REPO_ROOT, 'examples/http-get.pcap');
 beforeAll(() => ensureBuilt());
 afterEach(() => {
   delete process.env[CAP_MODULE_ENV];
+  delete process.env[TCPDUMP_ENV];
 });
 
 describe('without cap', () => {
@@ -45,6 +48,7 @@ describe('without cap', () => {
 
   it('pcapflow live and interfaces exit 1 with the code and the fix; read still works (in-process)', async () => {
     process.env[CAP_MODULE_ENV] = '/nonexistent';
+    process.env[TCPDUMP_ENV] = '/nonexistent/tcpdump';
     for (const argv of [['live', 'lo', '--sink', 'ndjson'], ['interfaces']]) {
       const r = await run(argv);
       expect(r.code).toBe(1);
@@ -60,7 +64,7 @@ describe('without cap', () => {
 
   it('the installed command says the same (child process)', () => {
     const r = spawnSync(process.execPath, [BIN, 'live', 'lo', '--sink', 'files', '-o', '/tmp/pcapflow-nocap-never'], {
-      env: { ...process.env, [CAP_MODULE_ENV]: '/nonexistent' },
+      env: { ...process.env, [CAP_MODULE_ENV]: '/nonexistent', [TCPDUMP_ENV]: '/nonexistent/tcpdump' },
       encoding: 'utf8',
       timeout: 30_000,
     });
@@ -68,6 +72,7 @@ describe('without cap', () => {
     expect(r.stderr).toContain('LIVE_UNAVAILABLE');
     expect(r.stderr).toContain('apt-get install libpcap-dev');
     expect(r.stderr).toContain('npm install');
+    expect(r.stderr).toContain('apt-get install tcpdump');
   });
 
   it('bad live options are usage errors (exit 2) before cap is even loaded', async () => {

@@ -5,7 +5,8 @@
  * in live capture), captured by `pcapflow live lo --sink files --buffer-size 1g` (a kernel ring
  * that holds the whole transfer, so that other test files running beside this one cannot make
  * the kernel drop). The file must be exactly the bytes sent, with nothing dropped by pcapflow's
- * queue. Runs as root with cap, like test/live.test.ts (~10 s).
+ * queue nor, with `--backend tcpdump`, by the kernel. Each backend in turn; runs as root with cap
+ * and tcpdump, like test/live.test.ts (~10 s each).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -29,7 +30,7 @@ function pattern(): Buffer {
 
 const SENDER = senderScript('127.0.0.1', PORT, BYTES, { serve: true });
 
-describe.skipIf(!ready)('pcapflow live at a rate (root, ~10 s)', () => {
+describe.skipIf(!ready).each(['cap', 'tcpdump'] as const)('pcapflow live --backend %s at a rate (root, ~10 s)', (backend) => {
   let tmp = '';
   let ns: Netns;
 
@@ -49,7 +50,7 @@ describe.skipIf(!ready)('pcapflow live at a rate (root, ~10 s)', () => {
     const out = path.join(tmp, 'out');
     // a kernel ring that holds the whole transfer: the test is about pcapflow keeping up (its
     // queue), not about the CPU time the other test files running beside it leave it
-    const live = await startLive(ns, ['lo', '--filter', `tcp port ${PORT}`, '--sink', 'files', '-o', out, '--stats', '--buffer-size', '1g']);
+    const live = await startLive(ns, ['lo', '--filter', `tcp port ${PORT}`, '--sink', 'files', '-o', out, '--stats', '--buffer-size', '1g', '--backend', backend]);
     const start = Date.now();
     const sender = ns.spawn(process.execPath, ['-e', SENDER]);
     await new Promise<void>((resolve, reject) => {
@@ -68,7 +69,8 @@ describe.skipIf(!ready)('pcapflow live at a rate (root, ~10 s)', () => {
     console.log(`live rate: ${((BYTES * 8) / seconds / 1e9).toFixed(2)} Gbit/s (sender, with start-up), capture.peakQueuedBytes ${statValue(stderr, 'capture.peakQueuedBytes')}`);
     expect(statValue(stderr, 'capture.dropped')).toBe(0);
     // the summary line, printed with or without --stats
-    expect(stderr).toMatch(/^pcapflow: captured \d+ packets \(\d+ bytes\); dropped 0 \(0 bytes\) with the queue full/m);
+    if (backend === 'cap') expect(stderr).toMatch(/^pcapflow: captured \d+ packets \(\d+ bytes\) with cap; dropped 0 \(0 bytes\) with the queue full/m);
+    else expect(stderr).toMatch(/^pcapflow: captured \d+ packets \(\d+ bytes\) with tcpdump; dropped by the kernel 0[ ,]/m);
     const file = readdirSync(out).find((f) => f.startsWith('127.000.000.001.') && !f.endsWith('.part') && statSync(path.join(out, f)).size > 0 && f.endsWith(`-127.000.000.001.0${PORT}`));
     expect(file, readdirSync(out).join(' ')).toBeDefined();
     const got = readFileSync(path.join(out, file!));

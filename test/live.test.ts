@@ -26,6 +26,7 @@ import { Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/core/packet.j
 import { TcpReassembler } from '../src/core/reassembler.js';
 import { capLinkType } from '../src/sources/live-binding.js';
 import { wireLength } from '../src/sources/live-source.js';
+import { TICK_LAG_MS } from '../src/sources/tcpdump-source.js';
 import { PcapWriter } from '../src/sources/pcap-writer.js';
 import { BIN, ensureBuilt, liveReady, Netns, runTraffic, sleep, startLive, statValue, type TrafficResult } from './helpers/live-net.js';
 import { REPO_ROOT } from './helpers/env.js';
@@ -247,9 +248,12 @@ describe('ticks: idle connections close on a tick of the clock', () => {
 
 const ready = liveReady();
 
-describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
+describe.skipIf(!ready).each(['cap', 'tcpdump'] as const)('pcapflow live --backend %s on a private loopback (root)', (backend) => {
   let tmp = '';
   let ns: Netns;
+  /** tcpdump's packets may come up to TICK_LAG_MS late, and the ticks are stamped that far back. */
+  const lag = backend === 'tcpdump' ? TICK_LAG_MS : 0;
+  const start = (args: string[]) => startLive(ns, [...args, '--backend', backend]);
 
   beforeAll(() => {
     ensureBuilt();
@@ -294,7 +298,7 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
     mkdirSync(expected);
     mkdirSync(noise);
     const pcap = path.join(tmp, 'session.pcap');
-    const live = await startLive(ns, ['lo', '--filter', 'tcp port 7100', '--sink', 'files', '-o', out, '--write-pcap', pcap, '--stats']);
+    const live = await start(['lo', '--filter', 'tcp port 7100', '--sink', 'files', '-o', out, '--write-pcap', pcap, '--stats']);
     const [results] = await Promise.all([
       runTraffic(ns, tmp, {
         port: 7100,
@@ -323,6 +327,9 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
     const stderr = live.stderr();
     expect(statValue(stderr, 'capture.dropped')).toBe(0);
     expect(statValue(stderr, 'reassembler.gaps')).toBe(0);
+    expect(stderr).toMatch(new RegExp(`^capture\\.backend\\s+${backend}$`, 'm'));
+    expect(stderr).toMatch(new RegExp(`^pcapflow: captured \\d+ packets \\(\\d+ bytes\\) with ${backend};`, 'm'));
+    if (backend === 'tcpdump') expect(statValue(stderr, 'capture.kernelDropped')).toBe(0);
 
     expect(flowFiles(out)).toHaveLength(8);
     expect(flowFiles(out).some((f) => f.includes('07101'))).toBe(false);
@@ -341,7 +348,9 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
   });
 
   it('interfaces lists the loopback of the namespace; a bad device or filter is a clear error', () => {
-    const list = execFileSync('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'interfaces', '--format', 'ndjson'], { encoding: 'utf8' })
+    // the tcpdump backend's list is what interfaces shows without cap
+    const env = backend === 'tcpdump' ? ['env', 'PCAPFLOW_CAP_MODULE=/nonexistent'] : [];
+    const list = execFileSync('ip', ['netns', 'exec', ns.name, ...env, process.execPath, BIN, 'interfaces', '--format', 'ndjson'], { encoding: 'utf8' })
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { name: string; loopback: boolean; addresses: Array<{ addr?: string }> });
@@ -349,10 +358,11 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
     expect(lo?.loopback).toBe(true);
     expect(lo?.addresses.map((a) => a.addr)).toContain('127.0.0.1');
     expect(list.some((d) => d.name === 'eth0')).toBe(false); // only what the namespace has
-    const text = execFileSync('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'interfaces'], { encoding: 'utf8' });
+    const text = execFileSync('ip', ['netns', 'exec', ns.name, ...env, process.execPath, BIN, 'interfaces'], { encoding: 'utf8' });
     expect(text).toMatch(/^lo\s+loopback\s+127\.0\.0\.1\/8 ::1\/128$/m);
 
-    const run = (args: string[]) => spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'live', ...args], { encoding: 'utf8', timeout: 20_000 });
+    const run = (args: string[]) =>
+      spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'live', ...args, '--backend', backend], { encoding: 'utf8', timeout: 20_000 });
     const noDev = run(['pfl-no-such-dev', '--sink', 'ndjson']);
     expect(noDev.status).toBe(1);
     expect(noDev.stderr).toContain('INPUT_NOT_FOUND');
@@ -365,11 +375,11 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
     const out = path.join(tmp, 'out2');
     const expected = path.join(tmp, 'exp2');
     mkdirSync(expected);
-    const live = await startLive(ns, ['lo', '--filter', 'tcp port 7200', '--sink', 'files', '-o', out, '--idle-timeout', '1']);
+    const live = await start(['lo', '--filter', 'tcp port 7200', '--sink', 'files', '-o', out, '--idle-timeout', '1']);
     // the client goes quiet for 4 s after its data before it ends: no packet at all in between
-    const quiet = runTraffic(ns, tmp, { port: 7200, outDir: expected, conns: [{ c2s: 20_000, s2c: 30_000, chunk: 500, holdMs: 4000 }] });
+    const quiet = runTraffic(ns, tmp, { port: 7200, outDir: expected, conns: [{ c2s: 20_000, s2c: 30_000, chunk: 500, holdMs: 4000 + lag }] });
     let recs: ReturnType<typeof records> = [];
-    const deadline = Date.now() + 3500;
+    const deadline = Date.now() + 3500 + lag;
     while (Date.now() < deadline && recs.length === 0) {
       await sleep(200);
       try {
@@ -390,7 +400,7 @@ describe.skipIf(!ready)('pcapflow live on a private loopback (root)', () => {
     const out = path.join(tmp, 'out3');
     const expected = path.join(tmp, 'exp3');
     mkdirSync(expected);
-    const live = await startLive(ns, ['lo', '--filter', 'tcp port 7300', '--sink', 'files', '-o', out]);
+    const live = await start(['lo', '--filter', 'tcp port 7300', '--sink', 'files', '-o', out]);
     // the client holds its connection open after the data; the traffic program is killed with the namespace
     void runTraffic(ns, tmp, { port: 7300, outDir: expected, conns: [{ c2s: 50_000, s2c: 70_000, chunk: 1000, holdMs: 60_000 }] }).catch(() => []);
     const deadline = Date.now() + 10_000;

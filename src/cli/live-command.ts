@@ -5,15 +5,17 @@
  * `live` prints `pcapflow: listening on DEV, link type NAME (N)` on stderr once the capture is
  * open, and runs until SIGINT or SIGTERM: the first signal closes the capture, every open
  * connection is flushed (reason eof), every file is finished and renamed, the stats are printed
- * when asked, and a summary line on stderr gives the packets captured and those dropped because
- * the queue was full; it resolves to 0. A second signal while that runs ends the process at once.
+ * when asked, and a summary line on stderr (liveSummary) gives the packets captured and those
+ * dropped, and where; it resolves to 0. A second signal while that runs ends the process at once.
+ * `--backend` chooses what captures (openLive in live-source.ts).
  */
 import type { Argv } from 'yargs';
 import type { Writable } from 'node:stream';
 import { runPipeline } from '../pipeline.js';
 import { PcapWriteTransform } from '../sources/pcap-writer.js';
-import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, openLive } from '../sources/live-source.js';
-import { listInterfaces, loadCap, type CapAddress } from '../sources/live-binding.js';
+import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, LIVE_BACKENDS, openLive, type LiveSourceStats } from '../sources/live-source.js';
+import { listInterfaces, loadCap, type CapAddress, type InterfaceInfo } from '../sources/live-binding.js';
+import { isPcapflowError } from '../core/errors.js';
 import { LiveDecodeTransform } from '../transforms/live-transforms.js';
 import { TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
 import type { CliIo } from './main.js';
@@ -28,6 +30,7 @@ export interface LiveCommand extends StreamArgs {
   bufferSize: string;
   snaplen: string;
   maxQueue: string;
+  backend: string;
   stats: boolean;
 }
 
@@ -50,6 +53,11 @@ export function liveOptions(y: Argv): Argv {
       type: 'string',
       default: `${DEFAULT_MAX_QUEUED >> 20}m`,
     })
+    .option('backend', {
+      describe: 'what captures: tcpdump (a tcpdump process writing pcap into a pipe; counts kernel drops), cap (libpcap in this process), auto (tcpdump if installed, else cap)',
+      choices: [...LIVE_BACKENDS],
+      default: 'auto',
+    })
     .example("pcapflow live eth0 --filter 'tcp port 80' --sink files -o out/", 'one file per connection direction, until Ctrl-C')
     .example('pcapflow live any --sink ndjson --write-pcap session.pcap', 'NDJSON now, and the raw packets for pcapflow read later');
 }
@@ -67,9 +75,10 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   const bufferSize = parseCount('buffer-size', args.bufferSize, 1 << 16, 2 ** 31 - 1, true);
   const snaplen = parseCount('snaplen', args.snaplen, 64, 65535);
   const maxQueuedBytes = parseCount('max-queue', args.maxQueue, 1 << 16, 2 ** 40, true);
+  const backend = parseChoice('backend', args.backend ?? 'auto', LIVE_BACKENDS);
   const device = String(args.interface);
 
-  const source = await openLive({ device, filter: args.filter ?? '', bufferSize, snaplen, maxQueuedBytes });
+  const source = await openLive({ device, filter: args.filter ?? '', bufferSize, snaplen, maxQueuedBytes }, backend);
   let writer: PcapWriteTransform | null = null;
   let sink: Writable & { stats: object };
   try {
@@ -95,6 +104,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
       return;
     }
     removeHandlers();
+    source.destroy(); // a tcpdump process ends with us
     process.kill(process.pid, signal); // the default action: end now
   };
   const removeHandlers = (): void => {
@@ -111,12 +121,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   } finally {
     removeHandlers();
     if (source.capturing) source.destroy();
-    const st = source.stats;
-    // the summary, always: what was captured and what was dropped here (the kernel's drops are
-    // not known through cap: they show as gaps in the streams)
-    io.stderr.write(
-      `pcapflow: captured ${st.packets} packets (${st.bytes} bytes); dropped ${st.dropped} (${st.droppedBytes} bytes) with the queue full (--max-queue); kernel drops not reported by the cap backend\n`,
-    );
+    io.stderr.write(liveSummary(source.stats, reassemble.core.stats));
     if (args.stats) {
       const stages: Array<readonly [string, unknown]> = [['capture', source.stats]];
       if (writer !== null) stages.push(['pcap', writer.core.stats]);
@@ -127,10 +132,32 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   return 0;
 }
 
+/**
+ * liveSummary: the line `live` always prints at its end: what was captured, what was dropped and
+ * where (pcapflow's queue with cap; the kernel and the interface as libpcap counted them with
+ * tcpdump; cap cannot tell the kernel's), and the gaps the streams show.
+ */
+export function liveSummary(st: LiveSourceStats, r: { gaps: number; missingBytes: number }): string {
+  const parts = [`captured ${st.packets} packets (${st.bytes} bytes) with ${st.backend}`];
+  if (st.backend === 'cap') parts.push(`dropped ${st.dropped} (${st.droppedBytes} bytes) with the queue full (--max-queue)`);
+  if (st.kernelDropped === null) parts.push('kernel drops not reported by the cap backend');
+  else parts.push(`dropped by the kernel ${st.kernelDropped}${st.interfaceDropped === null ? '' : `, by the interface ${st.interfaceDropped}`} (libpcap's count)`);
+  parts.push(`gaps in the streams ${r.gaps} (${r.missingBytes} bytes missing)`);
+  return `pcapflow: ${parts.join('; ')}\n`;
+}
+
 /** runInterfaces runs `pcapflow interfaces`: one device per line (text or NDJSON). */
 export async function runInterfaces(args: InterfacesCommand, io: CliIo): Promise<number> {
   const format = parseChoice('format', args.format, ['text', 'ndjson'] as const);
-  const list = listInterfaces(await loadCap());
+  let list: InterfaceInfo[];
+  try {
+    list = listInterfaces(await loadCap());
+  } catch (err) {
+    // without cap, what tcpdump lists (when it is there)
+    const { findTcpdump, listTcpdumpInterfaces } = await import('../sources/tcpdump-source.js');
+    if (!isPcapflowError(err) || err.code !== 'LIVE_UNAVAILABLE' || findTcpdump() === null) throw err;
+    list = listTcpdumpInterfaces();
+  }
   if (format === 'ndjson') {
     io.stdout.write(list.map((d) => `${JSON.stringify(d)}\n`).join(''));
     return 0;

@@ -1,7 +1,7 @@
 /**
  * Helpers of the live-capture tests: a private network namespace (its own loopback, nothing
  * routed anywhere), `pcapflow live` run inside it as a child process, and a traffic program with
- * known bytes. Live tests need root, `ip` and a built cap: without them they are skipped, except
+ * known bytes. Live tests need root, `ip`, tcpdump and a built cap: without them they are skipped, except
  * under CI as root, where a missing piece is a failure.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -18,6 +18,7 @@ export function liveReady(): boolean {
   const missing: string[] = [];
   if (!root) missing.push('root');
   if (!hasTool('ip')) missing.push('the ip tool (iproute2)');
+  if (!hasTool('tcpdump')) missing.push('tcpdump (the other live backend)');
   try {
     createRequire(import.meta.url)('cap');
   } catch (err) {
