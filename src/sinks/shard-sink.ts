@@ -65,10 +65,14 @@ class BytesSink extends ByteSink<ViewBatch> {
 /** Views to write, and what to do once the destination is done with them. */
 type ViewBatch = Uint8Array[] & { written?: () => void };
 
-/** workerUrl: the compiled worker next to this module (dist), also when this module runs from source (tests). */
+/**
+ * workerUrl: the compiled worker next to this module (dist/sinks), also when this module runs from
+ * source (tests) or from the command line's bundle (dist/cli/pcapflow.cjs).
+ */
 function workerUrl(): URL {
   const here = import.meta.url;
-  return here.endsWith('.ts') ? new URL('../../dist/sinks/shard-worker.js', here) : new URL('./shard-worker.js', here);
+  if (here.endsWith('.ts')) return new URL('../../dist/sinks/shard-worker.js', here);
+  return here.endsWith('.cjs') ? new URL('../sinks/shard-worker.js', here) : new URL('./shard-worker.js', here);
 }
 
 export class ShardSink extends Writable {
