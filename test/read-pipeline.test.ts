@@ -9,13 +9,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { isPcapflowError } from '../src/core/errors.js';
 import type { StreamEvent } from '../src/core/events.js';
 import { planMemory } from '../src/core/memory-budget.js';
 import { FilesSink } from '../src/sinks/files-sink.js';
 import { NdjsonSink } from '../src/sinks/ndjson-sink.js';
-import { readCaptures, ReadPipeline, renderThreadByDefault, RENDER_THREAD_MIN_INPUT, type ReadCapturesOptions, type ReadInput } from '../src/read-pipeline.js';
+import { createRequire } from 'node:module';
+import { heapFlagGiven, readCaptures, ReadPipeline, renderThreadByDefault, RENDER_THREAD_MIN_INPUT, tuneHeap, type ReadCapturesOptions, type ReadInput } from '../src/read-pipeline.js';
 import * as api from '../src/index.js';
 import type { TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
 // @ts-expect-error bench/synth.js is plain JavaScript without types
@@ -78,6 +79,27 @@ async function libNdjson(inputs: ReadInput | ReadInput[], options: Options = {},
 /** Both sinks' threads on from the first byte, for any segment size: the pool and the shared chunks get used on small captures. */
 const FILES_THREAD = { writeThread: { minAverage: 1, minFiles: 1, afterBytes: 0 } };
 const NDJSON_THREAD = { renderThread: { afterBytes: 0, minAverage: 0 } };
+
+describe('tuneHeap', () => {
+  it('leaves a heap growing percent given to node alone (command line or NODE_OPTIONS)', () => {
+    expect(heapFlagGiven([], undefined)).toBe(false);
+    expect(heapFlagGiven(['--max-old-space-size=100'], '--enable-source-maps')).toBe(false);
+    expect(heapFlagGiven(['--heap-growing-percent=30'], undefined)).toBe(true);
+    expect(heapFlagGiven([], '--heap_growing_percent=30 --trace-gc')).toBe(true);
+  });
+
+  it('sets the V8 flag at most once per process', () => {
+    const v8 = createRequire(import.meta.url)('node:v8') as typeof import('node:v8');
+    const spy = vi.spyOn(v8, 'setFlagsFromString');
+    try {
+      tuneHeap();
+      tuneHeap();
+      expect(spy.mock.calls.filter(([f]) => f.startsWith('--heap-growing-percent')).length).toBeLessThanOrEqual(1);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
 
 describe('readCaptures gives what pcapflow read gives', () => {
   it('on every shared capture, files and NDJSON, with the sinks as the CLI builds them and with their threads on small shared chunks', async () => {

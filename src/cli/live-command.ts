@@ -12,6 +12,7 @@
 import type { Argv } from 'yargs';
 import type { Writable } from 'node:stream';
 import { runPipeline } from '../pipeline.js';
+import { tuneHeap } from '../read-pipeline.js';
 import { PcapWriteTransform } from '../sources/pcap-writer.js';
 import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, LIVE_BACKENDS, openLive, type LiveSourceStats } from '../sources/live-source.js';
 import { listInterfaces, loadCap, type CapAddress, type InterfaceInfo } from '../sources/live-binding.js';
@@ -79,6 +80,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   const device = String(args.interface);
 
   const source = await openLive({ device, filter: args.filter ?? '', bufferSize, snaplen, maxQueuedBytes }, backend);
+  tuneHeap();
   let writer: PcapWriteTransform | null = null;
   let sink: Writable & { stats: object };
   try {
