@@ -50,8 +50,9 @@ const SCRIPT_NAME = 'pcapflow';
 
 /**
  * main runs the CLI on argv (without `node` and the script) and resolves to the exit code.
- * `pcapflow read FILE...` without options is parsed without yargs (plainArgs, from the same
- * option definitions); every other command line goes through yargs.
+ * `pcapflow read` with plain file names and options in the usual forms (`--name value`,
+ * `--name=value`, `-o DIR`, `--flag`, `--no-flag`) is parsed without yargs (plainArgs, from the
+ * same option definitions, to yargs' result); every other command line goes through yargs.
  */
 export async function main(argv: readonly string[], io: CliIo = defaultIo()): Promise<number> {
   let action: (() => Promise<number>) | null = null;
