@@ -46,6 +46,23 @@ export { ReorderWindow, REORDER_DEFAULTS, type ReorderOptions, type ReorderStats
 export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';
 export { ReorderTransform, TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform, type TcpStreamOptions } from './transforms/tcp-transforms.js';
 
+// HTTP/1.x on the streams (issue 15: the message parser; decoding of bodies comes next)
+export {
+  HttpParser,
+  headerValues,
+  type HttpParserOptions,
+  type HttpParserStats,
+  type HttpEvent,
+  type HttpRequestEvent,
+  type HttpResponseEvent,
+  type HttpBodyEvent,
+  type HttpEndEvent,
+  type HttpResyncEvent,
+  type HttpTunnelEvent,
+  type HttpErrorEvent,
+} from './core/http.js';
+export { HttpTransform } from './transforms/http-transform.js';
+
 export { planMemory } from './core/memory-budget.js';
 
 // Sinks
