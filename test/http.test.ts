@@ -86,6 +86,7 @@ function summary(out: readonly HttpEvent[]): string[] {
       lines.push(`end ${e.conn} ${e.dir}#${e.seq} ${e.framing} body=${e.bodyBytes} missing=${e.missing} ${e.complete ? 'complete' : 'incomplete'} ${e.reason}${e.trailers.length > 0 ? ` trailers=${e.trailers.map(([n, v]) => `${n}=${v}`).join('|')}` : ''}`);
     } else if (e.type === 'http_resync') lines.push(`resync ${e.conn} ${e.dir} @${e.offset} skipped=${e.skipped} lost=${e.lost}`);
     else if (e.type === 'http_tunnel') lines.push(`tunnel ${e.conn} ${e.reason} ${e.target}`);
+    else if (e.type === 'http_close') continue;
     else lines.push(`error ${e.conn} ${e.dir} ${e.code}`);
   }
   for (const [key, b] of bodies) {

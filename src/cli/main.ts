@@ -6,6 +6,7 @@
 import type { Argv } from 'yargs';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import type { PacketsCommand } from './packets-command.js';
+import type { HttpCommand } from './http-command.js';
 import type { ReadCommand } from './read-command.js';
 import { STDIN_TOKEN } from './options.js';
 import type { InterfacesCommand, LiveCommand } from './live-command.js';
@@ -22,6 +23,7 @@ const once = <T>(load: () => Promise<T>): (() => Promise<T>) => {
 };
 const readCommand = once(() => import('./read-command.js'));
 const packetsCommand = once(() => import('./packets-command.js'));
+const httpCommand = once(() => import('./http-command.js'));
 const liveCommand = once(() => import('./live-command.js'));
 const sinkOptions = once(() => import('./sink-options.js'));
 const reorderDefaults = once(async () => (await import('../core/reorder.js')).REORDER_DEFAULTS);
@@ -30,6 +32,7 @@ const reorderDefaults = once(async () => (await import('../core/reorder.js')).RE
 const COMMAND_MODULES = new Map<string, () => Promise<unknown>>([
   ['read', readCommand],
   ['packets', packetsCommand],
+  ['http', httpCommand],
   ['live', liveCommand],
   ['interfaces', liveCommand],
 ]);
@@ -83,6 +86,14 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
       },
     )
     .command(
+      'http <inputs..>',
+      'HTTP/1.x transactions of every TCP connection: one NDJSON record each (or text)',
+      (y: Argv) => httpOptions(y),
+      (args) => {
+        action = async () => (await httpCommand()).runHttp(args as unknown as HttpCommand, io);
+      },
+    )
+    .command(
       'live <interface>',
       'capture on a network interface now and reassemble its TCP connections until SIGINT or SIGTERM',
       async (y: Argv) => (await liveCommand()).liveOptions(decodeOptions(y)),
@@ -98,7 +109,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
         action = async () => (await liveCommand()).runInterfaces(args as unknown as InterfacesCommand, io);
       },
     )
-    .demandCommand(1, 'name a command: read, packets, live or interfaces')
+    .demandCommand(1, 'name a command: read, http, packets, live or interfaces')
     .strict()
     .help()
     .alias('h', 'help')
@@ -182,6 +193,19 @@ function packetsOptions(y: Argv): Argv {
     .option('filter', { describe: FILTER_HELP, type: 'string' })
     .example('pcapflow packets x.pcap', 'one line per packet, like tcpdump -r')
     .example("pcapflow packets x.pcap --format ndjson | jq 'select(.skip)'", 'the packets pcapflow could not decode, and why');
+}
+
+/** httpOptions: read's input, filter, reorder and limit options, and --format. */
+export async function httpOptions(y: Argv): Promise<Argv> {
+  const [{ limitOptions }, reorder] = await Promise.all([sinkOptions(), reorderDefaults()]);
+  return limitOptions(decodeOptions(inputsOption(y)))
+    .option('format', { describe: 'ndjson for tools, text for people', choices: ['ndjson', 'text'], default: 'ndjson' })
+    .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
+    .option('filter', { describe: FILTER_HELP, type: 'string' })
+    .option('reorder-window', { describe: 'put packets out of capture-time order back in order within this many packets (0: off)', type: 'string', default: String(reorder.packets) })
+    .option('reorder-seconds', { describe: 'reorder only packets whose timestamps are out of order by at most this many seconds', type: 'string', default: String(reorder.seconds) })
+    .example('pcapflow http x.pcap | jq -c \'{conn, method: .request.method, uri: .request.uri, status: .response.status}\'', 'every request and its status')
+    .example('pcapflow http x.pcap --format text', 'one line per transaction, for people');
 }
 
 export async function readOptions(y: Argv): Promise<Argv> {

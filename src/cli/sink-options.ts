@@ -56,25 +56,33 @@ export interface StreamSettings {
 
 /** streamOptions adds the sink, demux and reassembly options to a command. */
 export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
+  return limitOptions(
+    y
+      .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
+      .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
+      .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
+      .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread (default: on for `read` of 128 MiB or more of capture files, with 2+ cores)', type: 'boolean' })
+      .option('write-thread', { describe: 'write --sink files from a second thread (captures read from files, segments of 512+ bytes)', type: 'boolean', default: true })
+      .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' }),
+    timeWord,
+  )
+    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
+    .option('subdirs', {
+      describe: 'spread --sink files over subdirectories by connection number, as tcpflow -Fk/-Fm/-Fg: k = 000/ (1000 connections each), m = 000000-000999/000000/, g = 3 levels; connections.ndjson then gives paths relative to -o',
+      type: 'string',
+      choices: ['k', 'm', 'g'],
+    });
+}
+
+/** limitOptions: the demux and reassembly options every command that reassembles takes (`read`, `live`, `http`). */
+export function limitOptions(y: Argv, timeWord = 'capture time'): Argv {
   return y
-    .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
-    .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
-    .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
-    .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread (default: on for `read` of 128 MiB or more of capture files, with 2+ cores)', type: 'boolean' })
-    .option('write-thread', { describe: 'write --sink files from a second thread (captures read from files, segments of 512+ bytes)', type: 'boolean', default: true })
-    .option('direction', { describe: 'which directions --sink stdout prints', choices: ['c2s', 's2c', 'both'], default: 'both' })
     .option('overlap', { describe: 'which copy wins when retransmitted bytes differ', choices: ['first', 'last'], default: 'first' })
     .option('chunking', { describe: 'plain in-order chunks, or grouped on PSH boundaries', choices: ['plain', 'push'], default: 'plain' })
     .option('idle-timeout', { describe: `close a connection after this many seconds of ${timeWord} without packets`, type: 'string', default: '300' })
     .option('max-connections', { describe: 'live connections kept; beyond it the oldest idle one is evicted', type: 'string' })
     .option('max-buffer-per-conn', { describe: 'out-of-order bytes held per connection (k, m, g suffixes)', type: 'string' })
     .option('max-buffer', { describe: 'out-of-order bytes held in total (k, m, g suffixes)', type: 'string' })
-    .option('max-open-files', { describe: 'file descriptors --sink files keeps open at once', type: 'string' })
-    .option('subdirs', {
-      describe: 'spread --sink files over subdirectories by connection number, as tcpflow -Fk/-Fm/-Fg: k = 000/ (1000 connections each), m = 000000-000999/000000/, g = 3 levels; connections.ndjson then gives paths relative to -o',
-      type: 'string',
-      choices: ['k', 'm', 'g'],
-    })
     .option('memory-budget', {
       describe: 'memory for held data: 1/16 IP fragments, 1/16 output of sparse connections, 1/4 out-of-order bytes, 5/8 connections (k, m, g suffixes)',
       type: 'string',

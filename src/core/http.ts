@@ -18,6 +18,7 @@
  *   looking). Bytes of one message are never glued to another's.
  * - `http_tunnel`: CONNECT answered 2xx or a 101 response: the rest of the connection is counted
  *   (`stats.tunnelBytes`), not parsed.
+ * - `http_close`: an HTTP connection ended (after its messages' ends).
  * - `http_error`: a head over `maxHeaderBytes` or `maxHeaders`, or a malformed start line, header
  *   or chunk size (`code`); the message ends incomplete and the side resyncs.
  *
@@ -34,7 +35,7 @@
  * (`stats.notHttp`). Memory per connection: at most `maxHeaderBytes` of head per direction, held
  * as copies (counted in `stats.heldBytes`).
  */
-import type { Direction, StreamEvent } from './events.js';
+import type { Direction, Endpoint, StreamEvent } from './events.js';
 
 export interface HttpParserOptions {
   /** Bytes of a start line plus headers (or trailers), at most. Default 65 536. */
@@ -52,6 +53,8 @@ interface HttpHead {
   dir: Direction;
   /** Time of the data event that completed the head. */
   ts: string;
+  /** Time of the data event that held the start line's first byte. */
+  firstTs: string;
   /** The message's number in its direction, from 0. */
   seq: number;
   version: string;
@@ -65,6 +68,9 @@ export interface HttpRequestEvent extends HttpHead {
   type: 'http_request';
   method: string;
   uri: string;
+  /** The connection's endpoints (from its open event). */
+  client: Endpoint;
+  server: Endpoint;
 }
 
 export interface HttpResponseEvent extends HttpHead {
@@ -136,7 +142,14 @@ export interface HttpErrorEvent {
   message: string;
 }
 
-export type HttpEvent = HttpRequestEvent | HttpResponseEvent | HttpBodyEvent | HttpEndEvent | HttpResyncEvent | HttpTunnelEvent | HttpErrorEvent;
+/** The connection ended (after the ends of its open messages); only for connections seen as HTTP. */
+export interface HttpCloseEvent {
+  type: 'http_close';
+  conn: number;
+  ts: string;
+}
+
+export type HttpEvent = HttpRequestEvent | HttpResponseEvent | HttpBodyEvent | HttpEndEvent | HttpResyncEvent | HttpTunnelEvent | HttpErrorEvent | HttpCloseEvent;
 
 export type HttpParserStats = {
   connections: number;
@@ -220,6 +233,8 @@ class Side {
   atLineStart = false;
   /** Stream offset of the next byte. */
   offset = 0;
+  /** Time of the data event where the current start line began. */
+  startTs = '';
   /** In Await: the bytes waiting (copies). */
   waiting: Uint8Array[] = [];
   waitingLen = 0;
@@ -239,6 +254,8 @@ class Conn {
   held: Array<[Side, Uint8Array]> = [];
   heldLen = 0;
   probe = '';
+  client: Endpoint = { ip: '', port: 0 };
+  server: Endpoint = { ip: '', port: 0 };
   constructor(readonly id: number) {
     this.c2s = new Side(id, 'c2s');
     this.s2c = new Side(id, 's2c');
@@ -281,6 +298,8 @@ export class HttpParser {
       this.ts = e.ts;
       if (e.type === 'open') {
         const c = new Conn(e.conn);
+        c.client = e.client;
+        c.server = e.server;
         if (e.midstream) {
           c.decided = true;
           c.http = true;
@@ -400,6 +419,7 @@ export class HttpParser {
         this.body(s, data.subarray(pos));
         return data.length;
       default: {
+        if (s.st === St.Start && s.lineLen === 0) s.startTs = this.ts;
         const line = this.takeLine(c, s, data, pos);
         if (line === null) return data.length;
         this.onLine(c, s, line.text);
@@ -540,7 +560,7 @@ export class HttpParser {
     if (s.dir === 'c2s') {
       const method = m[1]!;
       this.stats.requests++;
-      this.out.push({ type: 'http_request', conn: c.id, dir: 'c2s', ts: this.ts, seq, version: m[3]!, headers: fields, afterResync, method, uri: m[2]! });
+      this.out.push({ type: 'http_request', conn: c.id, dir: 'c2s', ts: this.ts, firstTs: s.startTs || this.ts, seq, version: m[3]!, headers: fields, afterResync, method, uri: m[2]!, client: c.client, server: c.server });
       c.pending.push({ seq, method, target: m[2]! });
       this.frame(c, s, chunked ? 'chunked' : length !== null && length > 0 ? 'length' : 'none', length ?? 0);
       // after CONNECT or an Upgrade request the client's next bytes may be the tunnel's: they wait for the response
@@ -556,6 +576,7 @@ export class HttpParser {
       conn: c.id,
       dir: 's2c',
       ts: this.ts,
+      firstTs: s.startTs || this.ts,
       seq,
       version: m[1]!,
       headers: fields,
@@ -802,6 +823,7 @@ export class HttpParser {
         else this.endMessage(c, s, false, 'close');
       } else if (s.st === St.Head && s.startLine !== '') this.stats.incomplete++;
     }
+    if (c.http) this.out.push({ type: 'http_close', conn: c.id, ts: this.ts });
     this.conns.delete(c.id);
   }
 }

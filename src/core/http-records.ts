@@ -1,0 +1,269 @@
+/**
+ * http-records: one record per HTTP transaction (what `pcapflow http` prints), built from the
+ * HttpParser's events, plus one record for each place the parser could not follow (`http-error`).
+ * Pure: no node:* import; the body digest comes from the `digest` factory the caller gives
+ * (node:crypto's SHA-256 in the sink).
+ *
+ * A transaction is a request and the final response that answered it (interim 1xx responses are
+ * not records of their own). Its record is emitted once both messages have ended, or when its
+ * connection ends; records of one connection come in request order. `sha256` is the digest of
+ * the body as it came on the wire, given only when that is also the decoded body: no
+ * Content-Encoding (decoding bodies is the next step of issue 15) and nothing missing.
+ */
+import type { Endpoint } from './events.js';
+import { headerValues, type HttpEvent, type HttpRequestEvent, type HttpResponseEvent } from './http.js';
+
+/** A running digest of a body's bytes. */
+export interface BodyDigest {
+  update(data: Uint8Array): void;
+  /** The digest as lowercase hex; called once. */
+  hex(): string;
+}
+
+export interface HttpMessageRecord {
+  version: string;
+  headers: Array<[string, string]>;
+  bodyBytes: number;
+  missing: number;
+  complete: boolean;
+  /** Content-Encoding tokens, outermost last (as sent, lowercased). */
+  encodings: string[];
+  /** SHA-256 of the body, when it is not encoded and nothing is missing; else absent. */
+  sha256?: string;
+}
+
+export interface HttpRequestRecord extends HttpMessageRecord {
+  method: string;
+  uri: string;
+}
+
+export interface HttpResponseRecord extends HttpMessageRecord {
+  status: number;
+  reason: string;
+  contentType: string | null;
+}
+
+export interface HttpTransactionRecord {
+  type: 'http';
+  conn: number;
+  /** The transaction's place in its connection, from 0. */
+  trans: number;
+  /** Time of the request's first byte, and of the response's. */
+  ts: string;
+  tsResponse: string | null;
+  client: Endpoint;
+  server: Endpoint;
+  request: HttpRequestRecord;
+  response: HttpResponseRecord | null;
+  tunnel?: { reason: 'connect' | 'upgrade'; target: string };
+}
+
+export interface HttpErrorRecord {
+  type: 'http-error';
+  conn: number;
+  dir: 'c2s' | 's2c';
+  /** Stream offset where parsing resumed (resync), or where the fault was found. */
+  offset: number | null;
+  /** The parser's error code, or `resync` after a gap or an error. */
+  reason: string;
+  bytesSkipped: number;
+  /** Messages lost in the bytes skipped (resync). */
+  lost: number;
+  message?: string;
+}
+
+export type HttpRecord = HttpTransactionRecord | HttpErrorRecord;
+
+interface Building {
+  req: HttpRequestEvent;
+  reqMsg: HttpRequestRecord;
+  reqDigest: BodyDigest | null;
+  reqDone: boolean;
+  res: HttpResponseEvent | null;
+  resMsg: HttpResponseRecord | null;
+  resDigest: BodyDigest | null;
+  resDone: boolean;
+  tunnel?: { reason: 'connect' | 'upgrade'; target: string };
+}
+
+interface ConnRecords {
+  /** Transactions not emitted yet, in request order. */
+  open: Building[];
+  bySeq: Map<number, Building>;
+  /** Response seq → its transaction (final responses only). */
+  byResponse: Map<number, Building>;
+  /** The message whose body is coming, per direction. */
+  trans: number;
+}
+
+export type HttpRecordsStats = {
+  transactions: number;
+  withoutResponse: number;
+  errorRecords: number;
+};
+
+/** HttpRecords: HttpEvent[] in, HttpRecord[] out. Throws nothing. */
+export class HttpRecords {
+  readonly stats: HttpRecordsStats = { transactions: 0, withoutResponse: 0, errorRecords: 0 };
+  private readonly conns = new Map<number, ConnRecords>();
+  private out: HttpRecord[] = [];
+
+  constructor(private readonly digest: () => BodyDigest) {}
+
+  write(events: readonly HttpEvent[], emit: (out: HttpRecord[]) => void): void {
+    for (const e of events) this.event(e);
+    this.flush(emit);
+  }
+
+  /** end emits the records of every transaction still open. */
+  end(emit: (out: HttpRecord[]) => void): void {
+    for (const [id, c] of this.conns) this.closeConn(id, c);
+    this.flush(emit);
+  }
+
+  private flush(emit: (out: HttpRecord[]) => void): void {
+    if (this.out.length === 0) return;
+    const out = this.out;
+    this.out = [];
+    emit(out);
+  }
+
+  private conn(id: number): ConnRecords {
+    let c = this.conns.get(id);
+    if (c === undefined) {
+      c = { open: [], bySeq: new Map(), byResponse: new Map(), trans: 0 };
+      this.conns.set(id, c);
+    }
+    return c;
+  }
+
+  private event(e: HttpEvent): void {
+    switch (e.type) {
+      case 'http_request': {
+        const c = this.conn(e.conn);
+        const b: Building = {
+          req: e,
+          reqMsg: { method: e.method, uri: e.uri, ...message(e) },
+          reqDigest: this.digest(),
+          reqDone: false,
+          res: null,
+          resMsg: null,
+          resDigest: null,
+          resDone: false,
+        };
+        c.open.push(b);
+        c.bySeq.set(e.seq, b);
+        return;
+      }
+      case 'http_response': {
+        if (e.interim) return;
+        const c = this.conn(e.conn);
+        const b = e.request === null ? undefined : c.bySeq.get(e.request);
+        if (b === undefined || b.res !== null) return; // a response to no request we saw
+        b.res = e;
+        b.resMsg = { status: e.status, reason: e.reason, contentType: headerValues(e.headers, 'content-type')[0] ?? null, ...message(e) };
+        b.resDigest = this.digest();
+        c.byResponse.set(e.seq, b);
+        return;
+      }
+      case 'http_body': {
+        const c = this.conns.get(e.conn);
+        const b = c === undefined ? undefined : e.dir === 'c2s' ? c.bySeq.get(e.seq) : c.byResponse.get(e.seq);
+        if (b === undefined) return;
+        const d = e.dir === 'c2s' ? b.reqDigest : b.resDigest;
+        d?.update(e.data);
+        return;
+      }
+      case 'http_end': {
+        const c = this.conns.get(e.conn);
+        if (c === undefined) return;
+        const b = e.dir === 'c2s' ? c.bySeq.get(e.seq) : c.byResponse.get(e.seq);
+        if (b === undefined) return;
+        const msg = e.dir === 'c2s' ? b.reqMsg : b.resMsg!;
+        msg.bodyBytes = e.bodyBytes;
+        msg.missing = e.missing;
+        msg.complete = e.complete;
+        const d = e.dir === 'c2s' ? b.reqDigest : b.resDigest;
+        if (d !== null && msg.encodings.length === 0 && e.missing === 0) msg.sha256 = d.hex();
+        if (e.dir === 'c2s') {
+          b.reqDone = true;
+          b.reqDigest = null;
+        } else {
+          b.resDone = true;
+          b.resDigest = null;
+        }
+        this.emitReady(e.conn, c);
+        return;
+      }
+      case 'http_tunnel': {
+        const c = this.conns.get(e.conn);
+        const b = c?.open.find((x) => x.res !== null && !x.resDone) ?? c?.open[c.open.length - 1];
+        if (b !== undefined) b.tunnel = { reason: e.reason, target: e.target };
+        return;
+      }
+      case 'http_resync':
+        this.error({ type: 'http-error', conn: e.conn, dir: e.dir, offset: e.offset, reason: 'resync', bytesSkipped: e.skipped, lost: e.lost });
+        return;
+      case 'http_error':
+        this.error({ type: 'http-error', conn: e.conn, dir: e.dir, offset: null, reason: e.code, bytesSkipped: 0, lost: 0, message: e.message });
+        return;
+      case 'http_close':
+        this.connectionEnded(e.conn);
+        return;
+    }
+  }
+
+  private error(r: HttpErrorRecord): void {
+    this.stats.errorRecords++;
+    this.out.push(r);
+  }
+
+  /** emitReady emits the connection's finished transactions at the head of its queue. */
+  private emitReady(id: number, c: ConnRecords): void {
+    while (c.open.length > 0) {
+      const b = c.open[0]!;
+      if (!(b.reqDone && b.resDone)) return;
+      c.open.shift();
+      this.emit(id, c, b);
+    }
+  }
+
+  private emit(id: number, c: ConnRecords, b: Building): void {
+    c.bySeq.delete(b.req.seq);
+    if (b.res !== null) c.byResponse.delete(b.res.seq);
+    this.stats.transactions++;
+    if (b.resMsg === null) this.stats.withoutResponse++;
+    const r: HttpTransactionRecord = {
+      type: 'http',
+      conn: id,
+      trans: c.trans++,
+      ts: b.req.firstTs,
+      tsResponse: b.res === null ? null : b.res.firstTs,
+      client: b.req.client,
+      server: b.req.server,
+      request: b.reqMsg,
+      response: b.resMsg,
+    };
+    if (b.tunnel !== undefined) r.tunnel = b.tunnel;
+    this.out.push(r);
+  }
+
+  private closeConn(id: number, c: ConnRecords): void {
+    for (const b of c.open) this.emit(id, c, b);
+    this.conns.delete(id);
+  }
+
+  /** connectionEnded: the parser has ended connection `id`: its open transactions go out as they are. */
+  connectionEnded(id: number): void {
+    const c = this.conns.get(id);
+    if (c !== undefined) this.closeConn(id, c);
+  }
+}
+
+function message(e: HttpRequestEvent | HttpResponseEvent): HttpMessageRecord {
+  const encodings = headerValues(e.headers, 'content-encoding')
+    .flatMap((v) => v.split(','))
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '' && t !== 'identity');
+  return { version: e.version, headers: e.headers, bodyBytes: 0, missing: 0, complete: false, encodings };
+}

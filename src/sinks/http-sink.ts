@@ -1,0 +1,72 @@
+/**
+ * HttpSink: `pcapflow http`'s sink. It takes the reassembler's `StreamEvent[]`, runs the HTTP
+ * parser (HttpParser) and the transaction records (HttpRecords) on them, and writes one line per
+ * record to its destination: NDJSON (`format: 'ndjson'`, the default: the records as documented
+ * in the README) or text for people. Bodies are digested as they pass (node:crypto's SHA-256),
+ * never held. Backpressure, a closed pipe and output errors are ByteSink's.
+ */
+import { createHash } from 'node:crypto';
+import type { StreamEvent } from '../core/events.js';
+import { HttpParser, type HttpEvent, type HttpParserOptions } from '../core/http.js';
+import { HttpRecords, type BodyDigest, type HttpRecord } from '../core/http-records.js';
+import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
+
+export interface HttpSinkOptions extends ByteSinkOptions {
+  format?: 'ndjson' | 'text';
+  http?: HttpParserOptions;
+}
+
+const sha256 = (): BodyDigest => {
+  const h = createHash('sha256');
+  return { update: (d) => void h.update(d), hex: () => h.digest('hex') };
+};
+
+export class HttpSink extends ByteSink<readonly StreamEvent[]> {
+  readonly parser: HttpParser;
+  readonly records: HttpRecords;
+  private readonly format: 'ndjson' | 'text';
+  private text = '';
+  private readonly onRecords = (records: HttpRecord[]): void => {
+    for (const r of records) this.text += this.format === 'ndjson' ? `${JSON.stringify(r)}\n` : `${recordText(r)}\n`;
+  };
+  private readonly onHttp = (events: HttpEvent[]): void => this.records.write(events, this.onRecords);
+
+  constructor(options: HttpSinkOptions = {}) {
+    super(options);
+    this.format = options.format ?? 'ndjson';
+    this.parser = new HttpParser(options.http);
+    this.records = new HttpRecords(sha256);
+  }
+
+  protected override render(batch: readonly StreamEvent[]): string {
+    this.parser.write(batch, this.onHttp);
+    const t = this.text;
+    this.text = '';
+    return t;
+  }
+
+  protected override renderEnd(): string {
+    this.parser.end(this.onHttp);
+    this.records.end(this.onRecords);
+    const t = this.text;
+    this.text = '';
+    return t;
+  }
+}
+
+/** recordText: one line for people. */
+export function recordText(r: HttpRecord): string {
+  if (r.type === 'http-error') {
+    return `conn ${r.conn} ${r.dir}: ${r.reason}${r.offset === null ? '' : ` at ${r.offset}`}${r.bytesSkipped > 0 ? `, ${r.bytesSkipped} bytes skipped` : ''}${r.lost > 0 ? `, ${r.lost} message(s) lost` : ''}${r.message ? ` (${r.message})` : ''}`;
+  }
+  const q = r.request;
+  const p = r.response;
+  const flag = (m: { complete: boolean; missing: number }): string => (m.complete ? '' : m.missing > 0 ? ` [${m.missing} bytes missing]` : ' [incomplete]');
+  const req = `${q.method} ${q.uri}${q.bodyBytes > 0 ? ` (${q.bodyBytes} bytes)` : ''}${flag(q)}`;
+  const res =
+    p === null
+      ? 'no response'
+      : `${p.status} ${p.reason}`.trimEnd() + ` (${[p.contentType, `${p.bodyBytes} bytes`, ...p.encodings].filter(Boolean).join(', ')})${flag(p)}`;
+  const tunnel = r.tunnel === undefined ? '' : `; then a ${r.tunnel.reason} tunnel to ${r.tunnel.target}`;
+  return `${r.ts} conn ${r.conn} #${r.trans} ${r.client.ip}:${r.client.port} -> ${r.server.ip}:${r.server.port} ${req} -> ${res}${tunnel}`;
+}
