@@ -9,8 +9,7 @@ import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
 import { inputNames, parseChoice } from './options.js';
-import { reorderOptions, type ReadCommand } from './read-command.js';
-import { parseStreamArgs } from './sink-options.js';
+import { readPipelineOptions, type ReadCommand } from './read-command.js';
 
 export interface HttpCommand extends ReadCommand {
   format: string;
@@ -19,19 +18,9 @@ export interface HttpCommand extends ReadCommand {
 /** runHttp runs `pcapflow http`; resolves to the exit code. */
 export async function runHttp(args: HttpCommand, io: CliIo): Promise<number> {
   const format = parseChoice('format', args.format ?? 'ndjson', ['ndjson', 'text'] as const);
-  const { decoder, demux, reassembly } = parseStreamArgs(args);
+  const options = readPipelineOptions(args, io);
   const sink = new HttpSink({ dest: io.stdout, format });
-  const pipeline = new ReadPipeline(inputNames(args.inputs), {
-    sink,
-    stdin: io.stdin,
-    order: args.concat === true ? 'concat' : 'time',
-    ...(args.filter === undefined ? {} : { filter: args.filter }),
-    decoder,
-    demux,
-    reassembly,
-    reorder: reorderOptions(args),
-    ...(reassembly.memoryBudget === undefined ? {} : { memoryBudget: reassembly.memoryBudget }),
-  });
+  const pipeline = new ReadPipeline(inputNames(args.inputs), { ...options, sink });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
   try {
     await pipeline.run();

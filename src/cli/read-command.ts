@@ -6,7 +6,7 @@
  */
 import { PcapflowError } from '../core/errors.js';
 import type { ReorderOptions } from '../core/reorder.js';
-import { ReadPipeline } from '../read-pipeline.js';
+import { ReadPipeline, type ReadCapturesOptions } from '../read-pipeline.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
@@ -43,11 +43,14 @@ export function reorderOptions(args: ReadCommand): ReorderOptions {
   return o;
 }
 
-/** runRead runs `pcapflow read`; resolves to the exit code. */
-export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
+/**
+ * readPipelineOptions: what `read` and `http` give ReadPipeline besides the sink: the input
+ * order, the filter, the decoder, demux, reassembly and reorder options and the memory budget.
+ * Throws INVALID_OPTION.
+ */
+export function readPipelineOptions(args: ReadCommand, io: CliIo): Omit<ReadCapturesOptions, 'sink'> {
   const { decoder, demux, reassembly } = parseStreamArgs(args);
-  const pipeline = new ReadPipeline(inputNames(args.inputs), {
-    sink: sinkSpec(args, io),
+  return {
     stdin: io.stdin,
     order: args.concat === true ? 'concat' : 'time',
     ...(args.filter === undefined ? {} : { filter: args.filter }),
@@ -55,8 +58,17 @@ export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
     demux,
     reassembly,
     reorder: reorderOptions(args),
-    workers: args.workers === undefined ? 0 : parseCount('workers', args.workers, 0, 256),
     ...(reassembly.memoryBudget === undefined ? {} : { memoryBudget: reassembly.memoryBudget }),
+  };
+}
+
+/** runRead runs `pcapflow read`; resolves to the exit code. */
+export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
+  const options = readPipelineOptions(args, io);
+  const pipeline = new ReadPipeline(inputNames(args.inputs), {
+    ...options,
+    sink: sinkSpec(args, io),
+    workers: args.workers === undefined ? 0 : parseCount('workers', args.workers, 0, 256),
   });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
   try {

@@ -71,6 +71,27 @@ export interface LiveSourceStats {
   interfaceDropped: number | null;
 }
 
+/** liveStats: a live source's counters at the start. */
+export function liveStats(backend: LiveSourceStats['backend'], device: string, linkType: number): LiveSourceStats {
+  return {
+    backend,
+    device,
+    linkType,
+    packets: 0,
+    bytes: 0,
+    dropped: 0,
+    droppedBytes: 0,
+    cut: 0,
+    batches: 0,
+    ticks: 0,
+    queuedBytes: 0,
+    peakQueuedBytes: 0,
+    received: null,
+    kernelDropped: null,
+    interfaceDropped: null,
+  };
+}
+
 /**
  * LiveCapture: what `pcapflow live` needs of a live source, whichever the backend: an object-mode
  * Readable of `Packet[]` batches and ClockTick objects (LiveSource, TcpdumpSource).
@@ -218,23 +239,7 @@ export class LiveSource extends Readable implements LiveCapture {
     this.handle = opened.handle;
     this.linkType = opened.linkType;
     this.linkName = opened.linkName;
-    this.stats = {
-      backend: 'cap',
-      device: options.device,
-      linkType: opened.linkType,
-      packets: 0,
-      bytes: 0,
-      dropped: 0,
-      droppedBytes: 0,
-      cut: 0,
-      batches: 0,
-      ticks: 0,
-      queuedBytes: 0,
-      peakQueuedBytes: 0,
-      received: null,
-      kernelDropped: null,
-      interfaceDropped: null,
-    };
+    this.stats = liveStats('cap', options.device, opened.linkType);
     this.handle.on('packet', (nbytes: number, truncated: boolean) => this.onPacket(nbytes, truncated));
     if (tickInterval > 0) {
       this.timer = setInterval(() => this.onTick(), tickInterval);

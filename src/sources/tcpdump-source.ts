@@ -46,7 +46,7 @@ import {
 import { ClockTick } from '../core/live-idle.js';
 import type { Packet } from '../core/packet.js';
 import type { CapAddress, InterfaceInfo } from './live-binding.js';
-import { DEFAULT_LIVE_BUFFER, LiveClock, QueueMeter, type LiveCapture, type LiveSourceOptions, type LiveSourceStats } from './live-source.js';
+import { DEFAULT_LIVE_BUFFER, LiveClock, liveStats, QueueMeter, type LiveCapture, type LiveSourceOptions, type LiveSourceStats } from './live-source.js';
 
 /** The environment variable naming the tcpdump program to run (a test hook; default: found on PATH). */
 export const TCPDUMP_ENV = 'PCAPFLOW_TCPDUMP';
@@ -174,23 +174,7 @@ export class TcpdumpSource extends Readable implements LiveCapture {
     this.linkType = linkType;
     this.snaplen = snaplen;
     this.reader = new CaptureReader({ file: `tcpdump on ${device}`, maxBatch: 256 });
-    this.stats = {
-      backend: 'tcpdump',
-      device,
-      linkType,
-      packets: 0,
-      bytes: 0,
-      dropped: 0,
-      droppedBytes: 0,
-      cut: 0,
-      batches: 0,
-      ticks: 0,
-      queuedBytes: 0,
-      peakQueuedBytes: 0,
-      received: null,
-      kernelDropped: null,
-      interfaceDropped: null,
-    };
+    this.stats = liveStats('tcpdump', device, linkType);
     child.on('error', () => {}); // a failed kill: 'close' still comes
     const out = child.stdout!;
     out.on('data', (chunk: Buffer) => this.onData(chunk));
