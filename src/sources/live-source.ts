@@ -71,6 +71,14 @@ export interface LiveSourceStats {
   interfaceDropped: number | null;
 }
 
+/** tickTimer: `onTick` every `interval` ms (none for 0), not keeping the process alive: the open capture does. */
+export function tickTimer(interval: number, onTick: () => void): NodeJS.Timeout | null {
+  if (interval <= 0) return null;
+  const timer = setInterval(onTick, interval);
+  timer.unref();
+  return timer;
+}
+
 /** liveStats: a live source's counters at the start. */
 export function liveStats(backend: LiveSourceStats['backend'], device: string, linkType: number): LiveSourceStats {
   return {
@@ -241,12 +249,7 @@ export class LiveSource extends Readable implements LiveCapture {
     this.linkName = opened.linkName;
     this.stats = liveStats('cap', options.device, opened.linkType);
     this.handle.on('packet', (nbytes: number, truncated: boolean) => this.onPacket(nbytes, truncated));
-    if (tickInterval > 0) {
-      this.timer = setInterval(() => this.onTick(), tickInterval);
-      this.timer.unref(); // the open capture keeps the process alive, not the clock
-    } else {
-      this.timer = null;
-    }
+    this.timer = tickTimer(tickInterval, () => this.onTick());
   }
 
   /** capturing: true until stop() or destroy(). */

@@ -46,7 +46,7 @@ import {
 import { ClockTick } from '../core/live-idle.js';
 import type { Packet } from '../core/packet.js';
 import type { CapAddress, InterfaceInfo } from './live-binding.js';
-import { DEFAULT_LIVE_BUFFER, LiveClock, liveStats, QueueMeter, type LiveCapture, type LiveSourceOptions, type LiveSourceStats } from './live-source.js';
+import { DEFAULT_LIVE_BUFFER, LiveClock, liveStats, QueueMeter, tickTimer, type LiveCapture, type LiveSourceOptions, type LiveSourceStats } from './live-source.js';
 
 /** The environment variable naming the tcpdump program to run (a test hook; default: found on PATH). */
 export const TCPDUMP_ENV = 'PCAPFLOW_TCPDUMP';
@@ -181,12 +181,7 @@ export class TcpdumpSource extends Readable implements LiveCapture {
     child.stderr!.on('data', (chunk: Buffer) => this.onStderr(chunk));
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => this.onClose(code, signal));
     process.once('exit', this.killOnExit);
-    if (tickInterval > 0) {
-      this.timer = setInterval(() => this.onTick(), tickInterval);
-      this.timer.unref();
-    } else {
-      this.timer = null;
-    }
+    this.timer = tickTimer(tickInterval, () => this.onTick());
   }
 
   get capturing(): boolean {
