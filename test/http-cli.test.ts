@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { HttpEvent } from '../src/core/http.js';
-import { HttpRecords, type HttpRecord, type HttpTransactionRecord } from '../src/core/http-records.js';
+import { contentRange, HttpRecords, type HttpRecord, type HttpTransactionRecord } from '../src/core/http-records.js';
 import { REPO_ROOT, needTool } from './helpers/env.js';
 import { BIN, ensureBuilt } from './helpers/live-net.js';
 import { runCli } from './helpers/cli-run.js';
@@ -72,6 +72,8 @@ describe('pcapflow http', () => {
     const err = whole.find((x) => x.type === 'http-error');
     expect(err).toMatchObject({ type: 'http-error', conn: 0, dir: 's2c', reason: 'resync', lost: 1 });
     expect(whole.filter((x) => x.type === 'http')).toHaveLength(3);
+    const range = records((await runCli(['http', path.join(APP_HTTP, 'suricata-verify__http-206-range-500-1000.pcap')])).stdout) as HttpTransactionRecord[];
+    expect(range.map((t) => [t.response?.status, t.response?.bodyBytes, t.response?.contentRange])).toEqual([[206, 501, { start: 500, end: 1000, size: expect.any(Number) as number }]]);
   });
 
   it.skipIf(!needTool('jq'))('the README recipe: every request and its status', () => {
@@ -86,6 +88,12 @@ describe('pcapflow http', () => {
 });
 
 describe('HttpRecords', () => {
+  it('reads Content-Range, and leaves out what does not parse', () => {
+    expect(contentRange('bytes 500-1000/146515')).toEqual({ start: 500, end: 1000, size: 146515 });
+    expect(contentRange('bytes 0-0/*')).toEqual({ start: 0, end: 0, size: null });
+    for (const bad of [undefined, 'bytes */100', 'items 1-2/3', 'bytes 9-1/10', 'bytes 1-2']) expect(contentRange(bad), String(bad)).toBeNull();
+  });
+
   const digest = () => ({ update: () => undefined, hex: () => 'x' });
   const head = { conn: 1, ts: '1.0', firstTs: '0.5', version: 'HTTP/1.1', headers: [] as Array<[string, string]>, afterResync: false };
   const ep = { ip: '10.0.0.1', port: 1 };

@@ -41,6 +41,8 @@ export interface HttpResponseRecord extends HttpMessageRecord {
   status: number;
   reason: string;
   contentType: string | null;
+  /** Content-Range `bytes START-END/SIZE` (size null for `*`); absent without one that parses. */
+  contentRange?: { start: number; end: number; size: number | null };
 }
 
 export interface HttpTransactionRecord {
@@ -162,6 +164,8 @@ export class HttpRecords {
         if (b === undefined || b.res !== null) return; // a response to no request we saw
         b.res = e;
         b.resMsg = { status: e.status, reason: e.reason, contentType: headerValues(e.headers, 'content-type')[0] ?? null, ...message(e) };
+        const range = contentRange(headerValues(e.headers, 'content-range')[0]);
+        if (range !== null) b.resMsg.contentRange = range;
         b.resDigest = this.digest();
         c.byResponse.set(e.seq, b);
         return;
@@ -258,6 +262,16 @@ export class HttpRecords {
     const c = this.conns.get(id);
     if (c !== undefined) this.closeConn(id, c);
   }
+}
+
+/** contentRange parses `bytes START-END/SIZE` or `bytes START-END/*`; null otherwise. */
+export function contentRange(value: string | undefined): { start: number; end: number; size: number | null } | null {
+  const m = value === undefined ? null : /^\s*bytes\s+(\d{1,15})-(\d{1,15})\/(\d{1,15}|\*)\s*$/i.exec(value);
+  if (m === null) return null;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) return null;
+  return { start, end, size: m[3] === '*' ? null : Number(m[3]) };
 }
 
 function message(e: HttpRequestEvent | HttpResponseEvent): HttpMessageRecord {
