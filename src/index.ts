@@ -60,8 +60,13 @@ export {
   type HttpResyncEvent,
   type HttpTunnelEvent,
   type HttpErrorEvent,
+  type HttpDecodedEvent,
+  type HttpCloseEvent,
+  type HttpDecodeResult,
 } from './core/http.js';
 export { HttpTransform } from './transforms/http-transform.js';
+export { HttpBodyDecoder, HttpDecodeTransform, type HttpDecodeOptions } from './transforms/http-decode.js';
+export { HttpRecords, type HttpRecord, type HttpTransactionRecord, type HttpErrorRecord, type BodyDigest } from './core/http-records.js';
 
 export { planMemory } from './core/memory-budget.js';
 

@@ -87,7 +87,7 @@ function summary(out: readonly HttpEvent[]): string[] {
     } else if (e.type === 'http_resync') lines.push(`resync ${e.conn} ${e.dir} @${e.offset} skipped=${e.skipped} lost=${e.lost}`);
     else if (e.type === 'http_tunnel') lines.push(`tunnel ${e.conn} ${e.reason} ${e.target}`);
     else if (e.type === 'http_close') continue;
-    else lines.push(`error ${e.conn} ${e.dir} ${e.code}`);
+    else if (e.type === 'http_error') lines.push(`error ${e.conn} ${e.dir} ${e.code}`);
   }
   for (const [key, b] of bodies) {
     // join pieces that follow each other (how the data was cut), keep the offsets of pieces after a hole

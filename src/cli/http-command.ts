@@ -8,25 +8,30 @@ import { HttpSink } from '../sinks/http-sink.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
-import { inputNames, parseChoice } from './options.js';
+import { inputNames, parseChoice, parseCount } from './options.js';
 import { readPipelineOptions, type ReadCommand } from './read-command.js';
 
 export interface HttpCommand extends ReadCommand {
   format: string;
+  maxBodyBytes?: string;
 }
 
 /** runHttp runs `pcapflow http`; resolves to the exit code. */
 export async function runHttp(args: HttpCommand, io: CliIo): Promise<number> {
   const format = parseChoice('format', args.format ?? 'ndjson', ['ndjson', 'text'] as const);
   const options = readPipelineOptions(args, io);
-  const sink = new HttpSink({ dest: io.stdout, format });
+  const maxBodyBytes = parseCount('max-body-bytes', args.maxBodyBytes ?? '64m', 0, 2 ** 50, true);
+  const sink = new HttpSink({ dest: io.stdout, format, decode: { maxBodyBytes } });
   const pipeline = new ReadPipeline(inputNames(args.inputs), { ...options, sink });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
   try {
     await pipeline.run();
   } finally {
     progress?.stop();
-    if (args.stats) printStats(io.stderr, [...Object.entries(pipeline.stats).filter(([k]) => k !== 'sink'), ['http', sink.parser.stats], ['records', sink.records.stats], ['output', sink.stats]]);
+    if (args.stats) {
+      const stages = Object.entries(pipeline.stats).filter(([k]) => k !== 'sink');
+      printStats(io.stderr, [...stages, ['http', sink.parser.stats], ['decode', sink.decoder.stats], ['records', sink.records.stats], ['output', sink.stats]]);
+    }
   }
   return 0;
 }

@@ -200,6 +200,7 @@ export async function httpOptions(y: Argv): Promise<Argv> {
   const [{ limitOptions }, reorder] = await Promise.all([sinkOptions(), reorderDefaults()]);
   return limitOptions(decodeOptions(inputsOption(y)))
     .option('format', { describe: 'ndjson for tools, text for people', choices: ['ndjson', 'text'], default: 'ndjson' })
+    .option('max-body-bytes', { describe: 'decode at most this many bytes of each body (k, m, g suffixes); decoding past 1000 decoded bytes per wire byte also stops', type: 'string', default: '64m' })
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })
     .option('reorder-window', { describe: 'put packets out of capture-time order back in order within this many packets (0: off)', type: 'string', default: String(reorder.packets) })

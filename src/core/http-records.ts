@@ -7,8 +7,8 @@
  * A transaction is a request and the final response that answered it (interim 1xx responses are
  * not records of their own). Its record is emitted once both messages have ended, or when its
  * connection ends; records of one connection come in request order. `sha256` is the digest of
- * the body as it came on the wire, given only when that is also the decoded body: no
- * Content-Encoding (decoding bodies is the next step of issue 15) and nothing missing.
+ * the decoded body (the wire body when there is no Content-Encoding; the `http_decoded` events
+ * of HttpBodyDecoder otherwise), given only when that body is whole.
  */
 import type { Endpoint } from './events.js';
 import { headerValues, type HttpEvent, type HttpRequestEvent, type HttpResponseEvent } from './http.js';
@@ -28,7 +28,11 @@ export interface HttpMessageRecord {
   complete: boolean;
   /** Content-Encoding tokens, outermost last (as sent, lowercased). */
   encodings: string[];
-  /** SHA-256 of the body, when it is not encoded and nothing is missing; else absent. */
+  /** Bytes of the decoded body (the wire body's when not encoded); null when it was not decoded. */
+  decodedBytes: number | null;
+  /** Why decoding stopped early (unsupported coding, zlib's reason, `gap`, a cap); null when it did not. */
+  decodeError: string | null;
+  /** SHA-256 of the decoded body, when it is whole: nothing missing, decoded to the end. */
   sha256?: string;
 }
 
@@ -79,6 +83,7 @@ export type HttpRecord = HttpTransactionRecord | HttpErrorRecord;
 interface Building {
   req: HttpRequestEvent;
   reqMsg: HttpRequestRecord;
+  /** Digest of the body (wire bytes when not encoded, decoded bytes when encoded). */
   reqDigest: BodyDigest | null;
   reqDone: boolean;
   res: HttpResponseEvent | null;
@@ -170,10 +175,14 @@ export class HttpRecords {
         c.byResponse.set(e.seq, b);
         return;
       }
-      case 'http_body': {
+      case 'http_body':
+      case 'http_decoded': {
         const c = this.conns.get(e.conn);
         const b = c === undefined ? undefined : e.dir === 'c2s' ? c.bySeq.get(e.seq) : c.byResponse.get(e.seq);
         if (b === undefined) return;
+        const msg = e.dir === 'c2s' ? b.reqMsg : b.resMsg!;
+        // the digest is of the decoded body: wire bytes when not encoded, decoded bytes when encoded
+        if ((e.type === 'http_body') !== (msg.encodings.length === 0)) return;
         const d = e.dir === 'c2s' ? b.reqDigest : b.resDigest;
         d?.update(e.data);
         return;
@@ -188,7 +197,16 @@ export class HttpRecords {
         msg.missing = e.missing;
         msg.complete = e.complete;
         const d = e.dir === 'c2s' ? b.reqDigest : b.resDigest;
-        if (d !== null && msg.encodings.length === 0 && e.missing === 0) msg.sha256 = d.hex();
+        if (msg.encodings.length === 0) {
+          msg.decodedBytes = e.bodyBytes;
+          if (d !== null && e.missing === 0) msg.sha256 = d.hex();
+        } else if (e.decoded !== undefined) {
+          msg.decodedBytes = e.decoded.bytes;
+          msg.decodeError = e.decoded.error ?? (e.decoded.capped === null ? null : `capped (${e.decoded.capped === 'bytes' ? 'decoded bytes per body' : 'decoded to wire ratio'})`);
+          if (d !== null && msg.decodeError === null && e.missing === 0) msg.sha256 = d.hex();
+        } else {
+          msg.decodeError = 'not decoded';
+        }
         if (e.dir === 'c2s') {
           b.reqDone = true;
           b.reqDigest = null;
@@ -279,5 +297,5 @@ function message(e: HttpRequestEvent | HttpResponseEvent): HttpMessageRecord {
     .flatMap((v) => v.split(','))
     .map((t) => t.trim().toLowerCase())
     .filter((t) => t !== '' && t !== 'identity');
-  return { version: e.version, headers: e.headers, bodyBytes: 0, missing: 0, complete: false, encodings };
+  return { version: e.version, headers: e.headers, bodyBytes: 0, missing: 0, complete: false, encodings, decodedBytes: null, decodeError: null };
 }

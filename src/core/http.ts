@@ -109,6 +109,31 @@ export interface HttpEndEvent {
   reason: HttpEndReason;
   /** Trailer fields of a chunked body. */
   trailers: Array<[string, string]>;
+  /** Set by HttpBodyDecoder (src/transforms/http-decode.ts) for a body with a Content-Encoding. */
+  decoded?: HttpDecodeResult;
+}
+
+/** How decoding a body's Content-Encoding went. */
+export interface HttpDecodeResult {
+  /** The codings as sent (outermost last). */
+  codings: string[];
+  /** Decoded bytes passed on. */
+  bytes: number;
+  /** Why decoding stopped early (unsupported coding, zlib's reason, `gap`); null when it did not. */
+  error: string | null;
+  /** Which bomb cap stopped it: `bytes` (maxBodyBytes) or `ratio`; null when none. */
+  capped: 'bytes' | 'ratio' | null;
+}
+
+/** Decoded body bytes (HttpBodyDecoder), at `offset` in the decoded body. */
+export interface HttpDecodedEvent {
+  type: 'http_decoded';
+  conn: number;
+  dir: Direction;
+  seq: number;
+  ts: string;
+  offset: number;
+  data: Uint8Array;
 }
 
 export interface HttpResyncEvent {
@@ -149,7 +174,16 @@ export interface HttpCloseEvent {
   ts: string;
 }
 
-export type HttpEvent = HttpRequestEvent | HttpResponseEvent | HttpBodyEvent | HttpEndEvent | HttpResyncEvent | HttpTunnelEvent | HttpErrorEvent | HttpCloseEvent;
+export type HttpEvent =
+  | HttpRequestEvent
+  | HttpResponseEvent
+  | HttpBodyEvent
+  | HttpDecodedEvent
+  | HttpEndEvent
+  | HttpResyncEvent
+  | HttpTunnelEvent
+  | HttpErrorEvent
+  | HttpCloseEvent;
 
 export type HttpParserStats = {
   connections: number;

@@ -1,6 +1,7 @@
 /**
  * HttpSink: `pcapflow http`'s sink. It takes the reassembler's `StreamEvent[]`, runs the HTTP
- * parser (HttpParser) and the transaction records (HttpRecords) on them, and writes one line per
+ * parser (HttpParser), the bodies' decoding (HttpBodyDecoder: node:zlib, asynchronous, one batch
+ * at a time) and the transaction records (HttpRecords) on them, and writes one line per
  * record to its destination: NDJSON (`format: 'ndjson'`, the default: the records as documented
  * in the README) or text for people. Bodies are digested as they pass (node:crypto's SHA-256),
  * never held. Backpressure, a closed pipe and output errors are ByteSink's.
@@ -9,11 +10,13 @@ import { createHash } from 'node:crypto';
 import type { StreamEvent } from '../core/events.js';
 import { HttpParser, type HttpEvent, type HttpParserOptions } from '../core/http.js';
 import { HttpRecords, type BodyDigest, type HttpRecord } from '../core/http-records.js';
+import { HttpBodyDecoder, type HttpDecodeOptions } from '../transforms/http-decode.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
 
 export interface HttpSinkOptions extends ByteSinkOptions {
   format?: 'ndjson' | 'text';
   http?: HttpParserOptions;
+  decode?: HttpDecodeOptions;
 }
 
 const sha256 = (): BodyDigest => {
@@ -23,34 +26,60 @@ const sha256 = (): BodyDigest => {
 
 export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   readonly parser: HttpParser;
+  readonly decoder: HttpBodyDecoder;
   readonly records: HttpRecords;
   private readonly format: 'ndjson' | 'text';
   private text = '';
+  private events: HttpEvent[] = [];
   private readonly onRecords = (records: HttpRecord[]): void => {
     for (const r of records) this.text += this.format === 'ndjson' ? `${JSON.stringify(r)}\n` : `${recordText(r)}\n`;
   };
-  private readonly onHttp = (events: HttpEvent[]): void => this.records.write(events, this.onRecords);
+  private readonly onHttp = (events: HttpEvent[]): void => {
+    for (const e of events) this.events.push(e);
+  };
 
   constructor(options: HttpSinkOptions = {}) {
     super(options);
     this.format = options.format ?? 'ndjson';
     this.parser = new HttpParser(options.http);
+    this.decoder = new HttpBodyDecoder(options.decode);
     this.records = new HttpRecords(sha256);
   }
 
-  protected override render(batch: readonly StreamEvent[]): string {
+  override _write(batch: readonly StreamEvent[], enc: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.parser.write(batch, this.onHttp);
+    this.decodeThen(() => super._write(batch, enc, callback), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.parser.end(this.onHttp);
+    this.decodeThen(() => {
+      this.records.end(this.onRecords);
+      super._final(callback);
+    }, callback);
+  }
+
+  /** decodeThen decodes the events parsed so far, turns them into records, then calls `next`. */
+  private decodeThen(next: () => void, fail: (error: Error) => void): void {
+    const events = this.events;
+    this.events = [];
+    this.decoder.process(events).then(
+      (decoded) => {
+        this.records.write(decoded, this.onRecords);
+        next();
+      },
+      (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  protected override render(): string {
     const t = this.text;
     this.text = '';
     return t;
   }
 
   protected override renderEnd(): string {
-    this.parser.end(this.onHttp);
-    this.records.end(this.onRecords);
-    const t = this.text;
-    this.text = '';
-    return t;
+    return this.render();
   }
 }
 
@@ -62,11 +91,12 @@ export function recordText(r: HttpRecord): string {
   const q = r.request;
   const p = r.response;
   const flag = (m: { complete: boolean; missing: number }): string => (m.complete ? '' : m.missing > 0 ? ` [${m.missing} bytes missing]` : ' [incomplete]');
-  const req = `${q.method} ${q.uri}${q.bodyBytes > 0 ? ` (${q.bodyBytes} bytes)` : ''}${flag(q)}`;
+  const req = `${q.method} ${q.uri}${q.bodyBytes > 0 ? ` (${q.bodyBytes} bytes)` : ''}${flag(q)}${q.decodeError === null ? '' : ` [decoding: ${q.decodeError}]`}`;
   const res =
     p === null
       ? 'no response'
-      : `${p.status} ${p.reason}`.trimEnd() + ` (${[p.contentType, `${p.bodyBytes} bytes`, ...p.encodings].filter(Boolean).join(', ')})${flag(p)}`;
+      : `${p.status} ${p.reason}`.trimEnd() +
+        ` (${[p.contentType, `${p.bodyBytes} bytes`, ...p.encodings, p.encodings.length > 0 && p.decodedBytes !== null ? `${p.decodedBytes} decoded` : ''].filter(Boolean).join(', ')})${flag(p)}${p.decodeError === null ? '' : ` [decoding: ${p.decodeError}]`}`;
   const tunnel = r.tunnel === undefined ? '' : `; then a ${r.tunnel.reason} tunnel to ${r.tunnel.target}`;
   return `${r.ts} conn ${r.conn} #${r.trans} ${r.client.ip}:${r.client.port} -> ${r.server.ip}:${r.server.port} ${req} -> ${res}${tunnel}`;
 }
