@@ -125,16 +125,8 @@ export interface HttpDecodeResult {
   capped: 'bytes' | 'ratio' | null;
 }
 
-/** Decoded body bytes (HttpBodyDecoder), at `offset` in the decoded body. */
-export interface HttpDecodedEvent {
-  type: 'http_decoded';
-  conn: number;
-  dir: Direction;
-  seq: number;
-  ts: string;
-  offset: number;
-  data: Uint8Array;
-}
+/** Decoded body bytes (HttpBodyDecoder), at `offset` in the decoded body; `data` is theirs. */
+export type HttpDecodedEvent = Omit<HttpBodyEvent, 'type'> & { type: 'http_decoded' };
 
 export interface HttpResyncEvent {
   type: 'http_resync';
