@@ -14,6 +14,8 @@ import { readPipelineOptions, type ReadCommand } from './read-command.js';
 export interface HttpCommand extends ReadCommand {
   format: string;
   maxBodyBytes?: string;
+  extract?: string;
+  rawBodies?: boolean;
 }
 
 /** runHttp runs `pcapflow http`; resolves to the exit code. */
@@ -21,7 +23,8 @@ export async function runHttp(args: HttpCommand, io: CliIo): Promise<number> {
   const format = parseChoice('format', args.format ?? 'ndjson', ['ndjson', 'text'] as const);
   const options = readPipelineOptions(args, io);
   const maxBodyBytes = parseCount('max-body-bytes', args.maxBodyBytes ?? '64m', 0, 2 ** 50, true);
-  const sink = new HttpSink({ dest: io.stdout, format, decode: { maxBodyBytes } });
+  const extract = args.extract === undefined || args.extract === '' ? undefined : { dir: args.extract, raw: args.rawBodies === true };
+  const sink = new HttpSink({ dest: io.stdout, format, decode: { maxBodyBytes }, ...(extract === undefined ? {} : { extract }) });
   const pipeline = new ReadPipeline(inputNames(args.inputs), { ...options, sink });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
   try {

@@ -200,6 +200,8 @@ export async function httpOptions(y: Argv): Promise<Argv> {
   const [{ limitOptions }, reorder] = await Promise.all([sinkOptions(), reorderDefaults()]);
   return limitOptions(decodeOptions(inputsOption(y)))
     .option('format', { describe: 'ndjson for tools, text for people', choices: ['ndjson', 'text'], default: 'ndjson' })
+    .option('extract', { describe: 'write each request and response body to a file in this directory (decoded; named c<conn>-t<trans>-<req|res>-<name>)', type: 'string' })
+    .option('raw-bodies', { describe: 'with --extract, write the bodies as they came on the wire (de-chunked, not decoded)', type: 'boolean', default: false })
     .option('max-body-bytes', { describe: 'decode at most this many bytes of each body (k, m, g suffixes); decoding past 1000 decoded bytes per wire byte also stops', type: 'string', default: '64m' })
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })

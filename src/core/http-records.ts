@@ -34,6 +34,8 @@ export interface HttpMessageRecord {
   decodeError: string | null;
   /** SHA-256 of the decoded body, when it is whole: nothing missing, decoded to the end. */
   sha256?: string;
+  /** The file the body was extracted to (`pcapflow http --extract`), relative to its directory. */
+  file?: string;
 }
 
 export interface HttpRequestRecord extends HttpMessageRecord {
@@ -115,7 +117,14 @@ export class HttpRecords {
   private readonly conns = new Map<number, ConnRecords>();
   private out: HttpRecord[] = [];
 
-  constructor(private readonly digest: () => BodyDigest) {}
+  /**
+   * `digest` makes a body digest; `fileOf`, when given, names the file a message's body was
+   * extracted to (conn, direction, message seq), put in the record as `file`.
+   */
+  constructor(
+    private readonly digest: () => BodyDigest,
+    private readonly fileOf: ((conn: number, dir: 'c2s' | 's2c', seq: number) => string | undefined) | null = null,
+  ) {}
 
   write(events: readonly HttpEvent[], emit: (out: HttpRecord[]) => void): void {
     for (const e of events) this.event(e);
@@ -267,6 +276,12 @@ export class HttpRecords {
       response: b.resMsg,
     };
     if (b.tunnel !== undefined) r.tunnel = b.tunnel;
+    if (this.fileOf !== null) {
+      const reqFile = this.fileOf(id, 'c2s', b.req.seq);
+      if (reqFile !== undefined) b.reqMsg.file = reqFile;
+      const resFile = b.res === null || b.resMsg === null ? undefined : this.fileOf(id, 's2c', b.res.seq);
+      if (resFile !== undefined) b.resMsg!.file = resFile;
+    }
     this.out.push(r);
   }
 

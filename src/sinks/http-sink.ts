@@ -11,12 +11,16 @@ import type { StreamEvent } from '../core/events.js';
 import { HttpParser, type HttpEvent, type HttpParserOptions } from '../core/http.js';
 import { HttpRecords, type BodyDigest, type HttpRecord } from '../core/http-records.js';
 import { HttpBodyDecoder, type HttpDecodeOptions } from '../transforms/http-decode.js';
+import { PcapflowError, isPcapflowError } from '../core/errors.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
+import { BodyExtractor } from './http-extract.js';
 
 export interface HttpSinkOptions extends ByteSinkOptions {
   format?: 'ndjson' | 'text';
   http?: HttpParserOptions;
   decode?: HttpDecodeOptions;
+  /** Write each body to a file in `dir` (BodyExtractor), decoded unless `raw`. */
+  extract?: { dir: string; raw?: boolean };
 }
 
 const sha256 = (): BodyDigest => {
@@ -28,6 +32,7 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   readonly parser: HttpParser;
   readonly decoder: HttpBodyDecoder;
   readonly records: HttpRecords;
+  readonly extractor: BodyExtractor | null;
   private readonly format: 'ndjson' | 'text';
   private text = '';
   private events: HttpEvent[] = [];
@@ -43,7 +48,9 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
     this.format = options.format ?? 'ndjson';
     this.parser = new HttpParser(options.http);
     this.decoder = new HttpBodyDecoder(options.decode);
-    this.records = new HttpRecords(sha256);
+    const extractor = options.extract === undefined ? null : new BodyExtractor(options.extract.dir, options.extract.raw ?? false);
+    this.extractor = extractor;
+    this.records = new HttpRecords(sha256, extractor === null ? null : (conn, dir, seq) => extractor.fileOf(conn, dir, seq));
   }
 
   override _write(batch: readonly StreamEvent[], enc: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -65,6 +72,13 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
     this.events = [];
     this.decoder.process(events).then(
       (decoded) => {
+        try {
+          this.extractor?.write(decoded);
+        } catch (err) {
+          this.extractor?.close();
+          fail(isPcapflowError(err) ? err : new PcapflowError('OUTPUT_FAILED', `extracting a body: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+          return;
+        }
         this.records.write(decoded, this.onRecords);
         next();
       },

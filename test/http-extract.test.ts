@@ -1,0 +1,84 @@
+/**
+ * `pcapflow http --extract DIR` (src/sinks/http-extract.ts): names made safe from hostile URIs and
+ * Content-Disposition values, bodies written decoded (or raw) and named in the records,
+ * incomplete bodies kept, nothing ever overwritten or written outside DIR.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { HttpTransactionRecord } from '../src/core/http-records.js';
+import { baseOf, safeBaseName } from '../src/sinks/http-extract.js';
+import { REPO_ROOT } from './helpers/env.js';
+import { runCli } from './helpers/cli-run.js';
+
+const APP_HTTP = path.resolve(REPO_ROOT, '../shared/pcaps-app/http');
+const EXAMPLE = path.join(REPO_ROOT, 'examples/http-get.pcap');
+const tmp = mkdtempSync(path.join(tmpdir(), 'pcapflow-extract-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const SAFE = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+
+describe('safe names', () => {
+  it('never leaves the directory, never a device name, never over 100 bytes', () => {
+    const hostile = ['..', '.', '../../etc/passwd', '/etc/shadow', 'C:\\Windows\\system32', 'a\0b', 'x\x01\x1f\x7fy', 'a'.repeat(300), 'CON', 'nul.txt', 'com1', 'LPT9.log', 'ünïcödé', '', '.hidden', '-rf', '%2e%2e%2f'];
+    for (const h of hostile) {
+      const s = safeBaseName(h);
+      expect(s, JSON.stringify(h)).toMatch(SAFE);
+      expect(s.length).toBeLessThanOrEqual(101);
+      expect(/^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$/i.test(s), s).toBe(false);
+      expect(path.basename(path.join('/x', s))).toBe(s);
+    }
+  });
+
+  it('takes the Content-Disposition filename, else the last segment of the URI path', () => {
+    expect(baseOf('/a/b/c.jpg?x=1#f', [])).toBe('c.jpg');
+    expect(baseOf('http://host/dl/report%20final.pdf', [])).toBe('report_final.pdf');
+    expect(baseOf('/', [])).toBe('body');
+    expect(baseOf('/x', [['Content-Disposition', 'attachment; filename="../../evil.exe"']])).toBe('evil.exe');
+    expect(baseOf('/x', [['Content-Disposition', "attachment; filename*=UTF-8''na%C3%AFve.txt"]])).toBe('na_ve.txt');
+  });
+});
+
+describe('pcapflow http --extract', () => {
+  const run = async (file: string, dir: string, ...more: string[]): Promise<HttpTransactionRecord[]> => {
+    const r = await runCli(['http', file, '--extract', dir, ...more]);
+    expect(r.code).toBe(0);
+    return r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as HttpTransactionRecord)
+      .filter((x) => x.type === 'http');
+  };
+
+  it('writes the example body, named in its record; a second run into the same directory overwrites nothing', async () => {
+    const parent = mkdtempSync(path.join(tmp, 'p-'));
+    const dir = path.join(parent, 'out');
+    const [t] = await run(EXAMPLE, dir);
+    expect(t!.response!.file).toBe('c0-t0-res-CHANGES.bro-aux.txt');
+    const body = readFileSync(path.join(dir, t!.response!.file!));
+    expect(body.length).toBe(4705);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(t!.response!.sha256);
+    const [again] = await run(EXAMPLE, dir);
+    expect(again!.response!.file).toBe('c0-t0-res-CHANGES.bro-aux.txt-1');
+    expect(readdirSync(dir).sort()).toEqual(['c0-t0-res-CHANGES.bro-aux.txt', 'c0-t0-res-CHANGES.bro-aux.txt-1']);
+    expect(readdirSync(parent)).toEqual(['out']); // nothing beside it
+  });
+
+  it.skipIf(!existsSync(APP_HTTP))('decoded by default, as on the wire with --raw-bodies; incomplete bodies kept and marked', async () => {
+    const gz = path.join(APP_HTTP, 'zeek__http-gzip-content-encoding.pcap');
+    const [d] = await run(gz, path.join(tmp, 'dec'));
+    expect(createHash('sha256').update(readFileSync(path.join(tmp, 'dec', d!.response!.file!))).digest('hex')).toBe('202b775be087f5af98e95120e42769a9b3488f84c5aa79c4f4c1093d348f849c');
+    const [r] = await run(gz, path.join(tmp, 'raw'), '--raw-bodies');
+    expect(statSync(path.join(tmp, 'raw', r!.response!.file!)).size).toBe(r!.response!.bodyBytes);
+    const gaps = await run(path.join(APP_HTTP, 'suricata-verify__http-gap-simple.pcap'), path.join(tmp, 'gaps'));
+    expect(gaps.map((t) => [t.response!.file, t.response!.complete])).toEqual([
+      ['c0-t0-res-1', true],
+      ['c0-t1-res-2', false],
+      ['c0-t2-res-3', true],
+    ]);
+    expect(statSync(path.join(tmp, 'gaps', 'c0-t1-res-2')).size).toBe(gaps[1]!.response!.bodyBytes);
+    expect(readdirSync(path.join(tmp, 'gaps')).some((f) => f.endsWith('.part'))).toBe(false);
+  });
+});
