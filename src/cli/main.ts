@@ -195,25 +195,13 @@ function packetsOptions(y: Argv): Argv {
     .example("pcapflow packets x.pcap --format ndjson | jq 'select(.skip)'", 'the packets pcapflow could not decode, and why');
 }
 
-/** httpOptions: read's input, filter, reorder and limit options, and --format. */
-export async function httpOptions(y: Argv): Promise<Argv> {
-  const [{ limitOptions }, reorder] = await Promise.all([sinkOptions(), reorderDefaults()]);
-  return limitOptions(decodeOptions(inputsOption(y)))
-    .option('format', { describe: 'ndjson for tools, text for people', choices: ['ndjson', 'text'], default: 'ndjson' })
-    .option('extract', { describe: 'write each request and response body to a file in this directory (decoded; named c<conn>-t<trans>-<req|res>-<name>)', type: 'string' })
-    .option('raw-bodies', { describe: 'with --extract, write the bodies as they came on the wire (de-chunked, not decoded)', type: 'boolean', default: false })
-    .option('max-body-bytes', { describe: 'decode at most this many bytes of each body (k, m, g suffixes); decoding past 1000 decoded bytes per wire byte also stops', type: 'string', default: '64m' })
-    .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
-    .option('filter', { describe: FILTER_HELP, type: 'string' })
-    .option('reorder-window', { describe: 'put packets out of capture-time order back in order within this many packets (0: off)', type: 'string', default: String(reorder.packets) })
-    .option('reorder-seconds', { describe: 'reorder only packets whose timestamps are out of order by at most this many seconds', type: 'string', default: String(reorder.seconds) })
-    .example('pcapflow http x.pcap | jq -c \'{conn, method: .request.method, uri: .request.uri, status: .response.status}\'', 'every request and its status')
-    .example('pcapflow http x.pcap --format text', 'one line per transaction, for people');
-}
-
-export async function readOptions(y: Argv): Promise<Argv> {
-  const [{ streamOptions }, reorder] = await Promise.all([sinkOptions(), reorderDefaults()]);
-  return streamOptions(decodeOptions(inputsOption(y)))
+/**
+ * captureReadOptions: what `read` and `http` share on top of `limits` (their sink or limit
+ * options): the progress bar, the filter and the reorder window.
+ */
+async function captureReadOptions(y: Argv, limits: (y: Argv) => Argv): Promise<Argv> {
+  const reorder = await reorderDefaults();
+  return limits(decodeOptions(inputsOption(y)))
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })
     .option('reorder-window', {
@@ -221,15 +209,32 @@ export async function readOptions(y: Argv): Promise<Argv> {
       type: 'string',
       default: String(reorder.packets),
     })
-    .option('workers', {
-      describe: 'reassemble and write on this many worker threads (connections split by a hash of their addresses; --sink files or ndjson; the output is the same as with 0)',
-      type: 'string',
-      default: '0',
-    })
     .option('reorder-seconds', {
       describe: 'reorder only packets whose timestamps are out of order by at most this many seconds',
       type: 'string',
       default: String(reorder.seconds),
+    });
+}
+
+/** httpOptions: read's input, filter, reorder and limit options, and http's own. */
+export async function httpOptions(y: Argv): Promise<Argv> {
+  const { limitOptions } = await sinkOptions();
+  return (await captureReadOptions(y, (a) => limitOptions(a)))
+    .option('format', { describe: 'ndjson for tools, text for people', choices: ['ndjson', 'text'], default: 'ndjson' })
+    .option('extract', { describe: 'write each request and response body to a file in this directory (decoded; named c<conn>-t<trans>-<req|res>-<name>)', type: 'string' })
+    .option('raw-bodies', { describe: 'with --extract, write the bodies as they came on the wire (de-chunked, not decoded)', type: 'boolean', default: false })
+    .option('max-body-bytes', { describe: 'decode at most this many bytes of each body (k, m, g suffixes); decoding past 1000 decoded bytes per wire byte also stops', type: 'string', default: '64m' })
+    .example('pcapflow http x.pcap | jq -c \'{conn, method: .request.method, uri: .request.uri, status: .response.status}\'', 'every request and its status')
+    .example('pcapflow http x.pcap --format text', 'one line per transaction, for people');
+}
+
+export async function readOptions(y: Argv): Promise<Argv> {
+  const { streamOptions } = await sinkOptions();
+  return (await captureReadOptions(y, (a) => streamOptions(a)))
+    .option('workers', {
+      describe: 'reassemble and write on this many worker threads (connections split by a hash of their addresses; --sink files or ndjson; the output is the same as with 0)',
+      type: 'string',
+      default: '0',
     })
     .example('pcapflow read x.pcap', 'print every connection for people')
     .example('pcapflow read x.pcap --sink ndjson | jq -c \'select(.type=="close")\'', 'one close record per connection')

@@ -11,7 +11,7 @@
  * of HttpBodyDecoder otherwise), given only when that body is whole.
  */
 import type { Endpoint } from './events.js';
-import { headerValues, type HttpEvent, type HttpRequestEvent, type HttpResponseEvent } from './http.js';
+import { contentCodings, headerValues, type HttpEvent, type HttpRequestEvent, type HttpResponseEvent } from './http.js';
 
 /** A running digest of a body's bytes. */
 export interface BodyDigest {
@@ -291,7 +291,7 @@ export class HttpRecords {
   }
 
   /** connectionEnded: the parser has ended connection `id`: its open transactions go out as they are. */
-  connectionEnded(id: number): void {
+  private connectionEnded(id: number): void {
     const c = this.conns.get(id);
     if (c !== undefined) this.closeConn(id, c);
   }
@@ -308,9 +308,6 @@ export function contentRange(value: string | undefined): { start: number; end: n
 }
 
 function message(e: HttpRequestEvent | HttpResponseEvent): HttpMessageRecord {
-  const encodings = headerValues(e.headers, 'content-encoding')
-    .flatMap((v) => v.split(','))
-    .map((t) => t.trim().toLowerCase())
-    .filter((t) => t !== '' && t !== 'identity');
+  const encodings = contentCodings(e.headers);
   return { version: e.version, headers: e.headers, bodyBytes: 0, missing: 0, complete: false, encodings, decodedBytes: null, decodeError: null };
 }

@@ -344,20 +344,19 @@ export class HttpParser {
         if (c !== undefined) this.close(c);
       }
     }
-    if (this.out.length > 0) {
-      const out = this.out;
-      this.out = [];
-      emit(out);
-    }
+    this.flush(emit);
   }
 
   end(emit: (out: HttpEvent[]) => void): void {
     for (const c of [...this.conns.values()]) this.close(c);
-    if (this.out.length > 0) {
-      const out = this.out;
-      this.out = [];
-      emit(out);
-    }
+    this.flush(emit);
+  }
+
+  private flush(emit: (out: HttpEvent[]) => void): void {
+    if (this.out.length === 0) return;
+    const out = this.out;
+    this.out = [];
+    emit(out);
   }
 
   private data(c: Conn, s: Side, data: Uint8Array): void {
@@ -391,7 +390,7 @@ export class HttpParser {
     if (text === '') verdict = c.heldLen >= PROBE_BYTES ? false : null;
     else if (nl >= 0) verdict = METHOD_LINE.test(text.slice(0, nl).replace(/\r$/, ''));
     else if (!REQUEST_PREFIX.test(text)) verdict = false;
-    else if (/^[A-Z][A-Z0-9_-]{0,31} \S+ /.test(text) || c.heldLen >= PROBE_BYTES) verdict = REQUEST_PREFIX.test(text);
+    else if (/^[A-Z][A-Z0-9_-]{0,31} \S+ /.test(text) || c.heldLen >= PROBE_BYTES) verdict = true; // a method, a target, and nothing against
     if (verdict === null) return;
     c.decided = true;
     c.http = verdict;
@@ -464,24 +463,13 @@ export class HttpParser {
       return { text: '', next: end };
     }
     if (nl < 0) {
-      s.line.push(data.slice(pos));
-      s.lineLen += len;
-      this.stats.heldBytes += len;
+      this.holdLine(s, data.subarray(pos));
       return null;
     }
-    let bytes: Uint8Array;
-    if (s.line.length === 0) bytes = data.subarray(pos, nl);
-    else {
-      bytes = new Uint8Array(s.lineLen + nl - pos);
-      let at = 0;
-      for (const b of s.line) {
-        bytes.set(b, at);
-        at += b.length;
-      }
-      bytes.set(data.subarray(pos, nl), at);
-      this.stats.heldBytes -= s.lineLen;
-      s.line = [];
-      s.lineLen = 0;
+    let bytes = data.subarray(pos, nl);
+    if (s.lineLen > 0) {
+      bytes = concat([...s.line, bytes], s.lineLen + bytes.length);
+      this.dropLine(s);
     }
     s.headBytes += bytes.length + 1;
     let text = decoder.decode(bytes);
@@ -624,7 +612,7 @@ export class HttpParser {
           side.st = St.Tunnel;
         }
       }
-      this.stats.tunnelBytes += this.release(c.c2s).reduce((n, b) => n + b.length, 0);
+      this.tunnelWaiting(c.c2s);
       return;
     }
     if (!interim && c.c2s.st === St.Await) {
@@ -698,7 +686,8 @@ export class HttpParser {
         break;
       case St.Await:
         // what was waiting cannot be told from the gap's bytes any more: count it as the tunnel's
-        this.stats.tunnelBytes += this.release(s).reduce((n, b) => n + b.length, 0) + len;
+        this.tunnelWaiting(s);
+        this.stats.tunnelBytes += len;
         s.st = St.Tunnel;
         break;
       case St.Lost:
@@ -741,6 +730,28 @@ export class HttpParser {
     return out;
   }
 
+  /** tunnelWaiting counts the side's waiting bytes as the tunnel's, no longer held. */
+  private tunnelWaiting(s: Side): void {
+    this.stats.tunnelBytes += s.waitingLen;
+    this.release(s);
+  }
+
+  /** holdLine keeps a copy of `bytes` as the next part of the side's current line. */
+  private holdLine(s: Side, bytes: Uint8Array): void {
+    s.line.push(bytes.slice());
+    s.lineLen += bytes.length;
+    this.stats.heldBytes += bytes.length;
+  }
+
+  /** dropLine forgets the side's held line; returns its length. */
+  private dropLine(s: Side): number {
+    const n = s.lineLen;
+    this.stats.heldBytes -= n;
+    s.line = [];
+    s.lineLen = 0;
+    return n;
+  }
+
   /** replay parses the side's waiting bytes (their offsets were counted when they came). */
   private replay(c: Conn, s: Side): void {
     const held = this.release(s);
@@ -752,9 +763,7 @@ export class HttpParser {
   private lose(c: Conn, s: Side, skipped: number, cut: boolean): void {
     const inMessage = s.msgSeq >= 0 || (s.st === St.Head && s.startLine !== '') || cut;
     if (s.msgSeq >= 0) this.endMessage(c, s, false, 'gap');
-    this.stats.heldBytes -= s.lineLen;
-    s.line = [];
-    s.lineLen = 0;
+    this.dropLine(s);
     s.st = St.Lost;
     s.skipped = skipped;
     s.lost = inMessage ? 1 : 0;
@@ -785,20 +794,13 @@ export class HttpParser {
           return at; // the held part stays in `line`: Start reads on from there
         }
         if (nl < 0 && text.length <= MAX_PROBE_LINE && prefix.test(text)) {
-          s.line.push(data.slice(at));
-          s.lineLen += data.length - at;
-          this.stats.heldBytes += data.length - at;
+          this.holdLine(s, data.subarray(at));
           s.skipped += at - pos;
           s.atLineStart = false;
           return data.length;
         }
         if (/^(?:[A-Z]+ \S+ HTTP\/\d|HTTP\/\d\.\d \d{3})/.test(text)) s.lost++;
-        if (s.lineLen > 0) {
-          s.skipped += s.lineLen;
-          this.stats.heldBytes -= s.lineLen;
-          s.line = [];
-          s.lineLen = 0;
-        }
+        s.skipped += this.dropLine(s);
       }
       if (nl < 0) {
         lineStart = false;
@@ -840,10 +842,8 @@ export class HttpParser {
     c.heldLen = 0;
     for (const s of [c.c2s, c.s2c]) {
       if (s.st === St.Lost) this.stats.lostMessages += s.lost;
-      if (s.st === St.Await) this.stats.tunnelBytes += this.release(s).reduce((n, b) => n + b.length, 0);
-      this.stats.heldBytes -= s.lineLen;
-      s.line = [];
-      s.lineLen = 0;
+      if (s.st === St.Await) this.tunnelWaiting(s);
+      this.dropLine(s);
       if (s.msgSeq >= 0) {
         if (s.st === St.BodyClose) this.endMessage(c, s, true, 'ok');
         else this.endMessage(c, s, false, 'close');
@@ -862,6 +862,14 @@ function concat(parts: readonly Uint8Array[], len: number): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+/** contentCodings: the Content-Encoding tokens of `fields`, lowercased, in wire order (outermost last), `identity` left out. */
+export function contentCodings(fields: ReadonlyArray<readonly [string, string]>): string[] {
+  return headerValues(fields, 'content-encoding')
+    .flatMap((v) => v.split(','))
+    .map((t) => t.trim().toLowerCase())
+    .filter((t) => t !== '' && t !== 'identity');
 }
 
 /** headerValues: the values of every field named `name` (case-insensitive), in order. */

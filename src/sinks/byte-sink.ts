@@ -155,15 +155,11 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   }
 
   /**
-   * writeText writes one batch's text (dropped, once the destination closed early); `callback`
-   * once dest took it (it may still hold the text). `written`, if given, is called once dest
-   * wrote the text without an error (never, if it was not written).
-   */
-  /**
-   * writeViews hands several texts or byte views to the destination as one batch: written
-   * corked, so a stream with writev takes them in one call, and never joined into one buffer.
-   * Backpressure and failures as writeText's; `written` runs once the destination is done with
-   * all of them.
+   * writeViews hands several texts or byte views to the destination as one batch (dropped, once
+   * the destination closed early): written corked, so a stream with writev takes them in one
+   * call, and never joined into one buffer. `callback` once dest took them (it may still hold
+   * them); `written`, if given, once dest wrote all of them without an error (never, if they were
+   * not written).
    */
   protected writeViews(chunks: readonly (string | Uint8Array)[], callback: (error?: Error | null) => void, written?: () => void): void {
     if (this.failure !== null) return callback(this.failure);
@@ -191,7 +187,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
     this.waitFor('drain', callback);
   }
 
-  /** writeText hands one batch's text (or bytes) to the destination: one write() (see writeViews). */
+  /** writeText hands one batch's text (or bytes) to the destination, as writeViews does. */
   protected writeText(text: string | Uint8Array, callback: (error?: Error | null) => void, written?: () => void): void {
     this.writeViews([text], callback, written);
   }

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { headerValues, type HttpEvent } from '../core/http.js';
+import { contentCodings, headerValues, type HttpEvent } from '../core/http.js';
 
 const WINDOWS_RESERVED = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
 const MAX_BASE = 100;
@@ -86,7 +86,7 @@ export class BodyExtractor {
     for (const e of events) {
       if (e.type === 'http_request' || e.type === 'http_response') {
         const key = `${e.conn} ${e.dir} ${e.seq}`;
-        const encoded = headerValues(e.headers, 'content-encoding').some((v) => v.split(',').some((t) => !['', 'identity'].includes(t.trim().toLowerCase())));
+        const encoded = contentCodings(e.headers).length > 0;
         if (e.type === 'http_request') {
           this.uris.set(`${e.conn} ${e.seq}`, e.uri);
           this.heads.set(key, { base: baseOf(e.uri, e.headers), trans: String(e.seq), encoded });

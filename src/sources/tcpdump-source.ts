@@ -203,9 +203,7 @@ export class TcpdumpSource extends Readable implements LiveCapture {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    this.open = false;
-    if (this.timer !== null) clearInterval(this.timer);
-    process.removeListener('exit', this.killOnExit);
+    this.ended();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     callback(err);
   }
@@ -236,8 +234,14 @@ export class TcpdumpSource extends Readable implements LiveCapture {
   }
 
   private onStderr(chunk: Buffer): void {
-    this.stderr += chunk.toString('utf8');
-    if (this.stderr.length > STDERR_KEPT) this.stderr = this.stderr.slice(-STDERR_KEPT);
+    this.stderr = keptStderr(this.stderr, chunk);
+  }
+
+  /** ended: the capture is over (tcpdump ended or the stream was destroyed): no more ticks, no exit hook. */
+  private ended(): void {
+    this.open = false;
+    if (this.timer !== null) clearInterval(this.timer);
+    process.removeListener('exit', this.killOnExit);
   }
 
   private onTick(): void {
@@ -259,9 +263,7 @@ export class TcpdumpSource extends Readable implements LiveCapture {
   }
 
   private onClose(code: number | null, signal: NodeJS.Signals | null): void {
-    this.open = false;
-    if (this.timer !== null) clearInterval(this.timer);
-    process.removeListener('exit', this.killOnExit);
+    this.ended();
     if (this.destroyed || this.finished) return;
     this.finished = true;
     const counts = parseCounts(this.stderr);
@@ -286,6 +288,12 @@ export class TcpdumpSource extends Readable implements LiveCapture {
     this.open = false;
     this.destroy(isPcapflowError(err) ? err : new PcapflowError('INPUT_READ_FAILED', `reading tcpdump's output: ${String(err)}`, { cause: err }));
   }
+}
+
+/** keptStderr: `kept` with `chunk` of tcpdump's stderr added, its last STDERR_KEPT characters. */
+function keptStderr(kept: string, chunk: Buffer): string {
+  const all = kept + chunk.toString('utf8');
+  return all.length > STDERR_KEPT ? all.slice(-STDERR_KEPT) : all;
 }
 
 function lastLines(stderr: string): string {
@@ -316,8 +324,7 @@ export function openTcpdump(options: LiveSourceOptions): Promise<TcpdumpSource> 
     let stderr = '';
     let done = false;
     const onStderr = (chunk: Buffer): void => {
-      stderr += chunk.toString('utf8');
-      if (stderr.length > STDERR_KEPT) stderr = stderr.slice(-STDERR_KEPT);
+      stderr = keptStderr(stderr, chunk);
       const listening = parseListening(stderr);
       if (listening === null || done) return;
       done = true;

@@ -19,7 +19,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { BrotliDecompress, Gunzip, Inflate, InflateRaw } from 'node:zlib';
 import { zlib } from '../builtins.js';
-import { headerValues, type HttpEvent } from '../core/http.js';
+import { contentCodings, type HttpEvent } from '../core/http.js';
 
 export interface HttpDecodeOptions {
   /** Decoded bytes per body, at most. Default 64 MiB. */
@@ -51,6 +51,16 @@ class Decoding {
   constructor(codings: string[]) {
     this.steps = codings.map((c) => new Step(c));
   }
+
+  /** close frees the engines (zlib's state). */
+  close(): void {
+    for (const s of this.steps) s.engine?.close();
+  }
+}
+
+/** decodedInto: where `feed` puts the decoded bytes of `e`'s message: `http_decoded` events in `out`. */
+function decodedInto(out: HttpEvent[], e: { conn: number; dir: 'c2s' | 's2c'; seq: number; ts: string }, d: Decoding): (chunk: Buffer) => void {
+  return (chunk) => out.push({ type: 'http_decoded', conn: e.conn, dir: e.dir, seq: e.seq, ts: e.ts, offset: d.decoded - chunk.length, data: chunk });
 }
 
 const SUPPORTED = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
@@ -71,11 +81,7 @@ export class HttpBodyDecoder {
     const out: HttpEvent[] = [];
     for (const e of events) {
       if (e.type === 'http_request' || e.type === 'http_response') {
-        const codings = headerValues(e.headers, 'content-encoding')
-          .flatMap((v) => v.split(','))
-          .map((t) => t.trim().toLowerCase())
-          .filter((t) => t !== '' && t !== 'identity')
-          .reverse(); // applied first to last: undone last to first
+        const codings = contentCodings(e.headers).reverse(); // applied first to last: undone last to first
         if (codings.length > 0) {
           const d = new Decoding(codings);
           const unknown = codings.find((c) => !SUPPORTED.has(c));
@@ -92,9 +98,7 @@ export class HttpBodyDecoder {
           continue;
         }
         d.wire += e.data.length;
-        await this.feed(d, Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), false, (chunk) =>
-          out.push({ type: 'http_decoded', conn: e.conn, dir: e.dir, seq: e.seq, ts: e.ts, offset: d.decoded - chunk.length, data: chunk }),
-        );
+        await this.feed(d, Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), false, decodedInto(out, e, d));
       } else if (e.type === 'http_end') {
         const key = `${e.conn} ${e.dir} ${e.seq}`;
         const d = this.active.get(key);
@@ -102,13 +106,9 @@ export class HttpBodyDecoder {
           this.active.delete(key);
           if (d.error === null && d.capped === null) {
             if (e.missing > 0) d.error = 'gap';
-            else {
-              await this.feed(d, Buffer.alloc(0), true, (chunk) =>
-                out.push({ type: 'http_decoded', conn: e.conn, dir: e.dir, seq: e.seq, ts: e.ts, offset: d.decoded - chunk.length, data: chunk }),
-              );
-            }
+            else await this.feed(d, Buffer.alloc(0), true, decodedInto(out, e, d));
           }
-          for (const s of d.steps) s.engine?.close();
+          d.close();
           this.stats.decodedBodies++;
           if (d.error !== null) this.stats.decodeErrors++;
           if (d.capped !== null) this.stats.capped++;
@@ -119,7 +119,7 @@ export class HttpBodyDecoder {
       } else if (e.type === 'http_close') {
         for (const [key, d] of this.active) {
           if (key.startsWith(`${e.conn} `)) {
-            for (const s of d.steps) s.engine?.close();
+            d.close();
             this.active.delete(key);
           }
         }
@@ -132,19 +132,16 @@ export class HttpBodyDecoder {
   /** feed runs `input` through the steps in turn; `emit` gets the last step's output, counted and capped. */
   private async feed(d: Decoding, input: Buffer, last: boolean, emit: (chunk: Buffer) => void): Promise<void> {
     let data = [input];
-    for (const step of d.steps) {
-      const next: Buffer[] = [];
-      for (const piece of data) {
-        try {
-          next.push(...(await run(step, piece, last)));
-        } catch (err) {
-          d.error = err instanceof Error ? err.message : String(err);
-          return;
-        }
+    try {
+      for (const step of d.steps) {
+        const next: Buffer[] = [];
+        for (const piece of data) next.push(...(await run(step, piece, last)));
+        if (last) next.push(...(await finish(step)));
+        data = next;
       }
-      if (last) next.push(...(await finish(step).catch((err: unknown) => ((d.error = err instanceof Error ? err.message : String(err)), []))));
-      if (d.error !== null) return;
-      data = next;
+    } catch (err) {
+      d.error = err instanceof Error ? err.message : String(err);
+      return;
     }
     for (const chunk of data) {
       if (chunk.length === 0) continue;
