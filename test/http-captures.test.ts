@@ -9,12 +9,9 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { StreamEvent } from '../src/core/events.js';
-import { HttpParser, type HttpEvent } from '../src/core/http.js';
-import { readCaptures } from '../src/read-pipeline.js';
 import { REPO_ROOT } from './helpers/env.js';
+import { parseHttpCapture } from './helpers/http-capture.js';
 
 const APP = path.resolve(REPO_ROOT, '../shared/pcaps-app');
 const DIR = path.join(APP, 'http');
@@ -56,24 +53,6 @@ function tsharkList(rows: string[][], file: string): string[] {
     .flatMap((r) => (r[3] !== '' ? r[3]!.split('|').map((m, i) => `${r[1]} ${m} ${r[4]!.split('|')[i]}`) : r[6]!.split('|').map((code) => `${r[1]} ${code}`)));
 }
 
-async function parseCapture(file: string): Promise<{ out: HttpEvent[]; parser: HttpParser }> {
-  const parser = new HttpParser();
-  const out: HttpEvent[] = [];
-  const sink = new Writable({
-    objectMode: true,
-    write(batch: StreamEvent[], _enc, cb) {
-      parser.write(batch, (o) => out.push(...o));
-      cb();
-    },
-    final(cb) {
-      parser.end((o) => out.push(...o));
-      cb();
-    },
-  });
-  await readCaptures([file], { sink });
-  return { out, parser };
-}
-
 const have = existsSync(DIR);
 
 describe.skipIf(!have)('HTTP on the shared captures, against tshark, Suricata and Zeek', () => {
@@ -83,7 +62,7 @@ describe.skipIf(!have)('HTTP on the shared captures, against tshark, Suricata an
     expect(files.length).toBeGreaterThanOrEqual(40);
     let requests = 0;
     for (const f of files) {
-      const { out, parser } = await parseCapture(path.join(DIR, f));
+      const { out, parser } = await parseHttpCapture(path.join(DIR, f));
       const mine = out.flatMap((e) => (e.type === 'http_request' ? [`${e.conn} ${e.method} ${e.uri}`] : e.type === 'http_response' ? [`${e.conn} ${e.status}`] : []));
       const want = EXPECTED[f]?.list ?? tsharkList(rows, f);
       expect([...mine].sort(), `${f}${EXPECTED[f] ? ` (${EXPECTED[f].why})` : ''}`).toEqual([...want].sort());

@@ -10,12 +10,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { StreamEvent } from '../src/core/events.js';
-import { HttpParser, type HttpEvent } from '../src/core/http.js';
-import { readCaptures } from '../src/read-pipeline.js';
 import { REPO_ROOT } from './helpers/env.js';
+import { parseHttpCapture } from './helpers/http-capture.js';
 
 const DIR = path.resolve(REPO_ROOT, '../shared/pcaps-app/http');
 
@@ -28,28 +25,15 @@ interface ClientStream {
 /** The capture's client streams (without gaps), and pcapflow's requests per connection. */
 async function capture(file: string): Promise<{ streams: ClientStream[]; mine: Map<number, string[]> }> {
   const parts = new Map<number, ClientStream & { chunks: Buffer[] }>();
-  const parser = new HttpParser();
-  const events: HttpEvent[] = [];
-  const sink = new Writable({
-    objectMode: true,
-    write(batch: StreamEvent[], _enc, cb) {
-      for (const e of batch) {
-        if (e.type !== 'data' && e.type !== 'gap') continue;
-        if (e.dir !== 'c2s') continue;
-        let s = parts.get(e.conn);
-        if (s === undefined) parts.set(e.conn, (s = { conn: e.conn, bytes: Buffer.alloc(0), gaps: 0, chunks: [] }));
-        if (e.type === 'gap') s.gaps++;
-        else s.chunks.push(Buffer.from(e.data));
-      }
-      parser.write(batch, (o) => events.push(...o));
-      cb();
-    },
-    final(cb) {
-      parser.end((o) => events.push(...o));
-      cb();
-    },
+  const { out: events } = await parseHttpCapture(file, (batch) => {
+    for (const e of batch) {
+      if ((e.type !== 'data' && e.type !== 'gap') || e.dir !== 'c2s') continue;
+      let s = parts.get(e.conn);
+      if (s === undefined) parts.set(e.conn, (s = { conn: e.conn, bytes: Buffer.alloc(0), gaps: 0, chunks: [] }));
+      if (e.type === 'gap') s.gaps++;
+      else s.chunks.push(Buffer.from(e.data));
+    }
   });
-  await readCaptures([file], { sink });
   const bodies = new Map<string, number>();
   for (const e of events) if (e.type === 'http_end' && e.dir === 'c2s') bodies.set(`${e.conn}#${e.seq}`, e.bodyBytes);
   const mine = new Map<number, string[]>();
