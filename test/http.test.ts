@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Direction, StreamEvent } from '../src/core/events.js';
 import { HttpParser, type HttpEvent } from '../src/core/http.js';
+import { HttpRecords, type HttpTransactionRecord } from '../src/core/http-records.js';
 import { HttpTransform } from '../src/transforms/http-transform.js';
 
 const enc = new TextEncoder();
@@ -196,6 +197,26 @@ describe('HttpParser: framing and pairing', () => {
     expect(summary(parse(bytewise([...a.events, ...b.events])).out)).toEqual(summary(out));
   });
 
+  // found by the netns HTTP oracle (test/http-netns.test.ts): the CONNECT record had no tunnel,
+  // because the response's end (which emits the record) came before the tunnel event
+  it('the tunnel event comes before the response that opens it ends, so the transaction record carries it', () => {
+    const a = new Conn(0).c2s('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01junk').s2c('HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03more').close();
+    const b = new Conn(1).c2s('GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n').s2c('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello').close();
+    const { out } = parse([...a.events, ...b.events]);
+    for (const conn of [0, 1]) {
+      const order = out.filter((e) => e.conn === conn && (e.type === 'http_tunnel' || (e.type === 'http_end' && e.dir === 's2c'))).map((e) => e.type);
+      expect(order, `conn ${conn}`).toEqual(['http_tunnel', 'http_end']);
+    }
+    const records = new HttpRecords(() => ({ update: () => undefined, hex: () => '' }));
+    const got: HttpTransactionRecord[] = [];
+    records.write(out, (r) => got.push(...(r as HttpTransactionRecord[])));
+    records.end((r) => got.push(...(r as HttpTransactionRecord[])));
+    expect(got.map((r) => [r.conn, r.request.method, r.response?.status, r.tunnel])).toEqual([
+      [0, 'CONNECT', 200, { reason: 'connect', target: 'example.com:443' }],
+      [1, 'GET', 101, { reason: 'upgrade', target: 'websocket' }],
+    ]);
+  });
+
   it('the lenient forms real peers send: bare LF, obs-fold, runs of spaces, empty lines first', () => {
     const c = new Conn()
       .c2s('\r\n\nGET  /x   HTTP/1.1\nHost: h\nX-Long: one\n  two\n\tthree\n\n')
@@ -234,6 +255,61 @@ describe('HttpParser at gaps', () => {
       'body 0 s2c#1 @0:zz',
       'end 0 s2c#1 length body=2 missing=0 complete ok',
     ]);
+  });
+
+  // found by the netns HTTP oracle (test/http-netns.test.ts): the reassembler holds the client's
+  // bytes after a hole until it gives the hole up, while the server's responses go on, so a
+  // response can come before the request it answers; it must wait for it (its framing depends on
+  // it: here a HEAD), not answer none and shift every pairing after it
+  it('a response that comes before its request (the client held behind a gap) waits for it', () => {
+    const c = new Conn()
+      .c2s('POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n123')
+      .s2c('HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok')
+      .s2c('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc')
+      .gap('c2s', 4)
+      .c2s('890HEAD /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n')
+      .close();
+    // each direction in order (fed byte by byte, the held responses go out after the HEAD alone)
+    const sides = (lines: string[]): string[] => [...lines.filter((l) => !responses([l]).length), ...responses(lines)];
+    for (const events of [c.events, bytewise(c.events)]) {
+      expect(sides(summary(parse(events).out))).toEqual([
+        'req 0#0 POST /a HTTP/1.1 [Content-Length=10]',
+        'body 0 c2s#0 @0:123 @7:890',
+        'end 0 c2s#0 length body=6 missing=4 incomplete gap',
+        'req 0#1 HEAD /b HTTP/1.1 []',
+        'end 0 c2s#1 none body=0 missing=0 complete ok',
+        'req 0#2 GET /c HTTP/1.1 []',
+        'end 0 c2s#2 none body=0 missing=0 complete ok',
+        'res 0#0 201 Created -> 0',
+        'body 0 s2c#0 @0:ok',
+        'end 0 s2c#0 length body=2 missing=0 complete ok',
+        'res 0#1 200 OK -> 1',
+        'end 0 s2c#1 none body=0 missing=0 complete ok',
+        'res 0#2 200 OK -> 2',
+        'body 0 s2c#2 @0:abc',
+        'end 0 s2c#2 length body=3 missing=0 complete ok',
+      ]);
+    }
+  });
+
+  it('a response no request comes for is parsed at the end as answering none; a midstream one does not wait', () => {
+    const unanswered = new Conn().c2s('GET /a HTTP/1.1\r\n\r\n').s2c('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx').s2c('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n').close();
+    expect(responses(check(unanswered))).toEqual([
+      'res 0#0 200 OK -> 0',
+      'body 0 s2c#0 @0:x',
+      'end 0 s2c#0 length body=1 missing=0 complete ok',
+      'res 0#1 408 Request Timeout -> null',
+      'end 0 s2c#1 none body=0 missing=0 complete ok',
+    ]);
+    const { parser } = parse(unanswered.events);
+    expect(parser.stats.heldBytes).toBe(0);
+    // bounded: past maxHeaderBytes held, the response is parsed at once
+    const long = new Conn().c2s('GET /a HTTP/1.1\r\n\r\n').s2c('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n').s2c(`HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n${'y'.repeat(200)}`);
+    const held = new HttpParser({ maxHeaderBytes: 128 });
+    const got: HttpEvent[] = [];
+    held.write(long.events, (o) => got.push(...o));
+    expect(got.filter((e) => e.type === 'http_response').map((e) => (e.type === 'http_response' ? e.request : -1))).toEqual([0, null]);
+    expect(held.stats.heldBytes).toBe(0);
   });
 
   it('a gap inside a chunk is skipped and counted, the chunk framing goes on', () => {

@@ -16,8 +16,8 @@
  *   line (s2c) at a line start; `skipped` bytes (the gap's included) and `lost`, messages that
  *   began in them and were not delivered (the one cut, and start lines passed over while
  *   looking). Bytes of one message are never glued to another's.
- * - `http_tunnel`: CONNECT answered 2xx or a 101 response: the rest of the connection is counted
- *   (`stats.tunnelBytes`), not parsed.
+ * - `http_tunnel`: CONNECT answered 2xx or a 101 response (before that response's `http_end`):
+ *   the rest of the connection is counted (`stats.tunnelBytes`), not parsed.
  * - `http_close`: an HTTP connection ended (after its messages' ends).
  * - `http_error`: a head over `maxHeaderBytes` or `maxHeaders`, or a malformed start line, header
  *   or chunk size (`code`); the message ends incomplete and the side resyncs.
@@ -25,15 +25,21 @@
  * Framing (RFC 9112): a request has a body when chunked or with Content-Length; a response has
  * none for HEAD, 1xx, 204 and 304 (and CONNECT 2xx: a tunnel), else chunked, Content-Length or
  * until the connection closes. Responses are matched to requests in order (keep-alive and
- * pipelining). Lenient as real peers need: bare LF line ends, obs-fold continuation lines, runs of
- * spaces in the start line, extra words before a request line's version, empty lines before a
- * start line. A response right after a body whose length was lost in a gap is found only at the
- * next line start: a start line in the middle of a line cannot be told from body bytes.
+ * pipelining). A response that begins while no request is pending, when the client is in the
+ * middle of a request or has sent one before, waits for its request (whose bytes can come later
+ * than the response: held by the reassembler behind a hole it has not yet given up on, or
+ * reordered), since its framing depends on it (HEAD, CONNECT): its bytes are held until a
+ * request is pending, and parsed as answering none when the client's side cannot send one any
+ * more, at a gap, at the connection's end, or past `maxHeaderBytes` held. Lenient as real peers
+ * need: bare LF line ends, obs-fold continuation lines, runs of spaces in the start line, extra
+ * words before a request line's version, empty lines before a start line. A response right after
+ * a body whose length was lost in a gap is found only at the next line start: a start line in the
+ * middle of a line cannot be told from body bytes.
  *
  * Which connections: a connection is HTTP when its first client bytes are a request line; one
  * picked up midstream starts by looking for a start line (as after a gap). Others are left alone
  * (`stats.notHttp`). Memory per connection: at most `maxHeaderBytes` of head per direction, held
- * as copies (counted in `stats.heldBytes`).
+ * as copies (counted in `stats.heldBytes`), and as much of a response waiting for its request.
  */
 import type { Direction, Endpoint, StreamEvent } from './events.js';
 
@@ -225,6 +231,8 @@ const enum St {
   Tunnel,
   /** After CONNECT or an Upgrade request: the client's bytes wait for the response to say what they are. */
   Await,
+  /** The server's bytes: a response began with no request pending while one is coming; it waits for it (mayHold). */
+  Hold,
   Lost,
   Off,
 }
@@ -261,9 +269,11 @@ class Side {
   offset = 0;
   /** Time of the data event where the current start line began. */
   startTs = '';
-  /** In Await: the bytes waiting (copies). */
+  /** In Await or Hold: the bytes waiting (copies). */
   waiting: Uint8Array[] = [];
   waitingLen = 0;
+  /** s2c: no Hold until the next request is pending (a hold ended without one). */
+  holdOff = false;
   constructor(
     readonly conn: number,
     readonly dir: Direction,
@@ -335,10 +345,16 @@ export class HttpParser {
         this.stats.connections++;
       } else if (e.type === 'data') {
         const c = this.conns.get(e.conn);
-        if (c !== undefined) this.data(c, c[e.dir], e.data);
+        if (c !== undefined) {
+          this.data(c, c[e.dir], e.data);
+          if (e.dir === 'c2s') this.unhold(c, false);
+        }
       } else if (e.type === 'gap') {
         const c = this.conns.get(e.conn);
-        if (c !== undefined) this.gap(c, c[e.dir], e.len);
+        if (c !== undefined) {
+          this.gap(c, c[e.dir], e.len);
+          if (e.dir === 'c2s') this.unhold(c, false);
+        }
       } else if (e.type === 'close') {
         const c = this.conns.get(e.conn);
         if (c !== undefined) this.close(c);
@@ -427,6 +443,16 @@ export class HttpParser {
         s.waitingLen += data.length - pos;
         this.stats.heldBytes += data.length - pos;
         return data.length;
+      case St.Hold:
+        if (s.waitingLen + data.length - pos > this.maxHeaderBytes) {
+          // no request within the bound: parse what came as answering none
+          this.unhold(c, true);
+          return pos;
+        }
+        s.waiting.push(data.slice(pos));
+        s.waitingLen += data.length - pos;
+        this.stats.heldBytes += data.length - pos;
+        return data.length;
       case St.Lost:
         return this.scan(c, s, data, pos);
       case St.BodyLength:
@@ -444,7 +470,13 @@ export class HttpParser {
         this.body(s, data.subarray(pos));
         return data.length;
       default: {
-        if (s.st === St.Start && s.lineLen === 0) s.startTs = this.ts;
+        if (s.st === St.Start && s.lineLen === 0) {
+          if (s.dir === 's2c' && this.mayHold(c)) {
+            s.st = St.Hold;
+            return pos;
+          }
+          s.startTs = this.ts;
+        }
         const line = this.takeLine(c, s, data, pos);
         if (line === null) return data.length;
         this.onLine(c, s, line.text);
@@ -576,6 +608,7 @@ export class HttpParser {
       this.stats.requests++;
       this.out.push({ type: 'http_request', conn: c.id, dir: 'c2s', ts: this.ts, firstTs: s.startTs || this.ts, seq, version: m[3]!, headers: fields, afterResync, method, uri: m[2]!, client: c.client, server: c.server });
       c.pending.push({ seq, method, target: m[2]! });
+      c.s2c.holdOff = false;
       this.frame(c, s, chunked ? 'chunked' : length !== null && length > 0 ? 'length' : 'none', length ?? 0);
       // after CONNECT or an Upgrade request the client's next bytes may be the tunnel's: they wait for the response
       if ((method === 'CONNECT' || headerValues(fields, 'upgrade').length > 0) && s.st === St.Start) s.st = St.Await;
@@ -603,9 +636,10 @@ export class HttpParser {
     const connect = req !== null && req.method === 'CONNECT';
     if (status === 101 || (connect && status >= 200 && status < 300)) {
       const upgrade = status === 101;
-      this.endMessage(c, s, true, 'ok', 'none');
+      // the tunnel before the response's end: that end completes the transaction, whose record must carry it
       this.stats.tunnels++;
       this.out.push({ type: 'http_tunnel', conn: c.id, ts: this.ts, reason: upgrade ? 'upgrade' : 'connect', target: upgrade ? (headerValues(fields, 'upgrade')[0] ?? '') : req!.target });
+      this.endMessage(c, s, true, 'ok', 'none');
       for (const side of [c.c2s, c.s2c]) {
         if (side.st !== St.Off) {
           if (side.msgSeq >= 0) this.endMessage(c, side, false, 'close');
@@ -673,6 +707,7 @@ export class HttpParser {
   }
 
   private gap(c: Conn, s: Side, len: number): void {
+    if (s.st === St.Hold) this.unhold(c, true); // the response's bytes before the gap, as they are
     if (!c.decided && s.dir === 'c2s') {
       // a gap before the first client bytes: look for a start line
       c.decided = true;
@@ -734,6 +769,40 @@ export class HttpParser {
   private tunnelWaiting(s: Side): void {
     this.stats.tunnelBytes += s.waitingLen;
     this.release(s);
+  }
+
+  /**
+   * mayHold: should a response beginning now wait for its request? Yes when none is pending and
+   * the client is in the middle of a request or has sent one before (not lost, not a tunnel).
+   */
+  private mayHold(c: Conn): boolean {
+    if (c.pending.length > 0 || c.s2c.holdOff) return false;
+    const q = c.c2s;
+    switch (q.st) {
+      case St.Start:
+        return q.seq > 0 || q.lineLen > 0;
+      case St.Head:
+      case St.BodyLength:
+      case St.ChunkSize:
+      case St.ChunkData:
+      case St.ChunkEnd:
+      case St.Trailers:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * unhold: a response held for its request (Hold) is parsed, when a request is pending or none
+   * can come any more, or at once when `now` (then no Hold again until the next request).
+   */
+  private unhold(c: Conn, now: boolean): void {
+    const s = c.s2c;
+    if (s.st !== St.Hold || (!now && this.mayHold(c))) return;
+    if (now) s.holdOff = true;
+    s.st = St.Start;
+    this.replay(c, s);
   }
 
   /** holdLine keeps a copy of `bytes` as the next part of the side's current line. */
@@ -837,6 +906,7 @@ export class HttpParser {
   }
 
   private close(c: Conn): void {
+    this.unhold(c, true);
     this.stats.heldBytes -= c.heldLen;
     c.held = [];
     c.heldLen = 0;

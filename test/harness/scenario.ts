@@ -21,7 +21,8 @@ export const SERVER_V4 = '10.201.0.2';
 export const CLIENT_V6 = 'fd00:201::1';
 export const SERVER_V6 = 'fd00:201::2';
 
-export interface ScenarioSpec {
+/** The network of one capture run. */
+export interface CaptureSpec {
   name: string;
   /** Share of data segments (frames > 100 bytes) lost before the capture point, per direction. */
   loss: number;
@@ -29,6 +30,24 @@ export interface ScenarioSpec {
   dup: number;
   /** 802.1Q id on the wire, or null. */
   vlan: number | null;
+  /** The routes' rto_min in ms (netns.sh --rto-min); the kernel's 200 ms when absent. */
+  rtoMinMs?: number;
+}
+
+/**
+ * The programs of one capture run (node scripts and their arguments): the server runs in the
+ * server namespace and prints "ready" once it listens; the client runs in the client namespace,
+ * and the run waits for it to exit (at most `clientTimeoutMs`, default 120 s), then up to 10 s
+ * for `serverDone` (the server has logged everything), then ends the server with SIGTERM.
+ */
+export interface CaptureApps {
+  server: string[];
+  client: string[];
+  clientTimeoutMs?: number;
+  serverDone: () => boolean;
+}
+
+export interface ScenarioSpec extends CaptureSpec {
   /** Connections (alternating IPv4/IPv6) and large ones (1-5 MB in one direction). */
   count: number;
   large: number;
@@ -36,8 +55,8 @@ export interface ScenarioSpec {
   seed: number;
 }
 
-export interface ScenarioRun {
-  spec: ScenarioSpec;
+export interface CaptureRun<S extends CaptureSpec = CaptureSpec> {
+  spec: S;
   pcap: string;
   logDir: string;
   /** tcpdump's "packets dropped by kernel" (must be 0 for the capture to be complete). */
@@ -52,6 +71,8 @@ export interface ScenarioRun {
   clientSummary: string;
   seconds: number;
 }
+
+export type ScenarioRun = CaptureRun<ScenarioSpec>;
 
 /**
  * netnsSupport returns null when this process can run the harness (root, `ip netns`, tc and
@@ -177,10 +198,29 @@ function filterFrames(ns: string, dev: string, hook: 'egress' | 'ingress'): numb
 }
 
 /**
- * runScenario runs one scenario in workDir/<name> (pcap and logs) and always tears its
- * namespaces down before returning or throwing.
+ * runScenario runs one scenario (traffic-server.mjs and traffic-client.mjs) in workDir/<name>
+ * (pcap and logs) and always tears its namespaces down before returning or throwing.
  */
-export async function runScenario(spec: ScenarioSpec, workDir: string, vlanBpf: string | null): Promise<ScenarioRun> {
+export function runScenario(spec: ScenarioSpec, workDir: string, vlanBpf: string | null): Promise<ScenarioRun> {
+  return runCapture(spec, workDir, vlanBpf, (logDir) => ({
+    server: [path.join(HARNESS_DIR, 'traffic-server.mjs'), '--log', logDir, '--hosts', `${SERVER_V4},${SERVER_V6}`, '--seed', String(spec.seed)],
+    client: [
+      path.join(HARNESS_DIR, 'traffic-client.mjs'),
+      '--log', logDir, '--targets', `${SERVER_V4},${SERVER_V6}`, '--count', String(spec.count), '--large', String(spec.large),
+      '--concurrency', String(spec.concurrency), '--seed', String(spec.seed),
+    ],
+    // The server logs a connection when it closes: done once it has logged them all.
+    serverDone: () => lines(path.join(logDir, 'server.ndjson')) >= lines(path.join(logDir, 'client.ndjson')),
+  }));
+}
+
+/**
+ * runCapture: one capture run in workDir/<name> (capture.pcap, and logs/ for the programs): the
+ * namespaces (netns.sh up, with the spec's loss, duplicates and VLAN), tcpdump on pfb, the server
+ * and the client of `apps(logDir)` (see CaptureApps), then tcpdump stopped once the capture file
+ * has stopped growing. It always tears its namespaces down before returning or throwing.
+ */
+export async function runCapture<S extends CaptureSpec>(spec: S, workDir: string, vlanBpf: string | null, apps: (logDir: string) => CaptureApps): Promise<CaptureRun<S>> {
   if (!exitHooked) {
     exitHooked = true;
     process.on('exit', teardownAll);
@@ -200,24 +240,20 @@ export async function runScenario(spec: ScenarioSpec, workDir: string, vlanBpf: 
     if (vlanBpf === null) throw new Error('a VLAN scenario needs vlan-bpf (gcc)');
     upArgs.push('--vlan', String(spec.vlan), '--vlan-bpf', vlanBpf);
   }
+  if (spec.rtoMinMs !== undefined) upArgs.push('--rto-min', String(spec.rtoMinMs));
   activeRuns.add(run);
   try {
     execFileSync('bash', upArgs, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
     const tcpdump = start('ip', ['netns', 'exec', b, 'tcpdump', '-i', 'pfb', '-n', '-s', '2048', '-U', '--immediate-mode', '-B', '65536', '-Z', 'root', '-w', pcap]);
     await until(() => /listening on/.test(tcpdump.err) || tcpdump.exitCode !== null, 10_000, 'tcpdump to listen');
     if (tcpdump.exitCode !== null) throw new Error(`tcpdump failed: ${tcpdump.err}`);
-    const server = start('ip', ['netns', 'exec', b, 'node', path.join(HARNESS_DIR, 'traffic-server.mjs'), '--log', logDir, '--hosts', `${SERVER_V4},${SERVER_V6}`, '--seed', String(spec.seed)]);
+    const app = apps(logDir);
+    const server = start('ip', ['netns', 'exec', b, 'node', ...app.server]);
     await until(() => server.out.includes('ready') || server.exitCode !== null, 10_000, 'the server to listen');
-    if (server.exitCode !== null) throw new Error(`traffic-server failed: ${server.err}`);
-    const client = start('ip', [
-      'netns', 'exec', a, 'node', path.join(HARNESS_DIR, 'traffic-client.mjs'),
-      '--log', logDir, '--targets', `${SERVER_V4},${SERVER_V6}`, '--count', String(spec.count), '--large', String(spec.large),
-      '--concurrency', String(spec.concurrency), '--seed', String(spec.seed),
-    ]);
-    const clientExit = await exited(client, 120_000);
-    // The server logs a connection when it closes: wait until it has logged them all.
-    const want = lines(path.join(logDir, 'client.ndjson'));
-    await until(() => lines(path.join(logDir, 'server.ndjson')) >= want, 10_000, 'the server to log every connection').catch(() => undefined);
+    if (server.exitCode !== null) throw new Error(`${path.basename(app.server[0] ?? 'server')} failed: ${server.err}`);
+    const client = start('ip', ['netns', 'exec', a, 'node', ...app.client]);
+    const clientExit = await exited(client, app.clientTimeoutMs ?? 120_000);
+    await until(app.serverDone, 10_000, 'the server to log everything').catch(() => undefined);
     server.kill('SIGTERM');
     await exited(server, 5_000);
     // tcpdump drops what it has not yet read from its ring buffer when it gets SIGINT, so stop it

@@ -118,7 +118,7 @@ export function shuffle(records, window, seed, mode = 'slide') {
 
 /**
  * tcpOf decodes a frame as far as TCP: { conn (the same for both directions), dir (source
- * address and port), syn, ack, fin, rst, len (payload bytes) }, or null when it is not TCP.
+ * address and port), seq, syn, ack, fin, rst, len (payload bytes) }, or null when it is not TCP.
  */
 export function tcpOf(data, linktype) {
   let off;
@@ -172,6 +172,7 @@ export function tcpOf(data, linktype) {
   return {
     conn: a < b ? `${a}|${b}` : `${b}|${a}`,
     dir: a,
+    seq: data.readUInt32BE(l4 + 4),
     syn: (flags & 0x02) !== 0,
     ack: (flags & 0x10) !== 0,
     fin: (flags & 0x01) !== 0,
