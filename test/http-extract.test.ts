@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { HttpTransactionRecord } from '../src/core/http-records.js';
-import { baseOf, safeBaseName } from '../src/sinks/http-extract.js';
+import type { HttpEvent } from '../src/core/http.js';
+import { baseOf, BodyExtractor, safeBaseName } from '../src/sinks/http-extract.js';
 import { REPO_ROOT } from './helpers/env.js';
 import { runCli } from './helpers/cli-run.js';
 
@@ -80,5 +81,32 @@ describe('pcapflow http --extract', () => {
     ]);
     expect(statSync(path.join(tmp, 'gaps', 'c0-t1-res-2')).size).toBe(gaps[1]!.response!.bodyBytes);
     expect(readdirSync(path.join(tmp, 'gaps')).some((f) => f.endsWith('.part'))).toBe(false);
+  });
+});
+
+describe('BodyExtractor', () => {
+  it('writes small bodies whole and large ones through NAME.part, spills what passes its held bound, and overwrites nothing on a second run', () => {
+    const dir = mkdtempSync(path.join(tmp, 'whole-'));
+    // 80 bodies of 60 KiB open at once (4.8 MB: past the 4 MiB held for all), one of 200 KiB, one of 10 bytes
+    const sizes = [...Array<number>(80).fill(60 * 1024), 200 * 1024, 10];
+    const bodies = sizes.map((n, i) => Buffer.from(Array.from({ length: n }, (_, k) => (k * 31 + i) & 0xff)));
+    const ev = (e: Record<string, unknown>): HttpEvent => ({ ts: '0', ...e }) as unknown as HttpEvent;
+    for (const run of [0, 1]) {
+      const x = new BodyExtractor(dir, false);
+      x.write(bodies.flatMap((_, i) => [ev({ type: 'http_request', conn: i, dir: 'c2s', seq: 0, uri: `/f${i}.bin`, headers: [] }), ev({ type: 'http_response', conn: i, dir: 's2c', seq: 0, request: 0, headers: [] })]));
+      for (let off = 0; off < 200 * 1024; off += 4096) {
+        // one batch per round: every body's next 4 KiB
+        x.write(bodies.flatMap((b, i) => (off < b.length ? [ev({ type: 'http_body', conn: i, dir: 's2c', seq: 0, offset: off, data: b.subarray(off, off + 4096) })] : [])));
+      }
+      x.write(bodies.map((b, i) => ev({ type: 'http_end', conn: i, dir: 's2c', seq: 0, framing: 'length', bodyBytes: b.length, missing: 0, complete: true, reason: 'ok', trailers: [] })));
+      expect(x.stats).toEqual({ files: bodies.length, bytes: bodies.reduce((a, b) => a + b.length, 0), incomplete: 0 });
+      bodies.forEach((b, i) => {
+        const name = x.fileOf(i, 's2c', 0);
+        expect(name).toBe(`c${i}-t0-res-f${i}.bin${run === 0 ? '' : '-1'}`);
+        expect(readFileSync(path.join(dir, name!)).equals(b), name).toBe(true);
+      });
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toEqual([]);
+    expect(readdirSync(dir).length).toBe(2 * bodies.length);
   });
 });

@@ -9,9 +9,14 @@
  * connection ends; records of one connection come in request order. `sha256` is the digest of
  * the decoded body (the wire body when there is no Content-Encoding; the `http_decoded` events
  * of HttpBodyDecoder otherwise), given only when that body is whole.
+ *
+ * A request whose Content-Type is multipart/form-data has `parts`: each part of its decoded body
+ * (MultipartParser, multipart.ts) with its Content-Disposition name and filename, Content-Type,
+ * size and digest, and `partsError` when the body is not a whole multipart body.
  */
 import type { Endpoint } from './events.js';
 import { contentCodings, headerValues, type HttpEvent, type HttpRequestEvent, type HttpResponseEvent } from './http.js';
+import { formParts, type BodyParts, type MultipartEvent } from './multipart.js';
 
 /** A running digest of a body's bytes. */
 export interface BodyDigest {
@@ -41,6 +46,29 @@ export interface HttpMessageRecord {
 export interface HttpRequestRecord extends HttpMessageRecord {
   method: string;
   uri: string;
+  /** multipart/form-data only: the parts of the decoded body, in order (at most 256; see partsError). */
+  parts?: HttpPartRecord[];
+  /** multipart/form-data only: why the body is not a whole multipart body (no boundary, a gap, cut before the closing boundary, ...); null when it is. */
+  partsError?: string | null;
+}
+
+/** One part of a multipart/form-data request body. */
+export interface HttpPartRecord {
+  /** The part's place in the body, from 0. */
+  index: number;
+  /** Content-Disposition `name` and `filename` as sent (null: absent); a part with a filename is a file, others are form fields. */
+  name: string | null;
+  filename: string | null;
+  /** The part's Content-Type, as sent; null without one. */
+  contentType: string | null;
+  /** Bytes of the part's content. */
+  bytes: number;
+  /** False when the body was cut (a gap, its end) inside the part. */
+  complete: boolean;
+  /** SHA-256 of the part's content, when complete. */
+  sha256?: string;
+  /** The file the part was extracted to (`--extract`, parts with a filename), relative to its directory. */
+  file?: string;
 }
 
 export interface HttpResponseRecord extends HttpMessageRecord {
@@ -87,6 +115,12 @@ interface Building {
   reqMsg: HttpRequestRecord;
   /** Digest of the body (wire bytes when not encoded, decoded bytes when encoded). */
   reqDigest: BodyDigest | null;
+  /** multipart/form-data: the body's parts being parsed, the open part's digest, and where the parser's events go. */
+  reqParts: BodyParts | null;
+  partList: HttpPartRecord[] | null;
+  partsError: string | null;
+  partDigest: BodyDigest | null;
+  onPart: (e: MultipartEvent) => void;
   reqDone: boolean;
   res: HttpResponseEvent | null;
   resMsg: HttpResponseRecord | null;
@@ -119,11 +153,12 @@ export class HttpRecords {
 
   /**
    * `digest` makes a body digest; `fileOf`, when given, names the file a message's body was
-   * extracted to (conn, direction, message seq), put in the record as `file`.
+   * extracted to (conn, direction, message seq), put in the record as `file`; with `part`, the
+   * file of that part of a multipart request body.
    */
   constructor(
     private readonly digest: () => BodyDigest,
-    private readonly fileOf: ((conn: number, dir: 'c2s' | 's2c', seq: number) => string | undefined) | null = null,
+    private readonly fileOf: ((conn: number, dir: 'c2s' | 's2c', seq: number, part?: number) => string | undefined) | null = null,
   ) {}
 
   write(events: readonly HttpEvent[], emit: (out: HttpRecord[]) => void): void {
@@ -157,10 +192,16 @@ export class HttpRecords {
     switch (e.type) {
       case 'http_request': {
         const c = this.conn(e.conn);
+        const parts = formParts(e.headers);
         const b: Building = {
           req: e,
           reqMsg: { method: e.method, uri: e.uri, ...message(e) },
           reqDigest: this.digest(),
+          reqParts: parts,
+          partList: parts === null ? null : [],
+          partsError: null,
+          partDigest: null,
+          onPart: (p) => this.part(b, p),
           reqDone: false,
           res: null,
           resMsg: null,
@@ -194,6 +235,7 @@ export class HttpRecords {
         if ((e.type === 'http_body') !== (msg.encodings.length === 0)) return;
         const d = e.dir === 'c2s' ? b.reqDigest : b.resDigest;
         d?.update(e.data);
+        if (e.dir === 'c2s') b.reqParts?.write(e.offset, e.data, b.onPart);
         return;
       }
       case 'http_end': {
@@ -217,6 +259,7 @@ export class HttpRecords {
           msg.decodeError = 'not decoded';
         }
         if (e.dir === 'c2s') {
+          if (b.reqParts !== null) this.endParts(b, msg.encodings.length === 0 ? e.bodyBytes + e.missing : (e.decoded?.bytes ?? 0));
           b.reqDone = true;
           b.reqDigest = null;
         } else {
@@ -242,6 +285,30 @@ export class HttpRecords {
         this.connectionEnded(e.conn);
         return;
     }
+  }
+
+  /** part takes the multipart parser's events of a request body into its list of parts. */
+  private part(b: Building, e: MultipartEvent): void {
+    const parts = b.partList!;
+    if (e.type === 'part') {
+      parts.push({ index: e.index, name: e.name, filename: e.filename, contentType: e.contentType, bytes: 0, complete: false });
+      b.partDigest = this.digest();
+    } else if (e.type === 'data') {
+      b.partDigest?.update(e.data);
+    } else {
+      const p = parts[parts.length - 1]!;
+      p.bytes = e.bytes;
+      p.complete = e.complete;
+      if (e.complete && b.partDigest !== null) p.sha256 = b.partDigest.hex();
+      b.partDigest = null;
+    }
+  }
+
+  /** endParts ends the parsing of a request's parts: its body was `total` bytes long. */
+  private endParts(b: Building, total: number): void {
+    b.reqParts!.end(total, b.onPart);
+    b.partsError = b.reqParts!.error;
+    b.reqParts = null;
   }
 
   private error(r: HttpErrorRecord): void {
@@ -276,11 +343,20 @@ export class HttpRecords {
       response: b.resMsg,
     };
     if (b.tunnel !== undefined) r.tunnel = b.tunnel;
+    if (b.reqParts !== null) this.endParts(b, 0); // its end never came
     if (this.fileOf !== null) {
       const reqFile = this.fileOf(id, 'c2s', b.req.seq);
       if (reqFile !== undefined) b.reqMsg.file = reqFile;
+      for (const p of b.partList ?? []) {
+        const f = this.fileOf(id, 'c2s', b.req.seq, p.index);
+        if (f !== undefined) p.file = f;
+      }
       const resFile = b.res === null || b.resMsg === null ? undefined : this.fileOf(id, 's2c', b.res.seq);
       if (resFile !== undefined) b.resMsg!.file = resFile;
+    }
+    if (b.partList !== null) {
+      b.reqMsg.parts = b.partList;
+      b.reqMsg.partsError = b.partsError;
     }
     this.out.push(r);
   }

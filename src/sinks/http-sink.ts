@@ -6,7 +6,7 @@
  * in the README) or text for people. Bodies are digested as they pass (node:crypto's SHA-256),
  * never held. Backpressure, a closed pipe and output errors are ByteSink's.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { StreamEvent } from '../core/events.js';
 import { HttpParser, type HttpEvent, type HttpParserOptions } from '../core/http.js';
 import { HttpRecords, type BodyDigest, type HttpRecord } from '../core/http-records.js';
@@ -23,10 +23,21 @@ export interface HttpSinkOptions extends ByteSinkOptions {
   extract?: { dir: string; raw?: boolean };
 }
 
-const sha256 = (): BodyDigest => {
-  const h = createHash('sha256');
-  return { update: (d) => void h.update(d), hex: () => h.digest('hex') };
-};
+/** The SHA-256 of no bytes. */
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** Sha256: a BodyDigest whose hash object is made at the first bytes (most requests have none). */
+class Sha256 implements BodyDigest {
+  private h: Hash | null = null;
+  update(d: Uint8Array): void {
+    (this.h ??= createHash('sha256')).update(d);
+  }
+  hex(): string {
+    return this.h === null ? EMPTY_SHA256 : this.h.digest('hex');
+  }
+}
+
+const sha256 = (): BodyDigest => new Sha256();
 
 export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   readonly parser: HttpParser;
@@ -50,7 +61,7 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
     this.decoder = new HttpBodyDecoder(options.decode);
     const extractor = options.extract === undefined ? null : new BodyExtractor(options.extract.dir, options.extract.raw ?? false);
     this.extractor = extractor;
-    this.records = new HttpRecords(sha256, extractor === null ? null : (conn, dir, seq) => extractor.fileOf(conn, dir, seq));
+    this.records = new HttpRecords(sha256, extractor === null ? null : (conn, dir, seq, part) => extractor.fileOf(conn, dir, seq, part));
   }
 
   override _write(batch: readonly StreamEvent[], enc: BufferEncoding, callback: (error?: Error | null) => void): void {

@@ -21,6 +21,10 @@
  *   range of L-8 bytes repeated over a block of L bytes puts its own leading length where the
  *   trailing one is read), which no pcapng reader can tell, since the format has no checksum.
  *
+ * The multipart/form-data parser (src/core/multipart.ts) is fuzzed on its own: mutated bodies
+ * in random pieces, with gaps, must give well-formed parts, hold no more than the boundary (or a
+ * part's header block, up to its limit) between pieces, and give the same parts however split.
+ *
  * CI runs a seeded, bounded set (FUZZ_SEED, default 5; a few seconds per property). `npm run fuzz`
  * (fuzz/run.mjs) runs the same properties for FUZZ_SECONDS each with a random seed, which it prints.
  */
@@ -35,6 +39,7 @@ import { TcpDemux } from '../../src/core/flow-table.js';
 import { SUPPORTED_LINK_TYPES } from '../../src/core/frame-decoder.js';
 import { Packet } from '../../src/core/packet.js';
 import { PacketDecoder } from '../../src/core/packet-decoder.js';
+import { MultipartParser, type MultipartEvent } from '../../src/core/multipart.js';
 import { TcpReassembler } from '../../src/core/reassembler.js';
 import { zlibInflate } from '../../src/transforms/decode-transforms.js';
 import { SHARED_PCAPS } from '../helpers/env.js';
@@ -595,6 +600,118 @@ describe('fuzz: PacketDecoder', () => {
           });
           timed('decode', () => decodeAll(packets, onError));
         }),
+        params(600),
+      );
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+// ------------------------------------------------------------------------------------------
+// The multipart/form-data parser.
+
+const MP_B = '------------------------22a5480273a448e1';
+const mpPart = (nl: string, disposition: string, type: string | null, content: string): string =>
+  `--${MP_B}${nl}Content-Disposition: form-data; ${disposition}${nl}${type === null ? '' : `Content-Type: ${type}${nl}`}${nl}${content}${nl}`;
+const MP_SEEDS = ['\r\n', '\n'].flatMap((nl) => [
+  `preamble${nl}${mpPart(nl, 'name="a"', null, 'value')}${mpPart(nl, 'name="f"; filename="x.bin"', 'application/octet-stream', `bin\r\nary${nl}--${MP_B}x\u0000\xff`)}--${MP_B}--${nl}epilogue`,
+  `${mpPart(nl, 'name="e"; filename=""', null, '')}${mpPart(nl, 'name="g"; filename="C:\\a\\b.txt"', 'text/plain', 'x'.repeat(300))}--${MP_B}--`,
+  mpPart(nl, 'name="cut"; filename="c"', null, 'no close delimiter'),
+]).map((t) => Uint8Array.from(t, (c) => c.charCodeAt(0) & 0xff));
+
+type MpOp = { op: 'flip'; at: number; value: number } | { op: 'delete'; at: number; len: number } | { op: 'repeat'; at: number; len: number } | { op: 'insert'; at: number; text: string };
+const arbMpOp: fc.Arbitrary<MpOp> = fc.oneof(
+  fc.record({ op: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ op: fc.constantFrom('delete' as const, 'repeat' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 80 }) }),
+  fc.record({
+    op: fc.constant('insert' as const),
+    at: fc.nat(),
+    text: fc.constantFrom(`\r\n--${MP_B}`, `\n--${MP_B}--`, `--${MP_B}\r\n`, '\r\n\r\n', '\n\n', '--', '\r', ' \t', `Content-Disposition: form-data; name="x"; filename="../y"\r\n`, 'X: '.repeat(40)),
+  }),
+);
+
+/** mpMutate applies the operations in order. */
+function mpMutate(seed: Uint8Array, ops: MpOp[]): Uint8Array {
+  let b = seed;
+  for (const m of ops) {
+    const at = m.at % (b.length + 1);
+    if (m.op === 'flip') {
+      if (b.length === 0) continue;
+      b = b.slice();
+      b[m.at % b.length] = m.value;
+    } else if (m.op === 'delete') {
+      const out = new RealU8(b.length - Math.min(m.len, b.length - at));
+      out.set(b.subarray(0, at));
+      out.set(b.subarray(at + m.len), at);
+      b = out;
+    } else {
+      const ins = m.op === 'insert' ? Uint8Array.from(m.text, (c: string) => c.charCodeAt(0) & 0xff) : b.slice(at, at + m.len);
+      const out = new RealU8(b.length + ins.length);
+      out.set(b.subarray(0, at));
+      out.set(ins, at);
+      out.set(b.subarray(at), at + ins.length);
+      b = out;
+    }
+  }
+  return b;
+}
+
+/** mpRun parses `body` in pieces of `sizes`, a gap before each piece in `gaps`; checks the events and what is held. */
+function mpRun(body: Uint8Array, boundary: string, sizes: readonly number[], gaps: ReadonlySet<number>, maxHeaderBytes: number, maxParts: number): { parts: string[]; error: string | null } {
+  const p = new MultipartParser(boundary, { maxHeaderBytes, maxParts });
+  const parts: string[] = [];
+  let open: { index: number; bytes: number; hash: number; head: string } | null = null;
+  const emit = (e: MultipartEvent): void => {
+    if (e.type === 'part') {
+      ok(open === null, 'a part inside a part');
+      ok(e.index === parts.length && e.index < maxParts, `part index ${e.index}`);
+      open = { index: e.index, bytes: 0, hash: 0, head: JSON.stringify([e.name, e.filename, e.contentType]) };
+      return;
+    }
+    ok(open !== null && open.index === e.index, `${e.type} of part ${e.index} not open`);
+    if (e.type === 'data') {
+      ok(e.data.length > 0, 'empty data');
+      open!.bytes += e.data.length;
+      for (const x of e.data) open!.hash = (open!.hash * 31 + x) >>> 0;
+    } else {
+      ok(e.bytes === open!.bytes, `end says ${e.bytes} bytes, data ${open!.bytes}`);
+      parts.push(`${open!.head} ${e.bytes} ${open!.hash} ${e.complete}`);
+      open = null;
+    }
+  };
+  const bound = Math.max(boundary.length + 5, maxHeaderBytes);
+  let pos = 0;
+  for (let i = 0; pos < body.length; i++) {
+    if (gaps.has(i)) p.gap(emit);
+    const n = Math.max(1, sizes[i % sizes.length]!);
+    p.write(body.subarray(pos, pos + n), emit);
+    pos += n;
+    ok(p.heldBytes <= bound, `holds ${p.heldBytes} bytes`);
+  }
+  p.end(emit);
+  ok(open === null, 'a part left open');
+  ok(p.parts === parts.length, 'parts count');
+  return { parts, error: p.error };
+}
+
+describe('fuzz: MultipartParser', () => {
+  it(
+    'mutated multipart bodies in random pieces, with gaps: well-formed parts, bounded memory, the same parts however split',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.constantFrom(...MP_SEEDS),
+          fc.array(arbMpOp, { maxLength: 6 }),
+          arbSizes,
+          fc.array(fc.nat({ max: 40 }), { maxLength: 2 }),
+          fc.record({ boundary: fc.constantFrom(MP_B, MP_B, MP_B.slice(0, 10), '-', ''), maxHeaderBytes: fc.constantFrom(64, 16384), maxParts: fc.constantFrom(1, 3, 256) }),
+          (seed, ops, sizes, gaps, o) => {
+            count('multipart/mutated');
+            const body = mpMutate(seed, ops);
+            const split = timed('multipart', () => mpRun(body, o.boundary, sizes, new Set(gaps), o.maxHeaderBytes, o.maxParts));
+            if (gaps.length === 0) expect(split).toEqual(mpRun(body, o.boundary, [body.length + 1], new Set(), o.maxHeaderBytes, o.maxParts));
+          },
+        ),
         params(600),
       );
     },
