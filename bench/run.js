@@ -28,7 +28,11 @@
 // short-2k (the same, 2 000 connections, 50 at a time over 5 s, about 8 MB; the same with
 // --quick); both by synth.js's writeShortConns, files checked against tcpflow's. live (issue 18;
 // not with --quick): bench/live-rate.js, the share of one transfer pcapflow live, tcpflow and
-// tcpdump -w keep at tbf-shaped rates through a veth between two namespaces.
+// tcpdump -w keep at tbf-shaped rates through a veth between two namespaces. http-small and
+// http-large (issue 15): HTTP/1.1 keep-alive connections by synth.js's writeHttp (many small
+// transactions; a few bodies of megabytes), `pcapflow http --extract` beside `tcpflow -e http`
+// (the ratios' reference) and `tshark --export-objects http`; checked: every response body
+// pcapflow extracted equals the one the synth wrote (sha256), and no body is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -36,7 +40,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { liveRateReady, runLiveRate } from './live-rate.js';
-import { writeCapture, writeShortConns } from './synth.js';
+import { writeCapture, writeHttp, writeShortConns } from './synth.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -148,6 +152,74 @@ const MANY = flowCapture('many', { conns: 200, bytesPerConn: 2.5 * MB, mss: 1448
 const BULK = flowCapture('bulk', { conns: 1, bytesPerConn: 300 * MB, mss: 1448 });
 
 /**
+ * httpCapture: writeHttp's recipe, every parameter in the file name; the bodies it wrote (uri,
+ * len, sha256) are kept next to the capture as FILE.bodies.json. --quick scales conns.
+ */
+function httpCapture(name, opts) {
+  const p = { conns: 10_000, concurrent: 100, seconds: 60, trans: 4, bodyMin: 200, bodyMax: 8192, ...opts };
+  p.conns = Math.max(1, Math.round(p.conns * SCALE));
+  return { file: `${name}-${p.conns}c-p${p.concurrent}-${p.seconds}s-t${p.trans}-body${p.bodyMin}-${p.bodyMax}.pcap`, make: (f) => writeHttp(f, p) };
+}
+
+/** The commands of an HTTP scenario; tcpflow -e http is the reference of the ratio. */
+function httpCommands() {
+  const pf = outDir('pcapflow-http');
+  const tf = outDir('tcpflow-http');
+  const ts = outDir('tshark-http');
+  const tsharkOk = have('tshark');
+  if (!tsharkOk) notes.push('tshark not found: its http rows are skipped');
+  return [
+    { name: 'tcpflow -e http -r F -o D', argv: (f) => ['tcpflow', '-e', 'http', '-r', f, '-o', tf], before: fresh(tf), ok: tcpflowOk, ref: true },
+    { name: 'tshark -r F -q --export-objects http,D', argv: (f) => ['tshark', '-r', f, '-q', '--export-objects', `http,${ts}`], before: fresh(ts), ok: tsharkOk, tshark: true },
+    { name: 'pcapflow http F --extract D > /dev/null', argv: (f) => ['node', PCAPFLOW, 'http', f, '--extract', pf], before: fresh(pf), ok: true, extract: true },
+    { name: 'pcapflow http F > /dev/null', argv: (f) => ['node', PCAPFLOW, 'http', f], ok: true },
+  ];
+}
+
+/**
+ * checkHttp runs `pcapflow http F --extract D` once more (untimed, its NDJSON kept) and checks
+ * it against the bodies the synth wrote: every one found (by URI) with its sha256, length and
+ * complete, each extracted file holding exactly those bytes. Returns the report line and ok.
+ */
+function checkHttp(file, bodiesFile) {
+  const want = new Map(JSON.parse(readFileSync(bodiesFile, 'utf8')).map((b) => [b.uri, b]));
+  const dir = outDir('pcapflow-http-check');
+  fresh(dir)();
+  const r = spawnSync('node', [PCAPFLOW, 'http', file, '--extract', dir], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const problems = [];
+  if (r.status !== 0) problems.push(`exit ${r.status}: ${r.stderr.slice(-300)}`);
+  let same = 0;
+  let bytes = 0;
+  for (const line of r.stdout.split('\n')) {
+    if (line === '') continue;
+    const rec = JSON.parse(line);
+    if (rec.type !== 'http') {
+      problems.push(`${rec.type} record: ${line.slice(0, 200)}`);
+      continue;
+    }
+    const b = want.get(rec.request.uri);
+    const res = rec.response;
+    if (b === undefined || res === null) {
+      problems.push(`unexpected ${rec.request.uri}${res === null ? ' without a response' : ''}`);
+      continue;
+    }
+    want.delete(rec.request.uri);
+    const f = res.file === undefined ? null : path.join(dir, res.file);
+    const fileOk = f !== null && statSync(f).size === b.len && createHash('sha256').update(readFileSync(f)).digest('hex') === b.sha256;
+    if (res.status !== 200 || !res.complete || res.bodyBytes !== b.len || res.sha256 !== b.sha256 || !fileOk) problems.push(`differs: ${rec.request.uri}`);
+    else {
+      same++;
+      bytes += b.len;
+    }
+  }
+  for (const uri of want.keys()) problems.push(`missing: ${uri}`);
+  rmSync(dir, { recursive: true, force: true });
+  return problems.length === 0
+    ? { ok: true, line: `http check: OK, all ${same} response bodies pcapflow extracted equal the synth's (${(bytes / 1e6).toFixed(0)} MB, sha256 of record and file)` }
+    : { ok: false, line: `http check: FAILED, ${problems.length} problems: ${problems.slice(0, 5).join('; ')}` };
+}
+
+/**
  * Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference.
  * checkFiles: 'tcpflow' (the files equal tcpflow's) or 'unshuffled' (the files equal pcapflow's
  * on the capture before shuffle.mjs; tcpflow's differences printed as information).
@@ -205,6 +277,20 @@ const SCENARIOS = [
     commands: tcpCommands(),
     checkFiles: 'tcpflow',
   },
+  {
+    name: 'http-small',
+    what: 'HTTP/1.1 (issue 15): 10 000 keep-alive connections (--quick: 1 000), 100 open at a time over 60 s, 4 GETs each answered 200 with a Content-Length body of 200 B-8 KiB skewed small',
+    capture: httpCapture('http-small', {}),
+    commands: httpCommands(),
+    checkHttp: true,
+  },
+  {
+    name: 'http-large',
+    what: 'HTTP/1.1 (issue 15): 16 connections (--quick: 2), 4 open at a time over 20 s, 2 GETs each answered with a body of 2-16 MiB',
+    capture: httpCapture('http-large', { conns: 16, concurrent: 4, seconds: 20, trans: 2, bodyMin: 2 * MB, bodyMax: 16 * MB }),
+    commands: httpCommands(),
+    checkHttp: true,
+  },
 ];
 
 /**
@@ -233,6 +319,7 @@ async function ensureCapture(spec) {
     const made = await spec.make(`${file}.tmp`);
     rmSync(summary, { force: true });
     if (made?.files) writeFileSync(summary, `${JSON.stringify({ packets: made.packets, bytes: made.bytes, flows: made.files.length })}\n`);
+    if (made?.bodies) writeFileSync(`${file}.bodies.json`, `${JSON.stringify(made.bodies)}\n`);
     execFileSync('mv', [`${file}.tmp`, file]);
   }
   return { file, flows: existsSync(summary) ? JSON.parse(readFileSync(summary, 'utf8')).flows : undefined };
@@ -377,6 +464,18 @@ for (const sc of SCENARIOS) {
     }
   }
   console.log('');
+  if (sc.checkHttp) {
+    const tshark = commands.findIndex((c) => c.tshark);
+    const extract = commands.findIndex((c) => c.extract);
+    if (tshark >= 0) {
+      const t = median(results[tshark].map((x) => x.wall)) / median(results[extract].map((x) => x.wall));
+      console.log(`pcapflow http --extract against tshark --export-objects http: ${t.toFixed(1)}x its speed (wall, medians)`);
+    }
+    const c = checkHttp(file, `${file}.bodies.json`);
+    console.log(c.line);
+    checks.push(c.ok);
+    console.log('');
+  }
   const filesCommands = commands.filter((c) => c.files);
   if (sc.checkFiles === 'tcpflow' && tcpflowOk) {
     for (const { files, what } of filesCommands) {

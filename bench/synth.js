@@ -7,6 +7,7 @@
 //   node bench/synth.js OUT.pcap --conns 1 --bytes 314572800 [--mss 1448] [--ack-every 2]
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createHash } from 'node:crypto';
 
 /** payloadByte is the content of byte `off` of connection `conn`'s server stream. */
 export function payloadByte(conn, off) {
@@ -347,7 +348,8 @@ class PcapBuffer {
   /**
    * tcp writes one TCP/IPv4 frame at capture time `usec` (µs since the capture began). `opts`:
    * 'syn' (MSS, SACK-permitted, timestamps, NOP, window scale: 20 bytes), 'mss' (MSS only), 'ts'
-   * (NOP NOP timestamps), or '' (none). The payload is `len` bytes of `key`'s pattern from `off`.
+   * (NOP NOP timestamps), or '' (none). The payload is `len` bytes of `key`'s pattern from `off`,
+   * or of `key` itself from `off` when it is a Buffer (a stream's whole bytes).
    */
   tcp(usec, src, dst, sport, dport, seq, ack, flags, opts, len = 0, key = 0, off = 0) {
     const optLen = opts === 'syn' ? 20 : opts === 'ts' ? 12 : opts === 'mss' ? 4 : 0;
@@ -393,7 +395,10 @@ class PcapBuffer {
     } else if (opts === 'ts') {
       b[o] = 1; b[o + 1] = 1; b[o + 2] = 8; b[o + 3] = 10; b.writeUInt32BE(tsval, o + 4); b.writeUInt32BE(tsval, o + 8);
     }
-    if (len > 0) fillPattern(b, o + optLen, key, off, len);
+    if (len > 0) {
+      if (typeof key === 'number') fillPattern(b, o + optLen, key, off, len);
+      else key.copy(b, o + optLen, off, off + len);
+    }
     this.pos = o + optLen + len;
     this.packets++;
   }
@@ -458,14 +463,15 @@ const SERVER = 0x0a640001; // 10.100.0.1
  * exchange: a connection script from the handshake to the FIN teardown. `rounds` lists, per
  * request, its start time (µs), the request's and the response's sizes; the server answers 1 ms
  * after a request (in `seg`-byte segments, `gapUs` apart, the client ACKing every second one and
- * the last after `ackDelay` µs: a delayed ACK). Streams: key 2*id (client), 2*id+1 (server).
+ * the last after `ackDelay` µs: a delayed ACK). Streams: key 2*id (client), 2*id+1 (server), or
+ * `streams` ({c2s, s2c}: Buffers holding each direction's bytes, made by the caller).
  * `out` gets the two expected files.
  */
-function* exchange(w, { id, cip, cport, sport = 80, start, rounds, end, seg = 1448, gapUs = 100, ackDelay = 40_000 }, out) {
+function* exchange(w, { id, cip, cport, sport = 80, start, rounds, end, seg = 1448, gapUs = 100, ackDelay = 40_000, streams = null }, out) {
   let cseq = (0x10000000 + id * 7919) >>> 0;
   let sseq = (0xfffff000 - id * 104729) >>> 0;
-  const ck = 2 * id;
-  const sk = 2 * id + 1;
+  const ck = streams === null ? 2 * id : streams.c2s;
+  const sk = streams === null ? 2 * id + 1 : streams.s2c;
   let t = start;
   yield t;
   w.tcp(t, cip, SERVER, cport, sport, cseq, 0, 0x02, 'syn');
@@ -655,4 +661,50 @@ export async function writeShortConns(path, { conns = 50_000, concurrent = 100, 
   }
   await runScripts(w, scripts);
   return { ...(await w.end()), files };
+}
+
+/**
+ * writeHttp: HTTP/1.1 keep-alive connections (the bench's http scenarios, issue 15), `concurrent`
+ * open at a time over `seconds`, each a handshake, `trans` GET requests answered 200 with a
+ * Content-Length body of bodyMin..bodyMax bytes (skewed small; the pattern bytes of payloadByte),
+ * FINs. Resolves to the capture's summary and `bodies`: [{uri, len, sha256}] of every response
+ * body, the check's truth.
+ */
+export async function writeHttp(path, { conns = 10_000, concurrent = 100, seconds = 60, trans = 4, bodyMin = 200, bodyMax = 8192 } = {}) {
+  const w = new PcapBuffer(path);
+  const usec = seconds * 1e6;
+  const size = rng(31);
+  const bodies = [];
+  const scripts = [];
+  const perSlot = Math.ceil(conns / concurrent);
+  const life = Math.floor(usec / perSlot);
+  function* conn(id, start) {
+    yield start; // the streams are made when the connection starts, not all at once
+    const cip = (0x0a650000 + (id % 65536)) >>> 0;
+    const cport = 20000 + Math.floor(id / 65536) * 7 + (id % 40000);
+    const reqs = [];
+    const resps = [];
+    const rounds = [];
+    const step = Math.floor((life * 0.7) / trans);
+    for (let k = 0; k < trans; k++) {
+      const uri = `/files/c${id}-${k}.bin`;
+      const req = Buffer.from(`GET ${uri} HTTP/1.1\r\nHost: bench.example\r\nUser-Agent: pcapflow-synth\r\nAccept: */*\r\n\r\n`);
+      const len = Math.round(bodyMin * (bodyMax / bodyMin) ** ((size(0, 1e6) / 1e6) ** 3));
+      const body = Buffer.allocUnsafe(len);
+      fillPattern(body, 0, 2 * id + k, 0, len);
+      bodies.push({ uri, len, sha256: createHash('sha256').update(body).digest('hex') });
+      const head = Buffer.from(`HTTP/1.1 200 OK\r\nServer: pcapflow-synth\r\nContent-Type: application/octet-stream\r\nContent-Length: ${len}\r\n\r\n`);
+      reqs.push(req);
+      resps.push(head, body);
+      rounds.push({ at: start + 1000 + k * step, req: req.length, resp: head.length + len });
+    }
+    const streams = { c2s: Buffer.concat(reqs), s2c: Buffer.concat(resps) };
+    yield* exchange(w, { id, cip, cport, start, rounds, end: start + Math.floor(life * 0.8), ackDelay: Math.min(40_000, Math.floor(life * 0.05)), streams }, []);
+  }
+  for (let id = 0; id < conns; id++) {
+    const slot = id % concurrent;
+    scripts.push(conn(id, Math.floor(id / concurrent) * life + Math.floor((slot * life) / concurrent)));
+  }
+  await runScripts(w, scripts);
+  return { ...(await w.end()), bodies };
 }
