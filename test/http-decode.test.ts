@@ -61,6 +61,23 @@ async function decode(evs: HttpEvent[], options = {}): Promise<{ body: Buffer; e
 const text = Buffer.from('The quick brown fox jumps over the lazy dog. '.repeat(2000));
 
 describe('HttpBodyDecoder', () => {
+  it('decodes at most maxActive bodies at once; one past it keeps its wire bytes and says why; a place freed is taken again', async () => {
+    const wire = zlib.gzipSync(text);
+    const heads = (conn: number): HttpEvent[] => events('gzip', wire).slice(0, 1).map((e) => ({ ...e, conn }));
+    const bodyAndEnd = (conn: number): HttpEvent[] => events('gzip', wire, 1000).slice(1).map((e) => ({ ...e, conn }));
+    const d = new HttpBodyDecoder({ maxActive: 2 });
+    // three bodies begin before any ends; then a fourth begins after the first ended
+    const out = [...(await d.process([...heads(0), ...heads(1), ...heads(2)])), ...(await d.process([...bodyAndEnd(0), ...bodyAndEnd(1), ...bodyAndEnd(2)])), ...(await d.process([...heads(3), ...bodyAndEnd(3)]))];
+    const ends = out.filter((e): e is HttpEndEvent => e.type === 'http_end');
+    expect(ends.map((e) => [e.conn, e.decoded?.error ?? null, e.decoded?.bytes])).toEqual([
+      [0, null, text.length],
+      [1, null, text.length],
+      [2, "not decoded: 2 bodies decoding at once (the memory budget's share)", 0],
+      [3, null, text.length],
+    ]);
+    expect(out.filter((e) => e.type === 'http_body' && e.conn === 2).length).toBeGreaterThan(0);
+  });
+
   it('decodes gzip, x-gzip, deflate (zlib-wrapped and raw), br and stacks, whatever the cuts', async () => {
     const cases: Array<[string, Buffer]> = [
       ['gzip', zlib.gzipSync(text)],

@@ -405,6 +405,39 @@ describe('HttpParser limits', () => {
     expect(lines).toContain('req 0#0 GET /ok HTTP/1.1 [] resynced');
   });
 
+  it('holds at most maxHeldBytes for all connections: past it a held line ends with HELD_LIMIT, the others go on', () => {
+    // 50 connections each send a request line in 100-byte pieces, all interleaved: 5000 bytes of
+    // lines would be held at once, the bound is 2000
+    const conns = Array.from({ length: 50 }, (_, i) => new Conn(i));
+    const line = `GET /${'x'.repeat(380)} HTTP/1.1\r\n\r\n`;
+    const all: StreamEvent[] = conns.map((c) => c.events[0]!);
+    for (let off = 0; off < line.length; off += 100) {
+      for (const c of conns) {
+        const n = c.events.length;
+        c.c2s(line.slice(off, off + 100));
+        all.push(c.events[n]!);
+      }
+    }
+    for (const c of conns) all.push(c.close().events.at(-1)!);
+    const parser = new HttpParser({ maxHeldBytes: 2000 });
+    const out: HttpEvent[] = [];
+    let maxHeld = 0;
+    for (const e of all) {
+      parser.write([e], (b) => out.push(...b));
+      maxHeld = Math.max(maxHeld, parser.stats.heldBytes);
+    }
+    parser.end((b) => out.push(...b));
+    expect(maxHeld).toBeLessThanOrEqual(2000);
+    expect(parser.stats.heldBytes).toBe(0);
+    const limited = out.filter((e) => e.type === 'http_error' && e.code === 'HELD_LIMIT').length;
+    const requests = out.filter((e) => e.type === 'http_request').length;
+    expect(limited).toBeGreaterThan(0);
+    expect(requests).toBeGreaterThan(0);
+    expect(requests + limited).toBeLessThanOrEqual(50);
+    // with room for all of them, every request is parsed
+    expect(parse(all, { maxHeldBytes: 1 << 20 }).out.filter((e) => e.type === 'http_request').length).toBe(50);
+  });
+
   it('too many header fields, a bad Content-Length and a bad chunk size are coded errors', () => {
     const fields = Array.from({ length: 20 }, (_, i) => `X-${i}: ${i}\r\n`).join('');
     const { out, parser } = parse(

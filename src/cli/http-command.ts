@@ -3,6 +3,7 @@
  * record per transaction (or a line of text for people), through the library's ReadPipeline
  * into an HttpSink (src/sinks/http-sink.ts). Takes read's input, filter, reorder and limit options.
  */
+import { planMemory } from '../core/memory-budget.js';
 import { ReadPipeline } from '../read-pipeline.js';
 import { HttpSink } from '../sinks/http-sink.js';
 import { printStats } from './stats.js';
@@ -24,7 +25,8 @@ export async function runHttp(args: HttpCommand, io: CliIo): Promise<number> {
   const options = readPipelineOptions(args, io);
   const maxBodyBytes = parseCount('max-body-bytes', args.maxBodyBytes ?? '64m', 0, 2 ** 50, true);
   const extract = args.extract === undefined || args.extract === '' ? undefined : { dir: args.extract, raw: args.rawBodies === true };
-  const sink = new HttpSink({ dest: io.stdout, format, decode: { maxBodyBytes }, ...(extract === undefined ? {} : { extract }) });
+  const memoryShare = planMemory(options.memoryBudget).heldOutputBytes; // the files sink's share: this sink holds instead
+  const sink = new HttpSink({ dest: io.stdout, format, decode: { maxBodyBytes }, memoryShare, ...(extract === undefined ? {} : { extract }) });
   const pipeline = new ReadPipeline(inputNames(args.inputs), { ...options, sink });
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
   try {

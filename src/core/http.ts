@@ -48,11 +48,21 @@ export interface HttpParserOptions {
   maxHeaderBytes?: number;
   /** Header fields of one message, at most. Default 256. */
   maxHeaders?: number;
+  /**
+   * Bytes held for all connections at once (the probe's, heads' lines, waiting bytes), at most:
+   * the memory budget's share (`pcapflow http` gives it the budget's held-output share). Bytes
+   * that would pass it are not held: a line ends its message with HELD_LIMIT, the probe decides
+   * on what it has, waiting bytes are parsed at once. Default 16 MiB.
+   */
+  maxHeldBytes?: number;
 }
+
+/** The default of HttpParserOptions.maxHeldBytes. */
+export const DEFAULT_HTTP_HELD_BYTES = 16 * 1024 * 1024;
 
 export type HttpFraming = 'none' | 'length' | 'chunked' | 'close';
 export type HttpEndReason = 'ok' | 'gap' | 'close' | 'error';
-export type HttpErrorCode = 'HEADER_TOO_LARGE' | 'TOO_MANY_HEADERS' | 'BAD_START_LINE' | 'BAD_CONTENT_LENGTH' | 'BAD_CHUNK_SIZE';
+export type HttpErrorCode = 'HEADER_TOO_LARGE' | 'TOO_MANY_HEADERS' | 'BAD_START_LINE' | 'BAD_CONTENT_LENGTH' | 'BAD_CHUNK_SIZE' | 'HELD_LIMIT';
 
 interface HttpHead {
   conn: number;
@@ -319,6 +329,7 @@ export class HttpParser {
     heldBytes: 0,
   };
   private readonly maxHeaderBytes: number;
+  private readonly maxHeldBytes: number;
   private readonly maxHeaders: number;
   private readonly conns = new Map<number, Conn>();
   private out: HttpEvent[] = [];
@@ -326,6 +337,7 @@ export class HttpParser {
 
   constructor(options: HttpParserOptions = {}) {
     this.maxHeaderBytes = Math.max(64, options.maxHeaderBytes ?? 65536);
+    this.maxHeldBytes = Math.max(0, options.maxHeldBytes ?? DEFAULT_HTTP_HELD_BYTES);
     this.maxHeaders = Math.max(1, options.maxHeaders ?? 256);
   }
 
@@ -403,10 +415,12 @@ export class HttpParser {
     const text = c.probe.replace(/^[\r\n]+/, '');
     const nl = text.indexOf('\n');
     let verdict: boolean | null = null;
-    if (text === '') verdict = c.heldLen >= PROBE_BYTES ? false : null;
+    // enough to decide, or all the parser may hold: decide on what came
+    const full = c.heldLen >= PROBE_BYTES || this.stats.heldBytes > this.maxHeldBytes;
+    if (text === '') verdict = full ? false : null;
     else if (nl >= 0) verdict = METHOD_LINE.test(text.slice(0, nl).replace(/\r$/, ''));
     else if (!REQUEST_PREFIX.test(text)) verdict = false;
-    else if (/^[A-Z][A-Z0-9_-]{0,31} \S+ /.test(text) || c.heldLen >= PROBE_BYTES) verdict = true; // a method, a target, and nothing against
+    else if (/^[A-Z][A-Z0-9_-]{0,31} \S+ /.test(text) || full) verdict = true; // a method, a target, and nothing against
     if (verdict === null) return;
     c.decided = true;
     c.http = verdict;
@@ -433,7 +447,7 @@ export class HttpParser {
         this.stats.tunnelBytes += data.length - pos;
         return data.length;
       case St.Await:
-        if (s.waitingLen + data.length - pos > this.maxHeaderBytes) {
+        if (s.waitingLen + data.length - pos > this.maxHeaderBytes || this.stats.heldBytes + data.length - pos > this.maxHeldBytes) {
           // no answer within the bound: parse what came as HTTP
           s.st = St.Start;
           this.replay(c, s);
@@ -444,7 +458,7 @@ export class HttpParser {
         this.stats.heldBytes += data.length - pos;
         return data.length;
       case St.Hold:
-        if (s.waitingLen + data.length - pos > this.maxHeaderBytes) {
+        if (s.waitingLen + data.length - pos > this.maxHeaderBytes || this.stats.heldBytes + data.length - pos > this.maxHeldBytes) {
           // no request within the bound: parse what came as answering none
           this.unhold(c, true);
           return pos;
@@ -495,6 +509,10 @@ export class HttpParser {
       return { text: '', next: end };
     }
     if (nl < 0) {
+      if (this.stats.heldBytes + len > this.maxHeldBytes) {
+        this.error(c, s, 'HELD_LIMIT', `more than ${this.maxHeldBytes} bytes held for all connections (the memory budget's share)`);
+        return { text: '', next: end };
+      }
       this.holdLine(s, data.subarray(pos));
       return null;
     }

@@ -80,8 +80,8 @@ interface Open {
 
 /** A body this long or shorter is held and written whole at its end (tcpflow's and the files sink's way with small files). */
 const WHOLE_BYTES = 65536;
-/** At most this many bytes held for all bodies at once. */
-const HELD_BYTES = 4 << 20;
+/** Default of the bytes held for all bodies at once (BodyExtractor's `heldBytes`). */
+export const EXTRACT_HELD_BYTES = 4 << 20;
 
 interface Head {
   base: string;
@@ -106,9 +106,11 @@ export class BodyExtractor {
   /** Bytes held by all bodies (see Open). */
   private heldBytes = 0;
 
+  /** `maxHeld`: bytes held for all bodies at once, at most (see Open). */
   constructor(
     private readonly dir: string,
     private readonly raw: boolean,
+    private readonly maxHeld = EXTRACT_HELD_BYTES,
   ) {
     fs.mkdirSync(dir, { recursive: true });
   }
@@ -191,7 +193,7 @@ export class BodyExtractor {
   private put(f: Open, data: Uint8Array): void {
     this.stats.bytes += data.length;
     if (f.fd < 0) {
-      if (f.heldLen + data.length <= WHOLE_BYTES && this.heldBytes + data.length <= HELD_BYTES) {
+      if (f.heldLen + data.length <= WHOLE_BYTES && this.heldBytes + data.length <= this.maxHeld) {
         f.held.push(Buffer.from(data));
         f.heldLen += data.length;
         this.heldBytes += data.length;

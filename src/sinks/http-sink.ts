@@ -10,7 +10,8 @@ import { createHash, type Hash } from 'node:crypto';
 import type { StreamEvent } from '../core/events.js';
 import { HttpParser, type HttpEvent, type HttpParserOptions } from '../core/http.js';
 import { HttpRecords, type BodyDigest, type HttpRecord } from '../core/http-records.js';
-import { HttpBodyDecoder, type HttpDecodeOptions } from '../transforms/http-decode.js';
+import { planMemory } from '../core/memory-budget.js';
+import { DECODER_COST, HttpBodyDecoder, type HttpDecodeOptions } from '../transforms/http-decode.js';
 import { PcapflowError, isPcapflowError } from '../core/errors.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
 import { BodyExtractor } from './http-extract.js';
@@ -21,6 +22,13 @@ export interface HttpSinkOptions extends ByteSinkOptions {
   decode?: HttpDecodeOptions;
   /** Write each body to a file in `dir` (BodyExtractor), decoded unless `raw`. */
   extract?: { dir: string; raw?: boolean };
+  /**
+   * Bytes of the memory budget this sink may hold (default: the held-output share of the default
+   * budget, 16 MiB): a quarter for the parser's held bytes (`http.maxHeldBytes`), half for bodies
+   * decoding at once (`decode.maxActive`, DECODER_COST each: 128 at the default), a quarter for
+   * the extractor's held bodies. An explicit `http.maxHeldBytes` or `decode.maxActive` wins.
+   */
+  memoryShare?: number;
 }
 
 /** The SHA-256 of no bytes. */
@@ -57,9 +65,10 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   constructor(options: HttpSinkOptions = {}) {
     super(options);
     this.format = options.format ?? 'ndjson';
-    this.parser = new HttpParser(options.http);
-    this.decoder = new HttpBodyDecoder(options.decode);
-    const extractor = options.extract === undefined ? null : new BodyExtractor(options.extract.dir, options.extract.raw ?? false);
+    const share = options.memoryShare ?? planMemory().heldOutputBytes;
+    this.parser = new HttpParser({ maxHeldBytes: Math.floor(share / 4), ...options.http });
+    this.decoder = new HttpBodyDecoder({ maxActive: Math.max(1, Math.floor(share / 2 / DECODER_COST)), ...options.decode });
+    const extractor = options.extract === undefined ? null : new BodyExtractor(options.extract.dir, options.extract.raw ?? false, Math.floor(share / 4));
     this.extractor = extractor;
     this.records = new HttpRecords(sha256, extractor === null ? null : (conn, dir, seq, part) => extractor.fileOf(conn, dir, seq, part));
   }

@@ -26,7 +26,16 @@ export interface HttpDecodeOptions {
   maxBodyBytes?: number;
   /** Decoded bytes per wire byte, at most, once a body has decoded 1 MiB. Default 1000. */
   maxRatio?: number;
+  /**
+   * Bodies decoding at once, at most (each holds a zlib or brotli state, DECODER_COST reckoned):
+   * the memory budget's share. A body that begins past it is not decoded (`decodeError` says why; its
+   * wire bytes are kept). Default 256.
+   */
+  maxActive?: number;
 }
+
+/** What one decoding body is reckoned to hold (zlib's 32 KiB window and its state; brotli's ring buffer as it grows): maxActive = a share / this. */
+export const DECODER_COST = 64 * 1024;
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_RATIO = 1000;
@@ -48,6 +57,8 @@ class Decoding {
   decoded = 0;
   error: string | null = null;
   capped: 'bytes' | 'ratio' | null = null;
+  /** Counted in HttpBodyDecoder's bodies decoding at once. */
+  counted = false;
   constructor(codings: string[]) {
     this.steps = codings.map((c) => new Step(c));
   }
@@ -70,11 +81,22 @@ export class HttpBodyDecoder {
   readonly stats = { decodedBodies: 0, decodedBytes: 0, decodeErrors: 0, capped: 0 };
   private readonly maxBodyBytes: number;
   private readonly maxRatio: number;
+  private readonly maxActive: number;
   private readonly active = new Map<string, Decoding>();
+  /** Bodies decoding now (counted: not refused at their head). */
+  private decoding = 0;
 
   constructor(options: HttpDecodeOptions = {}) {
     this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.maxRatio = options.maxRatio ?? DEFAULT_MAX_RATIO;
+    this.maxActive = Math.max(1, options.maxActive ?? 256);
+  }
+
+  /** forget ends the decoding of the message `key`: its engines freed, its place counted back. */
+  private forget(key: string, d: Decoding): void {
+    d.close();
+    this.active.delete(key);
+    if (d.counted) this.decoding--;
   }
 
   async process(events: readonly HttpEvent[]): Promise<HttpEvent[]> {
@@ -86,6 +108,9 @@ export class HttpBodyDecoder {
           const d = new Decoding(codings);
           const unknown = codings.find((c) => !SUPPORTED.has(c));
           if (unknown !== undefined) d.error = `unsupported Content-Encoding ${unknown}`;
+          else if (this.decoding >= this.maxActive) d.error = `not decoded: ${this.maxActive} bodies decoding at once (the memory budget's share)`;
+          else d.counted = true;
+          if (d.counted) this.decoding++;
           this.active.set(`${e.conn} ${e.dir} ${e.seq}`, d);
         }
         out.push(e);
@@ -103,12 +128,11 @@ export class HttpBodyDecoder {
         const key = `${e.conn} ${e.dir} ${e.seq}`;
         const d = this.active.get(key);
         if (d !== undefined) {
-          this.active.delete(key);
           if (d.error === null && d.capped === null) {
             if (e.missing > 0) d.error = 'gap';
             else await this.feed(d, Buffer.alloc(0), true, decodedInto(out, e, d));
           }
-          d.close();
+          this.forget(key, d);
           this.stats.decodedBodies++;
           if (d.error !== null) this.stats.decodeErrors++;
           if (d.capped !== null) this.stats.capped++;
@@ -117,12 +141,7 @@ export class HttpBodyDecoder {
         }
         out.push(e);
       } else if (e.type === 'http_close') {
-        for (const [key, d] of this.active) {
-          if (key.startsWith(`${e.conn} `)) {
-            d.close();
-            this.active.delete(key);
-          }
-        }
+        for (const [key, d] of this.active) if (key.startsWith(`${e.conn} `)) this.forget(key, d);
         out.push(e);
       } else out.push(e);
     }
