@@ -4,7 +4,7 @@
  * incomplete bodies kept, nothing ever overwritten or written outside DIR.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -85,20 +85,29 @@ describe('pcapflow http --extract', () => {
 });
 
 describe('BodyExtractor', () => {
-  it('writes small bodies whole and large ones through NAME.part, spills what passes its held bound, and overwrites nothing on a second run', () => {
+  it.each([
+    ['on this thread', 4096],
+    ['by the write thread', 0],
+    ['on this thread, then by the write thread', 10],
+  ])('writes small bodies whole (%s) and large ones through NAME.part, spills what passes its held bound, and overwrites nothing on a second run', async (_how, hereFiles) => {
     const dir = mkdtempSync(path.join(tmp, 'whole-'));
     // 80 bodies of 60 KiB open at once (4.8 MB: past the 4 MiB held for all), one of 200 KiB, one of 10 bytes
     const sizes = [...Array<number>(80).fill(60 * 1024), 200 * 1024, 10];
     const bodies = sizes.map((n, i) => Buffer.from(Array.from({ length: n }, (_, k) => (k * 31 + i) & 0xff)));
     const ev = (e: Record<string, unknown>): HttpEvent => ({ ts: '0', ...e }) as unknown as HttpEvent;
     for (const run of [0, 1]) {
-      const x = new BodyExtractor(dir, false);
-      x.write(bodies.flatMap((_, i) => [ev({ type: 'http_request', conn: i, dir: 'c2s', seq: 0, uri: `/f${i}.bin`, headers: [] }), ev({ type: 'http_response', conn: i, dir: 's2c', seq: 0, request: 0, headers: [] })]));
+      const x = new BodyExtractor(dir, false, undefined, hereFiles);
+      const write = async (events: HttpEvent[]): Promise<void> => {
+        x.write(events);
+        await x.flush();
+      };
+      await write(bodies.flatMap((_, i) => [ev({ type: 'http_request', conn: i, dir: 'c2s', seq: 0, uri: `/f${i}.bin`, headers: [] }), ev({ type: 'http_response', conn: i, dir: 's2c', seq: 0, request: 0, headers: [] })]));
       for (let off = 0; off < 200 * 1024; off += 4096) {
         // one batch per round: every body's next 4 KiB
-        x.write(bodies.flatMap((b, i) => (off < b.length ? [ev({ type: 'http_body', conn: i, dir: 's2c', seq: 0, offset: off, data: b.subarray(off, off + 4096) })] : [])));
+        await write(bodies.flatMap((b, i) => (off < b.length ? [ev({ type: 'http_body', conn: i, dir: 's2c', seq: 0, offset: off, data: b.subarray(off, off + 4096) })] : [])));
       }
-      x.write(bodies.map((b, i) => ev({ type: 'http_end', conn: i, dir: 's2c', seq: 0, framing: 'length', bodyBytes: b.length, missing: 0, complete: true, reason: 'ok', trailers: [] })));
+      await write(bodies.map((b, i) => ev({ type: 'http_end', conn: i, dir: 's2c', seq: 0, framing: 'length', bodyBytes: b.length, missing: 0, complete: true, reason: 'ok', trailers: [] })));
+      await x.end();
       expect(x.stats).toEqual({ files: bodies.length, bytes: bodies.reduce((a, b) => a + b.length, 0), incomplete: 0 });
       bodies.forEach((b, i) => {
         const name = x.fileOf(i, 's2c', 0);
@@ -108,5 +117,22 @@ describe('BodyExtractor', () => {
     }
     expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toEqual([]);
     expect(readdirSync(dir).length).toBe(2 * bodies.length);
+  });
+});
+
+describe('BodyExtractor and the write thread', () => {
+  it('fails with OUTPUT_FAILED, and overwrites nothing, when a file of a name it gave appears in DIR during the run', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'race-'));
+    const ev = (e: Record<string, unknown>): HttpEvent => ({ ts: '0', ...e }) as unknown as HttpEvent;
+    const x = new BodyExtractor(dir, false, undefined, 0);
+    x.write([ev({ type: 'http_request', conn: 0, dir: 'c2s', seq: 0, uri: '/a.bin', headers: [] }), ev({ type: 'http_response', conn: 0, dir: 's2c', seq: 0, request: 0, headers: [] })]);
+    // someone else writes the name the body will take, after the run listed DIR
+    writeFileSync(path.join(dir, 'c0-t0-res-a.bin'), 'theirs');
+    x.write([
+      ev({ type: 'http_body', conn: 0, dir: 's2c', seq: 0, offset: 0, data: Buffer.from('ours') }),
+      ev({ type: 'http_end', conn: 0, dir: 's2c', seq: 0, framing: 'length', bodyBytes: 4, missing: 0, complete: true, reason: 'ok', trailers: [] }),
+    ]);
+    await expect(x.end()).rejects.toMatchObject({ code: 'OUTPUT_FAILED', message: expect.stringMatching(/appeared in the directory during the run/) });
+    expect(readFileSync(path.join(dir, 'c0-t0-res-a.bin'), 'utf8')).toBe('theirs');
   });
 });

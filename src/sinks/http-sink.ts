@@ -82,7 +82,11 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
     this.parser.end(this.onHttp);
     this.decodeThen(() => {
       this.records.end(this.onRecords);
-      super._final(callback);
+      const done = this.extractor === null ? Promise.resolve() : this.extractor.end();
+      done.then(
+        () => super._final(callback),
+        (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+      );
     }, callback);
   }
 
@@ -100,7 +104,9 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
           return;
         }
         this.records.write(decoded, this.onRecords);
-        next();
+        const wait = this.extractor?.flush() ?? null;
+        if (wait === null) next();
+        else wait.then(next, fail);
       },
       (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
     );

@@ -29,8 +29,8 @@ export interface WriteJob {
   desc: Int32Array;
   aux: ArrayBuffer;
   sabs: SharedArrayBuffer[];
-  /** writeWhole's jobs: the files' names (joined by newlines), their directory prefix and the suffix of the path written until the rename (the descriptors in `files` are unused); null for `write`. */
-  whole: { prefix: string; names: string; suffix: string } | null;
+  /** writeWhole's jobs: the files' names (joined by newlines), their directory prefix and the suffix of the path written until the rename (the descriptors in `files` are unused), and whether a file must not exist yet (O_EXCL); null for `write`. */
+  whole: { prefix: string; names: string; suffix: string; exclusive?: boolean } | null;
 }
 
 /**
@@ -99,7 +99,7 @@ function writeWorker(): void {
       }
       const progress = [0];
       try {
-        if (names !== null) fd = fs.openSync(prefix + names[f / 2]! + suffix, 'w', 0o644);
+        if (names !== null) fd = fs.openSync(prefix + names[f / 2]! + suffix, m.whole!.exclusive === true ? 'wx' : 'w', 0o644);
         writevAllSync(fs, fd, views, left, progress);
         if (names !== null) {
           const opened = fd;
@@ -155,11 +155,12 @@ export class WriteThread {
 
   /**
    * writeWhole writes each `chunks[i]` to a new file `prefix + names[i] + suffix` (created or
-   * truncated), closes it and, when `suffix` is not empty, renames it to `prefix + names[i]`, one
-   * file after the other. Names must not contain a newline.
+   * truncated; `exclusive`: created, failing with EEXIST when it exists), closes it and, when
+   * `suffix` is not empty, renames it to `prefix + names[i]`, one file after the other. Names
+   * must not contain a newline.
    */
-  writeWhole(prefix: string, names: readonly string[], suffix: string, chunks: readonly (readonly Uint8Array[])[]): Promise<WriteResult> {
-    return this.post(pack(new Array<number>(chunks.length).fill(-1), chunks, { prefix, names: names.join('\n'), suffix }));
+  writeWhole(prefix: string, names: readonly string[], suffix: string, chunks: readonly (readonly Uint8Array[])[], exclusive = false): Promise<WriteResult> {
+    return this.post(pack(new Array<number>(chunks.length).fill(-1), chunks, { prefix, names: names.join('\n'), suffix, exclusive }));
   }
 
   private post(job: WriteJob): Promise<WriteResult> {

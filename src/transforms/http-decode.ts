@@ -76,6 +76,11 @@ function decodedInto(out: HttpEvent[], e: { conn: number; dir: 'c2s' | 's2c'; se
 
 const SUPPORTED = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
 
+/** encodedHead: is `e` a message head with a Content-Encoding? */
+function encodedHead(e: HttpEvent): boolean {
+  return (e.type === 'http_request' || e.type === 'http_response') && contentCodings(e.headers).length > 0;
+}
+
 /** HttpBodyDecoder: see the file comment. `process` runs one batch; batches must not overlap. */
 export class HttpBodyDecoder {
   readonly stats = { decodedBodies: 0, decodedBytes: 0, decodeErrors: 0, capped: 0 };
@@ -99,7 +104,8 @@ export class HttpBodyDecoder {
     if (d.counted) this.decoding--;
   }
 
-  async process(events: readonly HttpEvent[]): Promise<HttpEvent[]> {
+  async process(events: readonly HttpEvent[]): Promise<readonly HttpEvent[]> {
+    if (this.active.size === 0 && !events.some(encodedHead)) return events; // nothing to decode: the batch as it came
     const out: HttpEvent[] = [];
     for (const e of events) {
       if (e.type === 'http_request' || e.type === 'http_response') {
@@ -116,6 +122,7 @@ export class HttpBodyDecoder {
         out.push(e);
       } else if (e.type === 'http_body') {
         out.push(e);
+        if (this.active.size === 0) continue;
         const d = this.active.get(`${e.conn} ${e.dir} ${e.seq}`);
         if (d === undefined || d.error !== null || d.capped !== null) continue;
         if (e.offset !== d.wire) {
