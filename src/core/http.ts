@@ -14,8 +14,9 @@
  * - `http_resync`: after a gap in a start line, headers or chunk framing (where the parser cannot
  *   know where the next message begins), parsing resumed at the next request line (c2s) or status
  *   line (s2c) at a line start; `skipped` bytes (the gap's included) and `lost`, messages that
- *   began in them and were not delivered (the one cut, and start lines passed over while
- *   looking). Bytes of one message are never glued to another's.
+ *   were not delivered: the one whose head was cut, and those that began in the skipped bytes
+ *   (one where a gap ran past a body's end, start lines passed over while looking), no more than
+ *   fit in them. Bytes of one message are never glued to another's.
  * - `http_tunnel`: CONNECT answered 2xx or a 101 response (before that response's `http_end`):
  *   the rest of the connection is counted (`stats.tunnelBytes`), not parsed.
  * - `http_close`: an HTTP connection ended (after its messages' ends).
@@ -225,6 +226,8 @@ const REQUEST_PREFIX = /^[A-Z][A-Z0-9_-]{0,31}(?:[ \t]+\S*(?:[ \t]+(?:H(?:T(?:T(
 const RESPONSE_PREFIX = /^H(?:T(?:T(?:P(?:\/(?:\d(?:\.(?:\d(?: (?:\d{0,3}(?: .*)?)?)?)?)?)?)?)?)?)?\r?$/;
 /** Bytes of a possible start line held at most while parsing looks for one. */
 const MAX_PROBE_LINE = 512;
+/** The fewest bytes a message takes: `HTTP/1.1 200` or `A / HTTP/1.1`, a bare LF and the empty line. */
+const MIN_MESSAGE_BYTES = 14;
 /** Bytes held at most while a connection's first line decides whether it is HTTP. */
 const PROBE_BYTES = 8192;
 const LF = 0x0a;
@@ -274,6 +277,8 @@ class Side {
   /** In Lost: bytes passed over, messages lost, and whether the next byte starts a line. */
   skipped = 0;
   lost = 0;
+  /** Of `lost`, the one message that began before the bytes skipped (its head cut); the others lay in them. */
+  lostBefore = 0;
   atLineStart = false;
   /** Stream offset of the next byte. */
   offset = 0;
@@ -472,7 +477,7 @@ export class HttpParser {
       case St.BodyLength:
       case St.ChunkData: {
         const n = Math.min(s.remaining, data.length - pos);
-        this.body(s, data.subarray(pos, pos + n));
+        this.body(s, pos === 0 && n === data.length ? data : data.subarray(pos, pos + n));
         s.remaining -= n;
         if (s.remaining === 0) {
           if (s.st === St.BodyLength) this.endMessage(c, s, true, 'ok');
@@ -481,7 +486,7 @@ export class HttpParser {
         return pos + n;
       }
       case St.BodyClose:
-        this.body(s, data.subarray(pos));
+        this.body(s, pos === 0 ? data : data.subarray(pos));
         return data.length;
       default: {
         if (s.st === St.Start && s.lineLen === 0) {
@@ -848,12 +853,15 @@ export class HttpParser {
 
   /** lose: parsing stops until a start line; the message under way (if any) ends incomplete. */
   private lose(c: Conn, s: Side, skipped: number, cut: boolean): void {
-    const inMessage = s.msgSeq >= 0 || (s.st === St.Head && s.startLine !== '') || cut;
-    if (s.msgSeq >= 0) this.endMessage(c, s, false, 'gap');
+    const delivered = s.msgSeq >= 0;
+    const inMessage = delivered || (s.st === St.Head && s.startLine !== '') || cut;
+    if (delivered) this.endMessage(c, s, false, 'gap');
     this.dropLine(s);
     s.st = St.Lost;
     s.skipped = skipped;
+    // a delivered message is not lost: its count is for a message that may have begun in the gap
     s.lost = inMessage ? 1 : 0;
+    s.lostBefore = inMessage && !delivered ? 1 : 0;
     // right after a gap (or at a midstream start) a start line is taken at the first byte too
     s.atLineStart = true;
     s.startLine = '';
@@ -903,17 +911,20 @@ export class HttpParser {
 
   /** resumeAt: parsing resumes at stream offset `offset`, `passed` more bytes passed over. */
   private resumeAt(c: Conn, s: Side, offset: number, passed: number): void {
+    const skipped = s.skipped + passed;
+    const lost = lostIn(s, skipped);
     this.stats.resyncs++;
-    this.stats.lostMessages += s.lost;
-    this.out.push({ type: 'http_resync', conn: c.id, dir: s.dir, ts: this.ts, offset, skipped: s.skipped + passed, lost: s.lost });
-    if (s.dir === 's2c' && s.lost > 0) {
+    this.stats.lostMessages += lost;
+    this.out.push({ type: 'http_resync', conn: c.id, dir: s.dir, ts: this.ts, offset, skipped, lost });
+    if (s.dir === 's2c' && lost > 0) {
       // responses lost in the gap answered the oldest requests
-      c.pending.splice(0, Math.min(s.lost, Math.max(0, c.pending.length - 1)));
+      c.pending.splice(0, Math.min(lost, Math.max(0, c.pending.length - 1)));
     }
     s.st = St.Start;
     s.afterResync = true;
     s.skipped = 0;
     s.lost = 0;
+    s.lostBefore = 0;
   }
 
   private error(c: Conn, s: Side, code: HttpErrorCode, message: string): void {
@@ -929,7 +940,7 @@ export class HttpParser {
     c.held = [];
     c.heldLen = 0;
     for (const s of [c.c2s, c.s2c]) {
-      if (s.st === St.Lost) this.stats.lostMessages += s.lost;
+      if (s.st === St.Lost) this.stats.lostMessages += lostIn(s, s.skipped);
       if (s.st === St.Await) this.tunnelWaiting(s);
       this.dropLine(s);
       if (s.msgSeq >= 0) {
@@ -940,6 +951,14 @@ export class HttpParser {
     if (c.http) this.out.push({ type: 'http_close', conn: c.id, ts: this.ts });
     this.conns.delete(c.id);
   }
+}
+
+/**
+ * lostIn: the messages a side lost while it skipped `skipped` bytes: the one whose head was cut
+ * before them, and of those that began in them no more than fit (MIN_MESSAGE_BYTES each).
+ */
+function lostIn(s: Side, skipped: number): number {
+  return s.lostBefore + Math.min(s.lost - s.lostBefore, Math.floor(skipped / MIN_MESSAGE_BYTES));
 }
 
 function concat(parts: readonly Uint8Array[], len: number): Uint8Array {
@@ -954,6 +973,7 @@ function concat(parts: readonly Uint8Array[], len: number): Uint8Array {
 
 /** contentCodings: the Content-Encoding tokens of `fields`, lowercased, in wire order (outermost last), `identity` left out. */
 export function contentCodings(fields: ReadonlyArray<readonly [string, string]>): string[] {
+  if (!fields.some(([n]) => n.length === 16 && n.toLowerCase() === 'content-encoding')) return []; // most messages: no array made
   return headerValues(fields, 'content-encoding')
     .flatMap((v) => v.split(','))
     .map((t) => t.trim().toLowerCase())
