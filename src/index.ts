@@ -44,7 +44,8 @@ export { FilterTransform } from './transforms/filter-transform.js';
 export { TcpDemux, DEMUX_DEFAULTS, type TcpDemuxOptions, type TcpDemuxStats } from './core/flow-table.js';
 export { ReorderWindow, REORDER_DEFAULTS, type ReorderOptions, type ReorderStats } from './core/reorder.js';
 export { TcpReassembler, REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './core/reassembler.js';
-export { ReorderTransform, TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform, type TcpStreamOptions } from './transforms/tcp-transforms.js';
+export { ReorderTransform, ShardSelectTransform, TcpDemuxTransform, TcpReassemblerTransform, TcpStreamTransform, type TcpStreamOptions } from './transforms/tcp-transforms.js';
+export { ShardSelect, parseShard, shardKey, shardOfKey, type ShardSpec } from './core/shard-key.js';
 
 // HTTP/1.x on the streams (issue 15: the message parser; decoding of bodies comes next)
 export {

@@ -17,6 +17,7 @@ import { PacketPool } from './core/packet.js';
 import type { PacketDecoderOptions } from './core/packet-decoder.js';
 import type { TcpReassemblerOptions, TcpReassemblerStats } from './core/reassembler.js';
 import type { ReorderOptions, ReorderStats } from './core/reorder.js';
+import { checkShard, type ShardSelectStats, type ShardSpec } from './core/shard-key.js';
 import { runPipeline } from './pipeline.js';
 import { FilesSink, type FilesSinkOptions } from './sinks/files-sink.js';
 import { NdjsonSink, type NdjsonSinkOptions } from './sinks/ndjson-sink.js';
@@ -81,6 +82,17 @@ export interface ReadCapturesOptions {
    */
   workers?: number;
   /**
+   * Keep only the connections of shard `index` (1 to `count`) of `count`, as `--shard K/N` does:
+   * shard = floor(key * count / 2^32) + 1 of the connection's SHARD KEY (FNV-1a 32 of its
+   * addresses, ports and VLAN ids, direction-independent; core/shard-key.ts). The packets of other
+   * shards' connections are dropped right after the demux, which still sees every packet: `count`
+   * runs over the same inputs give disjoint outputs whose union is the output without the option
+   * (the same files and connections.ndjson records, every connection's events in the same order,
+   * the same connection numbers: tshark's `tcp.stream`), as long as no limit shared by all
+   * connections is reached. Works with `workers`. Default: every connection.
+   */
+  shard?: ShardSpec;
+  /**
    * Let V8's old generation grow by at most HEAP_GROWING_PERCENT between full collections
    * (tuneHeap: a process-wide V8 flag, for every thread). Default true; false leaves V8's own
    * heuristic, which let the heap grow to about four times its live data here.
@@ -122,6 +134,8 @@ export interface ReadStats {
   reorder?: ReorderStats;
   decoder: Readonly<Record<string, number>>;
   demux: TcpDemuxStats;
+  /** With `shard`: the connections and packets left to the other shards. */
+  shard?: ShardSelectStats;
   reassembler: TcpReassemblerStats;
   /** The sink's `stats` (undefined for a Writable without them). */
   sink: unknown;
@@ -160,6 +174,7 @@ export class ReadPipeline {
     if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new PcapflowError('INVALID_OPTION', `workers must be an integer from 0 to 256, got ${workers}`);
     if (workers > 0 && (spec === null || spec.type === 'stdout')) throw new PcapflowError('INVALID_OPTION', 'workers needs a files or ndjson sink (given as a sink spec)');
     this.filter = options.filter === undefined || options.filter === '' ? null : new FilterTransform(options.filter);
+    const shard = options.shard === undefined ? {} : { shard: checkShard(options.shard) };
 
     const decoder: PacketDecoderOptions = { ...options.decoder };
     decoder.fragmentMaxBytes ??= plan.fragmentMaxBytes;
@@ -183,12 +198,12 @@ export class ReadPipeline {
     if (workers > 0) {
       // a files or ndjson spec (checked above); each worker gets 1/N of the shares (ShardSink)
       const s = spec as Exclude<ReadSinkSpec, { type: 'stdout' }>;
-      this.tcp = new TcpFrontTransform({ decoder, demux, reorder });
+      this.tcp = new TcpFrontTransform({ decoder, demux, reorder, ...shard });
       const sink = s.type === 'files' ? { ...s, maxHeldBytes: s.maxHeldBytes ?? plan.heldOutputBytes } : s;
       this.sink = new ShardSink({ workers, sink, reassembly: { ...reassembly, maxBufferedTotal: reassembly.maxBufferedTotal ?? plan.maxBufferedTotal }, pool });
     } else {
       this.sink = spec === null ? (options.sink as Writable) : buildSink(spec, plan.heldOutputBytes, fileBytes);
-      const tcp = new TcpStreamTransform({ decoder, demux, reassembly, reorder, pool });
+      const tcp = new TcpStreamTransform({ decoder, demux, reassembly, reorder, pool, ...shard });
       this.tcp = tcp;
       const threads = spec === null ? this.sink instanceof FilesSink || this.sink instanceof NdjsonSink : specThreads(this.sink, spec, fileBytes);
       if (threads) shared = sharedChunks(this.sink as FilesSink | NdjsonSink, tcp, readSize, reassembly.chunking !== 'push');
@@ -213,13 +228,14 @@ export class ReadPipeline {
 
   /** Every stage's counters, live (see ReadStats). */
   get stats(): ReadStats {
-    // in print order: reader, filter, reorder, decoder, demux, reassembler, sink, readChunks
+    // in print order: reader, filter, reorder, decoder, demux, shard, reassembler, sink, readChunks
     return {
       reader: this.source.inputStats(),
       ...(this.filter === null ? {} : { filter: this.filter.core.stats }),
       ...(this.tcp.reorder === null ? {} : { reorder: this.tcp.reorder.stats }),
       decoder: this.tcp.decoder.stats,
       demux: this.tcp.demux.stats,
+      ...(this.tcp.select === null ? {} : { shard: this.tcp.select.stats }),
       reassembler: this.tcp instanceof TcpStreamTransform ? this.tcp.reassembler.stats : ((this.sink as ShardSink).reassemblerStats ?? ({} as TcpReassemblerStats)),
       sink: (this.sink as { stats?: unknown }).stats,
       ...(this.chunks === null ? {} : { readChunks: this.chunks.stats }),

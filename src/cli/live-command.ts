@@ -17,10 +17,11 @@ import { PcapWriteTransform } from '../sources/pcap-writer.js';
 import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, LIVE_BACKENDS, openLive, type LiveSourceStats } from '../sources/live-source.js';
 import { listInterfaces, loadCap, type CapAddress, type InterfaceInfo } from '../sources/live-binding.js';
 import { isPcapflowError } from '../core/errors.js';
+import { parseShard } from '../core/shard-key.js';
 import { LiveDecodeTransform } from '../transforms/live-transforms.js';
-import { TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
+import { ShardSelectTransform, TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
 import type { CliIo } from './main.js';
-import { parseChoice, parseCount } from './options.js';
+import { parseChoice, parseCount, SHARD_HELP } from './options.js';
 import { createSink, parseStreamArgs, streamOptions, type StreamArgs } from './sink-options.js';
 import { printStats } from './stats.js';
 
@@ -33,6 +34,8 @@ export interface LiveCommand extends StreamArgs {
   maxQueue: string;
   backend: string;
   stats: boolean;
+  /** --shard K/N: keep only that shard's connections (ShardSelectTransform after the demux). */
+  shard?: string;
 }
 
 export interface InterfacesCommand {
@@ -46,6 +49,7 @@ export function liveOptions(y: Argv): Argv {
     'wall-clock time',
   )
     .option('filter', { describe: 'libpcap filter expression (pcap-filter(7)), applied in the kernel', type: 'string' })
+    .option('shard', { describe: SHARD_HELP, type: 'string' })
     .option('write-pcap', { describe: 'also save the raw packets to this pcap file (replay it with pcapflow read)', type: 'string' })
     .option('buffer-size', { describe: 'kernel capture buffer in bytes (k, m, g suffixes)', type: 'string', default: `${DEFAULT_LIVE_BUFFER >> 20}m` })
     .option('snaplen', { describe: 'bytes kept of each packet, 64 to 65535', type: 'string', default: '65535' })
@@ -78,6 +82,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   const maxQueuedBytes = parseCount('max-queue', args.maxQueue, 1 << 16, 2 ** 40, true);
   const backend = parseChoice('backend', args.backend ?? 'auto', LIVE_BACKENDS);
   const device = String(args.interface);
+  const shard = args.shard === undefined ? null : parseShard(String(args.shard));
 
   const source = await openLive({ device, filter: args.filter ?? '', bufferSize, snaplen, maxQueuedBytes }, backend);
   tuneHeap();
@@ -98,6 +103,8 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   // Packets are stamped as they arrive, so no reorder window, and the reassembler does not hold
   // data for late packets (waitPackets counts packets, which a quiet link may not bring for long)
   const reassemble = new TcpReassemblerTransform({ ...settings.reassembly, waitPackets: 0 });
+  // --shard: the demux sees every packet (numbers, idle expiry as without it); other shards' connections stop here
+  const select = shard === null ? null : new ShardSelectTransform(shard);
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -117,7 +124,8 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   process.on('SIGTERM', onSignal);
   io.stderr.write(`pcapflow: listening on ${device}, link type ${source.linkName} (${source.linkType})${args.filter ? `, filter ${JSON.stringify(args.filter)}` : ''}\n`);
 
-  const streams = writer === null ? [source, decode, demux, reassemble, sink] : [source, writer, decode, demux, reassemble, sink];
+  const tcp = select === null ? [demux, reassemble] : [demux, select, reassemble];
+  const streams = writer === null ? [source, decode, ...tcp, sink] : [source, writer, decode, ...tcp, sink];
   try {
     await runPipeline(streams, sink);
   } finally {
@@ -127,7 +135,9 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
     if (args.stats) {
       const stages: Array<readonly [string, unknown]> = [['capture', source.stats]];
       if (writer !== null) stages.push(['pcap', writer.core.stats]);
-      stages.push(['decoder', decode.core.stats], ['demux', demux.core.stats], ['reassembler', reassemble.core.stats], ['sink', sink.stats]);
+      stages.push(['decoder', decode.core.stats], ['demux', demux.core.stats]);
+      if (select !== null) stages.push(['shard', select.core.stats]);
+      stages.push(['reassembler', reassemble.core.stats], ['sink', sink.stats]);
       printStats(io.stderr, stages);
     }
   }

@@ -7,8 +7,9 @@ import type { Argv } from 'yargs';
 import { isPcapflowError, PcapflowError } from '../core/errors.js';
 import type { PacketsCommand } from './packets-command.js';
 import type { HttpCommand } from './http-command.js';
+import type { TlsCommand } from './tls-command.js';
 import type { ReadCommand } from './read-command.js';
-import { STDIN_TOKEN } from './options.js';
+import { SHARD_HELP, STDIN_TOKEN } from './options.js';
 import type { InterfacesCommand, LiveCommand } from './live-command.js';
 import { plainArgs } from './plain-args.js';
 
@@ -24,6 +25,7 @@ const once = <T>(load: () => Promise<T>): (() => Promise<T>) => {
 const readCommand = once(() => import('./read-command.js'));
 const packetsCommand = once(() => import('./packets-command.js'));
 const httpCommand = once(() => import('./http-command.js'));
+const tlsCommand = once(() => import('./tls-command.js'));
 const liveCommand = once(() => import('./live-command.js'));
 const sinkOptions = once(() => import('./sink-options.js'));
 const reorderDefaults = once(async () => (await import('../core/reorder.js')).REORDER_DEFAULTS);
@@ -33,6 +35,7 @@ const COMMAND_MODULES = new Map<string, () => Promise<unknown>>([
   ['read', readCommand],
   ['packets', packetsCommand],
   ['http', httpCommand],
+  ['tls', tlsCommand],
   ['live', liveCommand],
   ['interfaces', liveCommand],
 ]);
@@ -94,6 +97,14 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
       },
     )
     .command(
+      'tls <inputs..>',
+      'TLS handshakes of every TCP connection: SNI, ALPN, versions, certificates, JA3 and JA4; one NDJSON record each (or text)',
+      (y: Argv) => tlsOptions(y),
+      (args) => {
+        action = async () => (await tlsCommand()).runTls(args as unknown as TlsCommand, io);
+      },
+    )
+    .command(
       'live <interface>',
       'capture on a network interface now and reassemble its TCP connections until SIGINT or SIGTERM',
       async (y: Argv) => (await liveCommand()).liveOptions(decodeOptions(y)),
@@ -109,7 +120,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
         action = async () => (await liveCommand()).runInterfaces(args as unknown as InterfacesCommand, io);
       },
     )
-    .demandCommand(1, 'name a command: read, http, packets, live or interfaces')
+    .demandCommand(1, 'name a command: read, http, tls, packets, live or interfaces')
     .strict()
     .help()
     .alias('h', 'help')
@@ -196,14 +207,15 @@ function packetsOptions(y: Argv): Argv {
 }
 
 /**
- * captureReadOptions: what `read` and `http` share on top of `limits` (their sink or limit
- * options): the progress bar, the filter and the reorder window.
+ * captureReadOptions: what `read`, `http` and `tls` share on top of `limits` (their sink or limit
+ * options): the progress bar, the filter, the shard and the reorder window.
  */
 async function captureReadOptions(y: Argv, limits: (y: Argv) => Argv): Promise<Argv> {
   const reorder = await reorderDefaults();
   return limits(decodeOptions(inputsOption(y)))
     .option('progress', { describe: 'progress bar on stderr (default: when stderr is a terminal)', type: 'boolean' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })
+    .option('shard', { describe: SHARD_HELP, type: 'string' })
     .option('reorder-window', {
       describe: 'put packets out of capture-time order back in order within this many packets (0: off); see also --reorder-seconds',
       type: 'string',
@@ -226,6 +238,15 @@ export async function httpOptions(y: Argv): Promise<Argv> {
     .option('max-body-bytes', { describe: 'decode at most this many bytes of each body (k, m, g suffixes); decoding past 1000 decoded bytes per wire byte also stops', type: 'string', default: '64m' })
     .example('pcapflow http x.pcap | jq -c \'{conn, method: .request.method, uri: .request.uri, status: .response.status}\'', 'every request and its status')
     .example('pcapflow http x.pcap --format text', 'one line per transaction, for people');
+}
+
+/** tlsOptions: read's input, filter, reorder and limit options, and tls's own. */
+export async function tlsOptions(y: Argv): Promise<Argv> {
+  const { limitOptions } = await sinkOptions();
+  return (await captureReadOptions(y, (a) => limitOptions(a)))
+    .option('format', { describe: 'ndjson for tools, text for people', choices: ['ndjson', 'text'], default: 'ndjson' })
+    .example("pcapflow tls x.pcap | jq -c '{conn, sni: .clientHello.sni, ja4, ja3: .ja3Hash}'", 'every TLS client: its server name and fingerprints')
+    .example('pcapflow tls x.pcap --format text', 'one line per TLS connection, for people');
 }
 
 export async function readOptions(y: Argv): Promise<Argv> {

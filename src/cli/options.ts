@@ -45,3 +45,7 @@ export const STDIN_TOKEN = '\u0000stdin';
 export function inputNames(inputs: readonly string[]): string[] {
   return inputs.map((name) => (name === STDIN_TOKEN ? '-' : String(name)));
 }
+
+/** The help of `--shard` (read, http, live; parsed by parseShard, core/shard-key.ts). */
+export const SHARD_HELP =
+  'keep only the connections of shard K of N (K from 1 to N), by a hash of their addresses, ports and VLAN ids: N runs over the same inputs give disjoint outputs whose union is the whole, with the same connection numbers';

@@ -6,6 +6,7 @@
  */
 import { PcapflowError } from '../core/errors.js';
 import type { ReorderOptions } from '../core/reorder.js';
+import { parseShard } from '../core/shard-key.js';
 import { ReadPipeline, type ReadCapturesOptions } from '../read-pipeline.js';
 import { printStats } from './stats.js';
 import { Progress } from './progress.js';
@@ -29,6 +30,8 @@ export interface ReadCommand extends StreamArgs {
   reorderSeconds?: string;
   /** --workers N (ReadPipeline's workers). */
   workers?: string;
+  /** --shard K/N (ReadPipeline's shard). */
+  shard?: string;
 }
 
 /** reorderOptions: --reorder-window and --reorder-seconds (the window's byte cap comes from the memory budget in ReadPipeline). Throws INVALID_OPTION. */
@@ -45,7 +48,8 @@ export function reorderOptions(args: ReadCommand): ReorderOptions {
 
 /**
  * readPipelineOptions: what `read` and `http` give ReadPipeline besides the sink: the input
- * order, the filter, the decoder, demux, reassembly and reorder options and the memory budget.
+ * order, the filter, the shard, the decoder, demux, reassembly and reorder options and the
+ * memory budget.
  * Throws INVALID_OPTION.
  */
 export function readPipelineOptions(args: ReadCommand, io: CliIo): Omit<ReadCapturesOptions, 'sink'> {
@@ -54,6 +58,7 @@ export function readPipelineOptions(args: ReadCommand, io: CliIo): Omit<ReadCapt
     stdin: io.stdin,
     order: args.concat === true ? 'concat' : 'time',
     ...(args.filter === undefined ? {} : { filter: args.filter }),
+    ...(args.shard === undefined ? {} : { shard: parseShard(String(args.shard)) }),
     decoder,
     demux,
     reassembly,

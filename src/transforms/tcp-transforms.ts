@@ -3,8 +3,9 @@
  * gives `Packet[]` batches (TcpDemux); `TcpReassemblerTransform` takes demuxed `Packet[]` batches
  * and gives `StreamEvent[]` batches (TcpReassembler), flushing every open connection (reason eof)
  * when its input ends. `TcpStreamTransform` is decode + demux + reassembly in one Transform: the
- * same three cores, chained synchronously. Errors are the cores' (PcapflowError INVALID_OPTION
- * from the constructors, the decoder's codes under onError 'fail').
+ * same three cores, chained synchronously (with ShardSelect after the demux for `shard`). Errors
+ * are the cores' (PcapflowError INVALID_OPTION from the constructors, the decoder's codes under
+ * onError 'fail').
  *
  * The final flush can close a whole connection table at once (hundreds of thousands after a SYN
  * flood): TcpReassemblerTransform closes them END_STEP at a time (TcpReassembler.endSome) and
@@ -17,6 +18,7 @@ import { PacketDecoder, type PacketDecoderOptions } from '../core/packet-decoder
 import { TcpReassembler, type TcpReassemblerOptions } from '../core/reassembler.js';
 import type { StreamEvent } from '../core/events.js';
 import { ReorderWindow, type ReorderOptions } from '../core/reorder.js';
+import { ShardSelect, type ShardSpec } from '../core/shard-key.js';
 import { StageChain, type Stage } from '../core/stage.js';
 import { withInflate } from './decode-transforms.js';
 import { StageTransform } from './stage-transform.js';
@@ -122,6 +124,19 @@ abstract class ReassemblingTransform<In> extends StageTransform<In, StreamEvent[
   }
 }
 
+/**
+ * ShardSelectTransform: ShardSelect (core/shard-key.ts) as a Transform, for a pipeline assembled
+ * stage by stage: put it between TcpDemuxTransform and TcpReassemblerTransform to keep one
+ * shard's connections (`--shard K/N`).
+ */
+export class ShardSelectTransform extends StageTransform<Packet[], Packet[]> {
+  declare readonly core: ShardSelect;
+
+  constructor(shard: ShardSpec) {
+    super(new ShardSelect(shard), QUEUE);
+  }
+}
+
 export class TcpReassemblerTransform extends ReassemblingTransform<Packet[]> {
   declare readonly core: TcpReassembler;
   protected readonly reassembler: TcpReassembler;
@@ -153,6 +168,17 @@ export interface TcpStreamOptions {
    * same pool, with no tee or other consumer between.
    */
   pool?: PacketPool;
+  /**
+   * Keep only this shard's connections (ShardSelect, core/shard-key.ts, right after the demux):
+   * the demux sees every packet, so connection numbers and every kept connection's events are
+   * those of the run without it. Default: every connection.
+   */
+  shard?: ShardSpec;
+}
+
+/** selectStage: ShardSelect when a shard is asked for (none otherwise: the chain is the same as without the option). */
+function selectStage(shard: ShardSpec | undefined): ShardSelect | null {
+  return shard === undefined ? null : new ShardSelect(shard);
 }
 
 /**
@@ -169,6 +195,8 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
   readonly reorder: ReorderWindow | null;
   readonly decoder: PacketDecoder;
   readonly demux: TcpDemux;
+  /** The shard selection after the demux; null without `shard`. */
+  readonly select: ShardSelect | null;
   readonly reassembler: TcpReassembler;
   private readonly earlier: StageChain<Packet[], Packet[]>;
   private readonly pool: PacketPool | null;
@@ -181,12 +209,15 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
     const reassembler = new TcpReassembler(options.reassembly);
     const reorder = options.reorder === false ? null : new ReorderWindow(options.reorder);
     const first: Stage<unknown, unknown>[] = reorder === null || reorder.options.packets === 0 ? [] : [reorder as Stage<unknown, unknown>];
-    super(new StageChain<Packet[], StreamEvent[]>([decoder, ...first, demux, reassembler] as Stage<unknown, unknown>[]), QUEUE);
+    const select = selectStage(options.shard);
+    const after: Stage<unknown, unknown>[] = select === null ? [] : [select as Stage<unknown, unknown>];
+    super(new StageChain<Packet[], StreamEvent[]>([decoder, ...first, demux, ...after, reassembler] as Stage<unknown, unknown>[]), QUEUE);
     this.reorder = first.length === 0 ? null : reorder;
     this.decoder = decoder;
     this.demux = demux;
+    this.select = select;
     this.reassembler = reassembler;
-    this.earlier = new StageChain<Packet[], Packet[]>([decoder, ...first, demux] as Stage<unknown, unknown>[]);
+    this.earlier = new StageChain<Packet[], Packet[]>([decoder, ...first, demux, ...after] as Stage<unknown, unknown>[]);
     this.pool = options.pool ?? null;
     if (this.pool !== null && this.reorder !== null) this.reorder.trackPassed();
   }
@@ -218,23 +249,28 @@ export class TcpStreamTransform extends ReassemblingTransform<Packet[]> {
 }
 
 /**
- * TcpFrontTransform is TcpStreamTransform without the reassembler: decoding, the reorder window
- * and the demux chained in one Transform, giving demuxed `Packet[]` batches (for ShardSink, which
- * reassembles on worker threads). Packets the decoder skipped are dropped from the batches.
+ * TcpFrontTransform is TcpStreamTransform without the reassembler: decoding, the reorder window,
+ * the demux (and ShardSelect with `shard`) chained in one Transform, giving demuxed `Packet[]`
+ * batches (for ShardSink, which reassembles on worker threads). Packets the decoder skipped are dropped from the batches.
  */
 export class TcpFrontTransform extends StageTransform<Packet[], Packet[]> {
   readonly reorder: ReorderWindow | null;
   readonly decoder: PacketDecoder;
   readonly demux: TcpDemux;
+  /** The shard selection after the demux; null without `shard`. */
+  readonly select: ShardSelect | null;
 
   constructor(options: Omit<TcpStreamOptions, 'reassembly' | 'pool'> = {}) {
     const decoder = new PacketDecoder(withInflate(options.decoder ?? {}));
     const demux = new TcpDemux(options.demux);
     const reorder = options.reorder === false ? null : new ReorderWindow(options.reorder);
     const first: Stage<unknown, unknown>[] = reorder === null || reorder.options.packets === 0 ? [] : [reorder as Stage<unknown, unknown>];
-    super(new StageChain<Packet[], Packet[]>([decoder, ...first, demux] as Stage<unknown, unknown>[]), QUEUE);
+    const select = selectStage(options.shard);
+    const after: Stage<unknown, unknown>[] = select === null ? [] : [select as Stage<unknown, unknown>];
+    super(new StageChain<Packet[], Packet[]>([decoder, ...first, demux, ...after] as Stage<unknown, unknown>[]), QUEUE);
     this.reorder = first.length === 0 ? null : reorder;
     this.decoder = decoder;
     this.demux = demux;
+    this.select = select;
   }
 }
