@@ -70,8 +70,14 @@ describe('pcapflow http', () => {
     expect(text[1]).toMatch(/ conn 0 #1 127\.0\.0\.1:51297 -> 127\.0\.0\.1:8080 GET \/2 -> 200 OK \(text\/html, 56 bytes\) \[14 bytes missing\]$/);
     const whole = records((await runCli(['http', path.join(APP_HTTP, 'suricata-verify__http-gap-whole-body.pcap')])).stdout);
     const err = whole.find((x) => x.type === 'http-error');
-    expect(err).toMatchObject({ type: 'http-error', conn: 0, dir: 's2c', reason: 'resync', lost: 1 });
-    expect(whole.filter((x) => x.type === 'http')).toHaveLength(3);
+    // the gap holds /1's body and 2 bytes after it, too few for a message: no response lost, /2 answered /2
+    expect(err).toMatchObject({ type: 'http-error', conn: 0, dir: 's2c', reason: 'resync', bytesSkipped: 2, lost: 0 });
+    const wholeT = whole.filter((x): x is HttpTransactionRecord => x.type === 'http');
+    expect(wholeT.map((t) => [t.request.uri, t.response?.status, t.response?.bodyBytes, t.response?.missing])).toEqual([
+      ['/1', 200, 0, 12],
+      ['/2', 200, 70, 0],
+      ['/3', 200, 12, 0],
+    ]);
     const range = records((await runCli(['http', path.join(APP_HTTP, 'suricata-verify__http-206-range-500-1000.pcap')])).stdout) as HttpTransactionRecord[];
     expect(range.map((t) => [t.response?.status, t.response?.bodyBytes, t.response?.contentRange])).toEqual([[206, 501, { start: 500, end: 1000, size: expect.any(Number) as number }]]);
   });
@@ -83,7 +89,7 @@ describe('pcapflow http', () => {
     if (!existsSync(APP_HTTP)) return;
     const jq = (file: string, filter: string): string => execFileSync('sh', ['-c', `node ${BIN} http ${path.join(APP_HTTP, file)} | jq -c '${filter}'`], { encoding: 'utf8' });
     expect(jq('suricata-verify__http-gap-simple.pcap', 'select(.type=="http" and (.response.missing > 0 or .response.complete == false)) | {conn, trans, uri: .request.uri}')).toBe('{"conn":0,"trans":1,"uri":"/2"}\n');
-    expect(jq('suricata-verify__http-gap-whole-body.pcap', 'select(.type=="http-error")')).toMatch(/^\{"type":"http-error","conn":0,"dir":"s2c","offset":\d+,"reason":"resync","bytesSkipped":\d+,"lost":1\}\n$/);
+    expect(jq('suricata-verify__http-gap-whole-body.pcap', 'select(.type=="http-error")')).toMatch(/^\{"type":"http-error","conn":0,"dir":"s2c","offset":\d+,"reason":"resync","bytesSkipped":\d+,"lost":0\}\n$/);
   });
 });
 

@@ -353,6 +353,38 @@ describe('HttpParser at gaps', () => {
     expect(responses(summary(parse(bytewise(c.events)).out))).toEqual(responses(summary(out)));
   });
 
+  it('a gap running a few bytes past a body, fewer than any message takes, loses no response (suricata-verify http-gap-whole-body)', () => {
+    // /1's whole body and the stray CRLF after it are in the gap: /2's response must answer /2
+    const c = new Conn()
+      .c2s('GET /1 HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\nGET /3 HTTP/1.0\r\n\r\n')
+      .s2c('HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\n')
+      .gap('s2c', 14)
+      .s2c('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nAAHTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nB')
+      .close();
+    const { out, parser } = parse(c.events);
+    expect(responses(summary(out))).toEqual([
+      'res 0#0 200 OK -> 0',
+      'end 0 s2c#0 length body=0 missing=12 incomplete gap',
+      'resync 0 s2c @53 skipped=2 lost=0',
+      'res 0#1 200 OK -> 1 resynced',
+      'body 0 s2c#1 @0:AA',
+      'end 0 s2c#1 length body=2 missing=0 complete ok',
+      'res 0#2 200 OK -> 2',
+      'body 0 s2c#2 @0:B',
+      'end 0 s2c#2 length body=1 missing=0 complete ok',
+    ]);
+    expect(parser.stats).toMatchObject({ resyncs: 1, lostMessages: 0, responses: 3 });
+    expect(responses(summary(parse(bytewise(c.events)).out))).toEqual(responses(summary(out)));
+    // 14 bytes or more past the body may hold a whole response: counted lost, as before
+    const d = new Conn()
+      .c2s('GET /1 HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\nGET /3 HTTP/1.0\r\n\r\n')
+      .s2c('HTTP/1.0 200 OK\r\nContent-Length: 12\r\n\r\n')
+      .gap('s2c', 12 + 14)
+      .s2c('HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nB')
+      .close();
+    expect(responses(summary(parse(d.events).out)).filter((l) => l.startsWith('res') || l.startsWith('resync'))).toEqual(['res 0#0 200 OK -> 0', 'resync 0 s2c @65 skipped=14 lost=1', 'res 0#1 200 OK -> 2 resynced']);
+  });
+
   it('a gap resyncs at a start line right after it', () => {
     const c = new Conn().c2s('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n').s2c('HTTP/1.1 200 OK\r\nContent-Le').gap('s2c', 50).s2c('HTTP/1.1 204 No Content\r\n\r\n').close();
     expect(responses(summary(parse(c.events).out))).toEqual(['resync 0 s2c @77 skipped=50 lost=1', 'res 0#0 204 No Content -> 1 resynced', 'end 0 s2c#0 none body=0 missing=0 complete ok']);
