@@ -470,6 +470,20 @@ describe('HttpParser limits', () => {
     expect(parse(all, { maxHeldBytes: 1 << 20 }).out.filter((e) => e.type === 'http_request').length).toBe(50);
   });
 
+  it('a connection that never finds a start line after a gap says so at its end (unresumed), unless HTTP was only assumed', () => {
+    // the client's request line is cut by a gap before it ends: nothing after it starts a line
+    const cut = new Conn().c2s('SEARCH /' + 'A'.repeat(300)).gap('c2s', 50).c2s('A'.repeat(400)).close();
+    const { out } = parse(cut.events);
+    expect(out.filter((e) => e.type === 'http_resync')).toEqual([{ type: 'http_resync', conn: 0, dir: 'c2s', ts: '2.000000000', offset: null, skipped: 308 + 50 + 400, lost: 1 }]);
+    const records: unknown[] = [];
+    const r = new HttpRecords(() => ({ update: () => undefined, hex: () => '' }));
+    r.write(out, (b) => records.push(...b));
+    expect(records).toEqual([{ type: 'http-error', conn: 0, dir: 'c2s', offset: null, reason: 'unresumed', bytesSkipped: 758, lost: 1 }]);
+    // a midstream connection that is not HTTP at all: nothing said
+    const other = new Conn(0, true).c2s('\x16\x03\x01 not http').s2c('\x16\x03\x03 nor this').close();
+    expect(parse(other.events).out.filter((e) => e.type === 'http_resync')).toEqual([]);
+  });
+
   it('too many header fields, a bad Content-Length and a bad chunk size are coded errors', () => {
     const fields = Array.from({ length: 20 }, (_, i) => `X-${i}: ${i}\r\n`).join('');
     const { out, parser } = parse(

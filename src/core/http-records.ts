@@ -100,7 +100,7 @@ export interface HttpErrorRecord {
   dir: 'c2s' | 's2c';
   /** Stream offset where parsing resumed (resync), or where the fault was found. */
   offset: number | null;
-  /** The parser's error code, or `resync` after a gap or an error. */
+  /** The parser's error code, `resync` after a gap or an error, or `unresumed` when no start line came before the connection's end (offset null). */
   reason: string;
   bytesSkipped: number;
   /** Messages lost in the bytes skipped (resync). */
@@ -276,7 +276,7 @@ export class HttpRecords {
         return;
       }
       case 'http_resync':
-        this.error({ type: 'http-error', conn: e.conn, dir: e.dir, offset: e.offset, reason: 'resync', bytesSkipped: e.skipped, lost: e.lost });
+        this.error({ type: 'http-error', conn: e.conn, dir: e.dir, offset: e.offset, reason: e.offset === null ? 'unresumed' : 'resync', bytesSkipped: e.skipped, lost: e.lost });
         return;
       case 'http_error':
         this.error({ type: 'http-error', conn: e.conn, dir: e.dir, offset: null, reason: e.code, bytesSkipped: 0, lost: 0, message: e.message });

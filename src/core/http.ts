@@ -150,8 +150,8 @@ export interface HttpResyncEvent {
   conn: number;
   dir: Direction;
   ts: string;
-  /** Stream offset where parsing resumed. */
-  offset: number;
+  /** Stream offset where parsing resumed; null when it never did: the connection ended first. */
+  offset: number | null;
   /** Bytes passed over since parsing stopped (gaps included). */
   skipped: number;
   /** Messages that began there and were not delivered. */
@@ -301,6 +301,8 @@ class Conn {
   readonly pending: Pending[] = [];
   decided = false;
   http = false;
+  /** HTTP seen, not only assumed (midstream, a gap first): the probe's request line, or a start line parsed. */
+  evidence = false;
   /** While undecided: the bytes so far (copies), and the client's as text. */
   held: Array<[Side, Uint8Array]> = [];
   heldLen = 0;
@@ -429,6 +431,7 @@ export class HttpParser {
     if (verdict === null) return;
     c.decided = true;
     c.http = verdict;
+    c.evidence = verdict;
     const held = c.held;
     c.held = [];
     this.stats.heldBytes -= c.heldLen;
@@ -629,6 +632,7 @@ export class HttpParser {
     if (s.dir === 'c2s') {
       const method = m[1]!;
       this.stats.requests++;
+      c.evidence = true;
       this.out.push({ type: 'http_request', conn: c.id, dir: 'c2s', ts: this.ts, firstTs: s.startTs || this.ts, seq, version: m[3]!, headers: fields, afterResync, method, uri: m[2]!, client: c.client, server: c.server });
       c.pending.push({ seq, method, target: m[2]! });
       c.s2c.holdOff = false;
@@ -641,6 +645,7 @@ export class HttpParser {
     const interim = status >= 100 && status < 200 && status !== 101;
     const req = interim ? (c.pending[0] ?? null) : (c.pending.shift() ?? null);
     this.stats.responses++;
+    c.evidence = true;
     this.out.push({
       type: 'http_response',
       conn: c.id,
@@ -731,10 +736,20 @@ export class HttpParser {
 
   private gap(c: Conn, s: Side, len: number): void {
     if (s.st === St.Hold) this.unhold(c, true); // the response's bytes before the gap, as they are
+    let probed = 0;
     if (!c.decided && s.dir === 'c2s') {
-      // a gap before the first client bytes: look for a start line
+      // a gap before the client's first line ended: look for a start line; HTTP was seen if what
+      // came so far begins a request line
       c.decided = true;
       c.http = true;
+      const text = c.probe.replace(/^[\r\n]+/, '');
+      c.evidence = text !== '' && !text.includes('\n') && REQUEST_PREFIX.test(text);
+      // the probe's bytes of this side were the request the gap cut: skipped with it
+      for (const [side, bytes] of c.held) if (side === s) probed += bytes.length;
+      this.stats.heldBytes -= c.heldLen;
+      c.held = [];
+      c.heldLen = 0;
+      c.probe = '';
     }
     switch (s.st) {
       case St.Off:
@@ -774,7 +789,7 @@ export class HttpParser {
         this.lose(c, s, len - s.remaining, true);
         break;
       default:
-        this.lose(c, s, len, s.st !== St.Start || s.lineLen > 0);
+        this.lose(c, s, probed + len, s.st !== St.Start || s.lineLen > 0 || probed > 0);
     }
     s.offset += len;
   }
@@ -940,7 +955,12 @@ export class HttpParser {
     c.held = [];
     c.heldLen = 0;
     for (const s of [c.c2s, c.s2c]) {
-      if (s.st === St.Lost) this.stats.lostMessages += lostIn(s, s.skipped);
+      if (s.st === St.Lost) {
+        const lost = lostIn(s, s.skipped);
+        this.stats.lostMessages += lost;
+        // parsing never resumed: said once, so that what was passed over is not silent
+        if (c.evidence && (s.skipped > 0 || lost > 0)) this.out.push({ type: 'http_resync', conn: c.id, dir: s.dir, ts: this.ts, offset: null, skipped: s.skipped, lost });
+      }
       if (s.st === St.Await) this.tunnelWaiting(s);
       this.dropLine(s);
       if (s.msgSeq >= 0) {
