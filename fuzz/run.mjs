@@ -28,7 +28,7 @@ function option(name, fallback) {
 
 const seconds = option('seconds', 120);
 const seed = option('seed', Math.floor(Math.random() * 2 ** 31));
-console.log(`fuzz: seed ${seed}, ${seconds} s per property (6 properties)`);
+console.log(`fuzz: seed ${seed}, ${seconds} s per property (7 properties)`);
 const vitest = path.join(root, 'node_modules/vitest/vitest.mjs');
 const r = spawnSync(process.execPath, [vitest, 'run', 'test/hostile/fuzz.test.ts', '-t', 'fuzz:'], {
   cwd: root,

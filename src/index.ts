@@ -101,3 +101,6 @@ export {
 // Plumbing
 export { StageTransform, type StageTransformOptions } from './transforms/stage-transform.js';
 export { runPipeline } from './pipeline.js';
+export { TlsParser, isGrease, ja3String, ja3sString, ja4, ja4Alpn, parseClientHello, parseServerHello, type TlsRecord, type TlsClientHello, type TlsServerHello, type TlsAlert, type TlsIssue, type TlsErrorCode, type TlsMissing, type TlsHashes, type TlsParserOptions, type TlsParserStats } from './core/tls.js';
+export { TlsTransform, nodeTlsHashes } from './transforms/tls-transform.js';
+export { TlsSink, tlsJson, tlsText, certificateInfo, type TlsSinkOptions, type TlsJsonRecord, type TlsCertificateInfo } from './sinks/tls-sink.js';

@@ -25,6 +25,11 @@
  * in random pieces, with gaps, must give well-formed parts, hold no more than the boundary (or a
  * part's header block, up to its limit) between pieces, and give the same parts however split.
  *
+ * The TLS parser (src/core/tls.ts) likewise: mutated handshakes (hostile lengths written over
+ * record, message and vector lengths) in random pieces, with gaps, must throw nothing, hold no
+ * more than its caps, allocate nothing larger, give well-formed records (a fingerprint only with
+ * its hello) and, without gaps, the same record however split.
+ *
  * CI runs a seeded, bounded set (FUZZ_SEED, default 5; a few seconds per property). `npm run fuzz`
  * (fuzz/run.mjs) runs the same properties for FUZZ_SECONDS each with a random seed, which it prints.
  */
@@ -41,8 +46,11 @@ import { Packet } from '../../src/core/packet.js';
 import { PacketDecoder } from '../../src/core/packet-decoder.js';
 import { MultipartParser, type MultipartEvent } from '../../src/core/multipart.js';
 import { TcpReassembler } from '../../src/core/reassembler.js';
+import { TlsParser, type TlsRecord } from '../../src/core/tls.js';
 import { zlibInflate } from '../../src/transforms/decode-transforms.js';
 import { SHARED_PCAPS } from '../helpers/env.js';
+import { ascii, clientHello, ext, record, serverFlight, serverHello, sslv2Hello } from '../helpers/tls-build.js';
+import { nodeHashes } from '../helpers/tls-capture.js';
 
 // ------------------------------------------------------------------------------------------
 // Run size: bounded and seeded in CI; long and random under `npm run fuzz`.
@@ -710,6 +718,110 @@ describe('fuzz: MultipartParser', () => {
             const body = mpMutate(seed, ops);
             const split = timed('multipart', () => mpRun(body, o.boundary, sizes, new Set(gaps), o.maxHeaderBytes, o.maxParts));
             if (gaps.length === 0) expect(split).toEqual(mpRun(body, o.boundary, [body.length + 1], new Set(), o.maxHeaderBytes, o.maxParts));
+          },
+        ),
+        params(600),
+      );
+    },
+    TEST_TIMEOUT,
+  );
+});
+
+// ------------------------------------------------------------------------------------------
+// TLS handshakes: seeds built by hand (test/helpers/tls-build.ts), one connection each.
+
+const TLS_SEEDS: Array<{ c2s: number[]; s2c: number[] }> = [
+  { c2s: record(22, clientHello()), s2c: serverFlight() },
+  { c2s: [...record(22, clientHello()), ...record(20, [1])], s2c: [...record(22, serverHello({ version: 0x0304, hrr: true })), ...record(20, [1]), ...record(22, serverHello({ version: 0x0304 })), ...record(23, [1, 2])] },
+  { c2s: [...sslv2Hello([0x0700c0, 0x00002f]), ...record(22, [16, 0, 0, 1, 0])], s2c: [...serverFlight([[0x30], [0x30, 1, 2, 3, 4, 5, 6, 7]]), ...record(21, [2, 40])] },
+  { c2s: [...ascii('CONNECT a:443 HTTP/1.1\r\n\r\n'), ...record(22, clientHello([ext(0x0029, [0, 1, 2])]))], s2c: [...ascii('HTTP/1.1 200 OK\r\n\r\n'), ...serverFlight()] },
+];
+
+type TlsOp = { op: 'flip'; at: number; value: number } | { op: 'delete' | 'repeat'; at: number; len: number } | { op: 'length'; at: number; value: readonly number[] };
+const arbTlsOp: fc.Arbitrary<TlsOp> = fc.oneof(
+  fc.record({ op: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({ op: fc.constantFrom('delete' as const, 'repeat' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 60 }) }),
+  fc.record({ op: fc.constant('length' as const), at: fc.nat(), value: fc.constantFrom([0xff, 0xff], [0xff, 0xff, 0xff], [0, 0], [0, 0, 0], [0x40, 0x01], [0x80, 0x00], [0, 1], [0x16, 3, 3]) }),
+);
+
+function tlsMutate(bytes: number[], ops: readonly TlsOp[]): number[] {
+  const b = bytes.slice();
+  for (const m of ops) {
+    if (b.length === 0) break;
+    const at = m.at % b.length;
+    if (m.op === 'flip') b[at] = m.value;
+    else if (m.op === 'length') b.splice(at, m.value.length, ...m.value);
+    else if (m.op === 'delete') b.splice(at, m.len);
+    else b.splice(at, 0, ...b.slice(at, at + m.len));
+  }
+  return b;
+}
+
+const JA4_SHAPE = /^t(13|12|11|10|s3|s2|00)[di]\d{4}[0-9A-Za-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/;
+
+/** tlsRun feeds both directions (all client bytes, then the server's) in pieces of `sizes`, a gap before each piece in `gaps`. */
+function tlsRun(c2s: number[], s2c: number[], sizes: readonly number[], gaps: ReadonlySet<number>, o: { maxHandshakeBytes: number; probeBytes: number }): TlsRecord[] {
+  const parser = new TlsParser({ hashes: nodeHashes, ...o });
+  const out: TlsRecord[] = [];
+  const emit = (r: TlsRecord[]): void => void out.push(...r);
+  const ep = (port: number) => ({ ip: '10.0.0.1', port });
+  const summary = { bytes: 0, packets: 0, retransmitted: 0, outOfOrder: 0, gaps: 0, missing: 0, overlaps: 0, firstTs: null, lastTs: null, capped: 0 };
+  parser.write([{ type: 'open', conn: 1, ts: '1.000000000', client: ep(1), server: ep(2), vlan: [], midstream: false, options: { c2s: {}, s2c: {} } }], emit);
+  const bound = 2 * (o.maxHandshakeBytes + o.probeBytes);
+  let piece = 0;
+  for (const [dir, bytes] of [['c2s', c2s], ['s2c', s2c]] as const) {
+    let offset = 0;
+    for (let pos = 0; pos < bytes.length; piece++) {
+      if (gaps.has(piece)) {
+        parser.write([{ type: 'gap', conn: 1, dir, offset, len: 7, ts: '1.000000000', reason: 'acked' }], emit);
+        offset += 7;
+      }
+      const n = Math.max(1, sizes[piece % sizes.length]!);
+      const data = RealU8.from(bytes.slice(pos, pos + n));
+      parser.write([{ type: 'data', conn: 1, dir, offset, ts: '1.000000000', data }], emit);
+      pos += n;
+      offset += data.length;
+      ok(parser.stats.heldBytes <= bound, `holds ${parser.stats.heldBytes} bytes`);
+    }
+  }
+  parser.write([{ type: 'close', conn: 1, ts: '2.000000000', reason: 'fin', client: ep(1), server: ep(2), vlan: [], c2s: summary, s2c: summary }], emit);
+  parser.end(emit);
+  ok(parser.stats.heldBytes === 0, 'bytes held after the end');
+  ok(out.length <= 1, `${out.length} records for one connection`);
+  for (const r of out) {
+    ok((r.ja4 !== null) === (r.clientHello !== null), 'ja4 without its hello, or a hello without ja4');
+    ok(r.ja4 === null || JA4_SHAPE.test(r.ja4), `ja4 ${r.ja4}`);
+    ok(r.ja3 === null || r.ja3Hash === nodeHashes.md5(r.ja3), 'ja3 hash');
+    ok((r.ja3s !== null) === (r.serverHello !== null), 'ja3s without its hello');
+    ok(!r.complete || (r.errors.length === 0 && r.missing.length === 0), 'complete with errors');
+    ok(r.certificates.length <= 16 && r.alerts.length <= 16, 'caps');
+  }
+  return out;
+}
+
+describe('fuzz: TlsParser', () => {
+  it(
+    'mutated handshakes in random pieces, with gaps: no exception, bounded memory and allocations, well-formed records, the same however split',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.constantFrom(...TLS_SEEDS),
+          fc.array(arbTlsOp, { maxLength: 4 }),
+          fc.array(arbTlsOp, { maxLength: 4 }),
+          arbSizes,
+          fc.array(fc.nat({ max: 30 }), { maxLength: 2 }),
+          fc.record({ maxHandshakeBytes: fc.constantFrom(64, 300, 65536), probeBytes: fc.constantFrom(16, 8192) }),
+          (seed, opsC, opsS, sizes, gaps, o) => {
+            count('tls/mutated');
+            const c2s = tlsMutate(seed.c2s, opsC);
+            const s2c = tlsMutate(seed.s2c, opsS);
+            let split: TlsRecord[] = [];
+            const biggest = probed(() => {
+              split = timed('tls', () => tlsRun(c2s, s2c, sizes, new Set(gaps), o));
+            });
+            // the parser's own buffers are bounded by its caps; the test allocates each piece it feeds
+            ok(biggest <= Math.max(o.maxHandshakeBytes, o.probeBytes, 64) || biggest <= Math.max(...sizes.map((n) => Math.min(n, Math.max(c2s.length, s2c.length)))), `allocated ${biggest}`);
+            if (gaps.length === 0) expect(split).toEqual(tlsRun(c2s, s2c, [1 << 20], new Set(), o));
           },
         ),
         params(600),
