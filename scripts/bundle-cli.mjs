@@ -21,7 +21,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   logLevel: 'warning',
-  external: ['yargs', 'cap', './yargs-loader.js'],
+  external: ['yargs', 'cap', './yargs-loader.js', '@nats-io/*'],
   define: { 'import.meta.url': '__pcapflowUrl' },
   banner: { js: "const __pcapflowUrl = require('node:url').pathToFileURL(__filename).href;" },
 });

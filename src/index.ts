@@ -104,3 +104,5 @@ export { runPipeline } from './pipeline.js';
 export { TlsParser, isGrease, ja3String, ja3sString, ja4, ja4Alpn, parseClientHello, parseServerHello, type TlsRecord, type TlsClientHello, type TlsServerHello, type TlsAlert, type TlsIssue, type TlsErrorCode, type TlsMissing, type TlsHashes, type TlsParserOptions, type TlsParserStats } from './core/tls.js';
 export { TlsTransform, nodeTlsHashes } from './transforms/tls-transform.js';
 export { TlsSink, tlsJson, tlsText, certificateInfo, type TlsSinkOptions, type TlsJsonRecord, type TlsCertificateInfo } from './sinks/tls-sink.js';
+export { NatsSink, type NatsSinkOptions, type NatsSinkStats } from './sinks/nats-sink.js';
+export { consumeRun, type ConsumeRunOptions, type ConsumeRunStats } from './sources/nats-source.js';

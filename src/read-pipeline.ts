@@ -217,6 +217,7 @@ export class ReadPipeline {
 
   /** run reads everything into the sink; resolves to `stats` once the sink has finished. Called again, returns the same promise. */
   run(): Promise<ReadStats> {
+    if (this.running === null) abandonOnFault(this.sink, [this.source, this.filter, this.tcp]);
     this.running ??= runPipeline(this.filter === null ? [this.source, this.tcp, this.sink] : [this.source, this.filter, this.tcp, this.sink], this.sink).then(() => this.stats);
     return this.running;
   }
@@ -241,6 +242,17 @@ export class ReadPipeline {
       ...(this.chunks === null ? {} : { readChunks: this.chunks.stats }),
     };
   }
+}
+
+/**
+ * abandonOnFault: a sink with an `abandon(err)` method (NatsSink) hears of a fault in a stage
+ * before it, before runPipeline ends it as at end of input (these listeners are added first), so
+ * that it can tell the end after a fault from the end of the input (see NatsSink.abandon).
+ */
+function abandonOnFault(sink: Writable, stages: readonly (NodeJS.EventEmitter | null)[]): void {
+  const abandon = (sink as { abandon?: unknown }).abandon;
+  if (typeof abandon !== 'function') return;
+  for (const s of stages) s?.once('error', (err: unknown) => (abandon as (err: unknown) => void).call(sink, err));
 }
 
 /**

@@ -11,6 +11,7 @@ import type { TlsCommand } from './tls-command.js';
 import type { ReadCommand } from './read-command.js';
 import { SHARD_HELP, STDIN_TOKEN } from './options.js';
 import type { InterfacesCommand, LiveCommand } from './live-command.js';
+import type { ConsumeCommand } from './consume-command.js';
 import { plainArgs } from './plain-args.js';
 
 /**
@@ -27,6 +28,7 @@ const packetsCommand = once(() => import('./packets-command.js'));
 const httpCommand = once(() => import('./http-command.js'));
 const tlsCommand = once(() => import('./tls-command.js'));
 const liveCommand = once(() => import('./live-command.js'));
+const consumeCommand = once(() => import('./consume-command.js'));
 const sinkOptions = once(() => import('./sink-options.js'));
 const reorderDefaults = once(async () => (await import('../core/reorder.js')).REORDER_DEFAULTS);
 
@@ -38,6 +40,7 @@ const COMMAND_MODULES = new Map<string, () => Promise<unknown>>([
   ['tls', tlsCommand],
   ['live', liveCommand],
   ['interfaces', liveCommand],
+  ['consume', consumeCommand],
 ]);
 
 /** Where the CLI reads and writes; tests pass their own streams. */
@@ -120,7 +123,15 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
         action = async () => (await liveCommand()).runInterfaces(args as unknown as InterfacesCommand, io);
       },
     )
-    .demandCommand(1, 'name a command: read, http, tls, packets, live or interfaces')
+    .command(
+      'consume',
+      'read a run back from a NATS JetStream stream (read --sink nats) into a sink, each shard in publish order',
+      async (y: Argv) => (await consumeCommand()).consumeOptions(y),
+      (args) => {
+        action = async () => (await consumeCommand()).runConsume(args as unknown as ConsumeCommand, io);
+      },
+    )
+    .demandCommand(1, 'name a command: read, http, tls, packets, live, interfaces or consume')
     .strict()
     .help()
     .alias('h', 'help')
@@ -250,8 +261,8 @@ export async function tlsOptions(y: Argv): Promise<Argv> {
 }
 
 export async function readOptions(y: Argv): Promise<Argv> {
-  const { streamOptions } = await sinkOptions();
-  return (await captureReadOptions(y, (a) => streamOptions(a)))
+  const { streamOptions, natsSinkOptions } = await sinkOptions();
+  return (await captureReadOptions(y, (a) => natsSinkOptions(streamOptions(a))))
     .option('workers', {
       describe: 'reassemble and write on this many worker threads (connections split by a hash of their addresses; --sink files or ndjson; the output is the same as with 0)',
       type: 'string',

@@ -4,6 +4,7 @@
  * library's ReadPipeline (src/read-pipeline.ts); this file maps the options onto it and prints
  * progress and stats.
  */
+import { Writable } from 'node:stream';
 import { PcapflowError } from '../core/errors.js';
 import type { ReorderOptions } from '../core/reorder.js';
 import { parseShard } from '../core/shard-key.js';
@@ -13,6 +14,7 @@ import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
 import { inputNames, parseCount } from './options.js';
 import { parseStreamArgs, sinkSpec, type StreamArgs } from './sink-options.js';
+import type { NatsArgs } from './nats-options.js';
 
 /** Kept here for the tests that build a pool by hand. */
 export { chunkPoolFor } from '../read-pipeline.js';
@@ -70,11 +72,17 @@ export function readPipelineOptions(args: ReadCommand, io: CliIo): Omit<ReadCapt
 /** runRead runs `pcapflow read`; resolves to the exit code. */
 export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   const options = readPipelineOptions(args, io);
-  const pipeline = new ReadPipeline(inputNames(args.inputs), {
-    ...options,
-    sink: sinkSpec(args, io),
-    workers: args.workers === undefined ? 0 : parseCount('workers', args.workers, 0, 256),
-  });
+  const inputs = inputNames(args.inputs);
+  // --sink nats: a Writable built here (nats-options.ts, loaded only then), not a sink spec
+  const workers = args.workers === undefined ? 0 : parseCount('workers', args.workers, 0, 256);
+  const sink = args.sink === 'nats' ? (await import('./nats-options.js')).natsSinkFor(args as ReadCommand & NatsArgs, inputs, options.shard, io) : sinkSpec(args, io);
+  let pipeline: ReadPipeline;
+  try {
+    pipeline = new ReadPipeline(inputs, { ...options, sink, workers });
+  } catch (err) {
+    if (sink instanceof Writable) sink.destroy(); // a NATS sink already connecting
+    throw err;
+  }
   const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
   try {
     await pipeline.run();

@@ -58,7 +58,7 @@ export interface StreamSettings {
 export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
   return limitOptions(
     y
-      .option('sink', { describe: 'where the streams go', choices: ['stdout', 'ndjson', 'files'], default: 'stdout' })
+      .option('sink', { describe: 'where the streams go (nats: `read` only, see --nats-url)', choices: ['stdout', 'ndjson', 'files', 'nats'], default: 'stdout' })
       .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
       .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
       .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread (default: on for `read` of 128 MiB or more of capture files, with 2+ cores)', type: 'boolean' })
@@ -172,6 +172,7 @@ export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: obj
  * The same options as createSink (keep the two in step). Throws INVALID_OPTION.
  */
 export function sinkSpec(args: StreamArgs, io: CliIo): ReadSinkSpec {
+  if (args.sink === 'nats') throw new PcapflowError('INVALID_OPTION', '--sink nats is for `pcapflow read` (not yet for live capture)');
   const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
   if (sinkKind === 'files') {
     if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
@@ -184,4 +185,23 @@ export function sinkSpec(args: StreamArgs, io: CliIo): ReadSinkSpec {
   }
   const direction = parseChoice('direction', args.direction, ['c2s', 's2c', 'both'] as const);
   return { type: 'stdout', dest: io.stdout, direction };
+}
+
+/**
+ * natsOptions: the options naming a NATS JetStream stream and run, shared by `read --sink nats`
+ * and `consume` (checked in nats-options.ts).
+ */
+export function natsOptions(y: Argv): Argv {
+  return y
+    .option('nats-url', { describe: 'NATS servers for --sink nats and consume, comma-separated (host:port or nats://host:port)', type: 'string' })
+    .option('nats-stream', { describe: 'the JetStream stream (--sink nats creates it when missing, never alters it)', type: 'string', default: 'PCAPFLOW' })
+    .option('nats-subject-prefix', { describe: 'subjects are PREFIX.RUN.SHARD.BUCKET.TYPE (a stream created by --sink nats takes PREFIX.>)', type: 'string', default: 'pcapflow' })
+    .option('run-id', { describe: 'the run: message ids are RUN:SHARD:SEQ, so a restart with the same id adds no copy (read default: a hash of the inputs\' paths, sizes and times and the options)', type: 'string' });
+}
+
+/** natsSinkOptions: natsOptions and what only `read --sink nats` takes (the stream's settings when it creates it). */
+export function natsSinkOptions(y: Argv): Argv {
+  return natsOptions(y)
+    .option('nats-replicas', { describe: 'replicas of the stream when --sink nats creates it', type: 'string', default: '1' })
+    .option('nats-duplicate-window', { describe: 'seconds the stream drops copies of a message id, when --sink nats creates it (a restart within it adds no copy)', type: 'string', default: '600' });
 }

@@ -1,0 +1,364 @@
+/**
+ * NatsSink: `--sink nats`. Publishes every event to a NATS JetStream stream, as
+ * core/nats-wire.ts lays them out (subjects, message ids, headers, payloads), and waits for the
+ * stream's acknowledgement of each. The @nats-io client packages are imported when the sink
+ * opens, so that nothing else pays for them.
+ */
+import { Writable } from 'node:stream';
+import type { NatsConnection, MsgHdrs } from '@nats-io/transport-node';
+import type { JetStreamClient, JetStreamManager, PubAck, StreamInfo } from '@nats-io/jetstream';
+import { type ErrorCode, PcapflowError } from '../core/errors.js';
+import type { StreamEvent } from '../core/events.js';
+import { NATS_MAX_DATA_BYTES, NatsWireEncoder, type RunFault, runSubjects, subjectCovers, type WireMessage } from '../core/nats-wire.js';
+
+/**
+ * CAPTURE_FAULTS: the errors a capture file causes by its bytes alone, raised at the same place
+ * each time it is read (with `--on-error fail` for the decoding ones): a run that stopped at one
+ * is complete as `read` would have written it.
+ */
+const CAPTURE_FAULTS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CAPTURE_BAD_MAGIC',
+  'CAPTURE_EMPTY',
+  'CAPTURE_COMPRESSED',
+  'CAPTURE_TRUNCATED_COMPRESSED',
+  'CAPTURE_CORRUPT_COMPRESSED',
+  'PCAP_BAD_VERSION',
+  'PCAP_RECORD_TOO_LARGE',
+  'PCAP_TRUNCATED_RECORD',
+  'PCAPNG_BAD_BLOCK',
+  'PCAPNG_BAD_SECTION',
+  'PCAPNG_TRUNCATED_BLOCK',
+  'LINK_UNSUPPORTED',
+  'LINK_MALFORMED',
+  'IPV4_BAD_HEADER',
+  'IPV6_BAD_HEADER',
+  'IP_FRAGMENT_INVALID',
+  'TCP_BAD_HEADER',
+]);
+
+export interface NatsSinkOptions {
+  /** NATS servers (`host:port` or `nats://host:port`); the client fails over among them. */
+  servers: readonly string[];
+  /** The JetStream stream (default PCAPFLOW). Created when missing, never altered when present. */
+  stream?: string;
+  /** The subject prefix (default `pcapflow`); a stream created here takes `PREFIX.>`. */
+  prefix?: string;
+  /** The run id: one subject token (core/nats-wire.ts checkRunId); the same for a restart of the same job. */
+  runId: string;
+  /** This process's shard, 1 to `shards` (default 1 of 1). */
+  shard?: number;
+  shards?: number;
+  /** Replicas of a stream created here (default 1). */
+  replicas?: number;
+  /** Duplicate window of a stream created here, in milliseconds (default 10 minutes). */
+  duplicateWindow?: number;
+  /** Publishes not yet acknowledged at most (default 1024): the write callback waits past it. */
+  maxPending?: number;
+  /** Payload bytes not yet acknowledged at most (default 16 MiB; one message may pass it when none is pending). */
+  maxPendingBytes?: number;
+  /** Milliseconds to wait for one acknowledgement before publishing again (default 5000). */
+  ackTimeout?: number;
+  /** Milliseconds a message may be retried in all (timeouts, no responders, 503s) before the run fails (default 60000). */
+  retryFor?: number;
+  /** Data bytes per message at most (default 256 KiB, less when the server's max_payload asks). */
+  maxDataBytes?: number;
+}
+
+export interface NatsSinkStats {
+  /** Events taken. */
+  events: number;
+  /** Messages published (cut data events count each part) and acknowledged. */
+  acked: number;
+  /** Acknowledgements that said the stream already had the message (a restart or a retry within the duplicate window). */
+  duplicates: number;
+  /** Payload bytes acknowledged. */
+  bytes: number;
+  /** Publishes repeated after a timeout, no responders or a 503. */
+  retries: number;
+  /** Data events cut into several messages. */
+  cut: number;
+  /** The most publishes waiting for their acknowledgement at once. */
+  maxPending: number;
+  /** Whether this sink created the stream. */
+  created: boolean;
+}
+
+/** Errors retried with the same message id: timeouts, no responders and 503s (the stream may answer once a leader is elected). */
+function retriable(err: unknown): boolean {
+  const e = err as { name?: string; status?: number; code?: unknown };
+  if (e.name === 'TimeoutError' || e.name === 'NoResponders' || e.name === 'RequestError') return true;
+  if (e.name === 'JetStreamNotEnabled') return true; // the client's name for "no responders" on a publish
+  // 503s are a leader election or a stream catching up, except a store failure (err_code 10077:
+  // maximum messages or bytes with discard new, a full disk), which waiting does not mend
+  return e.name === 'JetStreamApiError' && e.status === 503 && e.code !== 10077;
+}
+
+/** reason: the server's (or client's) words for `err`, with the JetStream error code when there is one. */
+function reason(err: unknown): string {
+  const e = err as { message?: string; name?: string; code?: unknown };
+  const code = e.name === 'JetStreamApiError' && typeof e.code === 'number' ? ` (err_code ${e.code})` : '';
+  return `${e.message ?? String(err)}${code}`;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * NatsSink is an object-mode Writable of StreamEvent[] batches (highWaterMark 1). Opening
+ * (_construct) connects, and creates the stream (subjects `PREFIX.>`, the replicas and duplicate
+ * window given) when it is missing; an existing stream is used as it is when its subjects cover
+ * `PREFIX.RUN.>`, else the sink fails. Each batch's messages are published at once while fewer
+ * than `maxPending` messages and `maxPendingBytes` bytes wait for their acknowledgement; past
+ * that, the write callback waits (backpressure: the client library itself never pushes back).
+ * A publish that times out or finds no responder (or a 503) is repeated with the same message id
+ * (so the stream keeps one copy), backing off from 100 ms to 2 s, for `retryFor` ms in all.
+ * _final publishes the end-of-run message (not after abandon()), waits for every
+ * acknowledgement and closes the connection. Fails with PcapflowError OUTPUT_FAILED and the server's reason (cannot connect,
+ * wrong stream, stream full, message too large, retries exhausted); throws INVALID_OPTION from
+ * the constructor for bad options.
+ */
+export class NatsSink extends Writable {
+  readonly stats: NatsSinkStats = { events: 0, acked: 0, duplicates: 0, bytes: 0, retries: 0, cut: 0, maxPending: 0, created: false };
+  readonly stream: string;
+  readonly prefix: string;
+  readonly runId: string;
+  private wire: NatsWireEncoder;
+  private readonly options: NatsSinkOptions;
+  private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
+  private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
+  private makeHeaders: (() => MsgHdrs) | null = null;
+  private pending = 0;
+  private pendingBytes = 0;
+  private waiters: (() => void)[] = [];
+  private failure: PcapflowError | null = null;
+  private abandoned = false;
+  /** The capture fault the reading stopped at (see abandon), carried by the end message. */
+  private fault: RunFault | undefined;
+
+  constructor(options: NatsSinkOptions) {
+    super({ objectMode: true, highWaterMark: 1 });
+    this.options = options;
+    if (options.servers.length === 0) throw new PcapflowError('INVALID_OPTION', 'the NATS sink needs at least one server');
+    this.stream = options.stream ?? 'PCAPFLOW';
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(this.stream)) throw new PcapflowError('INVALID_OPTION', `a stream name is 1 to 64 letters, digits, _ or -, not ${JSON.stringify(this.stream)}`);
+    this.prefix = options.prefix ?? 'pcapflow';
+    this.wire = this.encoder(options.maxDataBytes ?? NATS_MAX_DATA_BYTES);
+    this.runId = this.wire.runId;
+    this.maxPending = positive('maxPending', options.maxPending ?? 1024);
+    this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
+    positive('ackTimeout', options.ackTimeout ?? 5000);
+    positive('retryFor', options.retryFor ?? 60000);
+    const replicas = options.replicas ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new PcapflowError('INVALID_OPTION', `replicas must be a whole number from 1 to 5, got ${replicas}`);
+  }
+
+  private encoder(maxDataBytes: number): NatsWireEncoder {
+    return new NatsWireEncoder({ prefix: this.prefix, runId: this.options.runId, shard: this.options.shard ?? 1, shards: this.options.shards ?? 1, maxDataBytes });
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    this.open().then(
+      () => callback(),
+      (err: unknown) => callback(this.outputError(err, 'cannot open the stream')),
+    );
+  }
+
+  /** open connects, checks or creates the stream and makes the JetStream client. */
+  private async open(): Promise<void> {
+    const { connect, headers } = await import('@nats-io/transport-node');
+    const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+    this.makeHeaders = headers;
+    const servers = [...this.options.servers];
+    try {
+      this.nc = await connect({ servers, name: 'pcapflow', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    } catch (err) {
+      throw new PcapflowError('OUTPUT_FAILED', `cannot connect to NATS at ${servers.join(',')}: ${reason(err)}`, { cause: err });
+    }
+    // a message is its data, a JSON head (under 1 KiB) and headers: keep it within max_payload
+    const room = this.nc.info === undefined ? Infinity : this.nc.info.max_payload - 4096;
+    if (room < this.wire.maxDataBytes) this.wire = this.encoder(Math.max(1024, room));
+    const jsm = await jetstreamManager(this.nc);
+    await this.ensureStream(jsm);
+    this.js = jetstream(this.nc);
+  }
+
+  /** ensureStream: the stream exists (created here when missing) and takes this run's subjects. */
+  private async ensureStream(jsm: JetStreamManager): Promise<void> {
+    let info: StreamInfo | null = await streamInfo(jsm, this.stream);
+    if (info === null) {
+      const duplicateWindow = this.options.duplicateWindow ?? 10 * 60 * 1000;
+      try {
+        info = await jsm.streams.add({
+          name: this.stream,
+          subjects: [`${this.prefix}.>`],
+          num_replicas: this.options.replicas ?? 1,
+          duplicate_window: duplicateWindow * 1e6,
+        });
+        this.stats.created = true;
+      } catch (err) {
+        // another process of the run may have created it meanwhile
+        info = await streamInfo(jsm, this.stream);
+        if (info === null) throw new PcapflowError('OUTPUT_FAILED', `cannot create stream ${this.stream}: ${reason(err)}`, { cause: err });
+      }
+    }
+    const want = runSubjects(this.prefix, this.runId);
+    const subjects = info.config.subjects ?? [];
+    if (!subjects.some((p) => subjectCovers(p, want))) {
+      throw new PcapflowError(
+        'OUTPUT_FAILED',
+        `stream ${this.stream} exists with subjects ${JSON.stringify(subjects)}, which do not take ${want}: name another stream or subject prefix (pcapflow never alters a stream)`,
+      );
+    }
+  }
+
+  /**
+   * abandon: the reading failed (ReadPipeline calls it on a fault before this sink, before the
+   * stages flush). A fault of the capture itself (CAPTURE_FAULTS: a truncated or corrupt file,
+   * the same every time the same file is read) is published: the events flushed after it go on,
+   * and the end message carries it, so that `consume` gives what `read` gives and fails as it
+   * does. After any other fault (an abort, a read error, a signal) the events written from now on
+   * are dropped and _final publishes no end message: the stream keeps a prefix of the run's
+   * messages, each the same as a whole run's of that SEQ, and running the job again with the same
+   * run id completes the run with no wrong copy (consume reports it incomplete meanwhile).
+   */
+  abandon(reason?: unknown): void {
+    if (this.fault !== undefined || this.abandoned) return;
+    if (reason instanceof PcapflowError && CAPTURE_FAULTS.has(reason.code)) this.fault = { code: reason.code, message: reason.describe().slice(reason.code.length + 2) };
+    else this.abandoned = true;
+  }
+
+  override _write(batch: readonly StreamEvent[], _enc: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.failure !== null) return callback(this.failure);
+    if (this.abandoned) return callback();
+    const out: WireMessage[] = [];
+    const cut = this.wire.cut;
+    try {
+      for (const e of batch) this.wire.encode(e, out);
+    } catch (err) {
+      return callback(err as Error);
+    }
+    this.stats.events += batch.length;
+    this.stats.cut += this.wire.cut - cut;
+    this.send(out).then(
+      () => callback(),
+      (err: unknown) => callback(err as Error),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    const work = async (): Promise<void> => {
+      if (this.failure !== null) throw this.failure;
+      if (!this.abandoned) await this.send([this.wire.end(this.fault)]);
+      while (this.pending > 0) await this.room();
+      if (this.failure !== null) throw this.failure;
+      const nc = this.nc;
+      this.nc = null;
+      await nc?.drain();
+    };
+    work().then(
+      () => callback(),
+      (err: unknown) => callback(this.outputError(err, 'cannot finish the run')),
+    );
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const nc = this.nc;
+    this.nc = null;
+    if (nc === null) return callback(error);
+    nc.close().then(
+      () => callback(error),
+      () => callback(error),
+    );
+  }
+
+  /** send starts publishing `msgs` in order, waiting for room in the window before each; rejects with the sink's failure. */
+  private async send(msgs: readonly WireMessage[]): Promise<void> {
+    for (const m of msgs) {
+      while (this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes)) await this.room();
+      if (this.failure !== null) throw this.failure;
+      this.publish(m);
+    }
+  }
+
+  /** room resolves when a publish in flight settles. */
+  private room(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private publish(m: WireMessage): void {
+    const size = m.payload.length;
+    this.pending++;
+    this.pendingBytes += size;
+    if (this.pending > this.stats.maxPending) this.stats.maxPending = this.pending;
+    this.publishRetrying(m).then(
+      (ack) => {
+        this.stats.acked++;
+        this.stats.bytes += size;
+        if (ack.duplicate) this.stats.duplicates++;
+        this.settled(size);
+      },
+      (err: unknown) => {
+        this.failure ??= isPcapflow(err) ? err : new PcapflowError('OUTPUT_FAILED', `stream ${this.stream} did not take message ${m.msgId} on ${m.subject}: ${reason(err)}`, { cause: err });
+        this.settled(size);
+      },
+    );
+  }
+
+  private settled(size: number): void {
+    this.pending--;
+    this.pendingBytes -= size;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** publishRetrying publishes `m`, repeating it with the same message id on retriable errors within retryFor. */
+  private async publishRetrying(m: WireMessage): Promise<PubAck> {
+    const js = this.js;
+    if (js === null || this.makeHeaders === null) throw new PcapflowError('OUTPUT_FAILED', 'the NATS sink is not open');
+    const h = this.makeHeaders();
+    for (const [k, v] of m.headers) h.set(k, v);
+    const retryFor = this.options.retryFor ?? 60000;
+    const timeout = this.options.ackTimeout ?? 5000;
+    const deadline = Date.now() + retryFor;
+    let wait = 100;
+    for (;;) {
+      try {
+        return await js.publish(m.subject, m.payload, { msgID: m.msgId, headers: h, timeout });
+      } catch (err) {
+        if (this.failure !== null || this.nc === null || !retriable(err)) throw err;
+        if (Date.now() + wait > deadline) {
+          throw new PcapflowError('OUTPUT_FAILED', `stream ${this.stream} did not acknowledge ${m.msgId} within ${Math.round(retryFor / 1000)} s: ${reason(err)}`, { cause: err });
+        }
+        this.stats.retries++;
+        await sleep(wait);
+        wait = Math.min(wait * 2, 2000);
+      }
+    }
+  }
+
+  private outputError(err: unknown, what: string): PcapflowError {
+    if (isPcapflow(err)) return err;
+    return new PcapflowError('OUTPUT_FAILED', `NATS stream ${this.stream}: ${what}: ${reason(err)}`, { cause: err });
+  }
+}
+
+function isPcapflow(err: unknown): err is PcapflowError {
+  return err instanceof PcapflowError;
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new PcapflowError('INVALID_OPTION', `${name} must be a whole number above 0, got ${v}`);
+  return v;
+}
+
+/** streamInfo: the stream's info, or null when it does not exist. */
+async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | null> {
+  try {
+    return await jsm.streams.info(name);
+  } catch (err) {
+    if ((err as { name?: string }).name === 'StreamNotFoundError') return null;
+    throw err;
+  }
+}
