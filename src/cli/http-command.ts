@@ -4,13 +4,10 @@
  * into an HttpSink (src/sinks/http-sink.ts). Takes read's input, filter, reorder and limit options.
  */
 import { planMemory } from '../core/memory-budget.js';
-import { ReadPipeline } from '../read-pipeline.js';
 import { HttpSink } from '../sinks/http-sink.js';
-import { printStats } from './stats.js';
-import { Progress } from './progress.js';
 import type { CliIo } from './main.js';
-import { inputNames, parseChoice, parseCount } from './options.js';
-import { readPipelineOptions, type ReadCommand } from './read-command.js';
+import { parseChoice, parseCount } from './options.js';
+import { readPipelineOptions, runIntoSink, type ReadCommand } from './read-command.js';
 
 export interface HttpCommand extends ReadCommand {
   format: string;
@@ -27,16 +24,10 @@ export async function runHttp(args: HttpCommand, io: CliIo): Promise<number> {
   const extract = args.extract === undefined || args.extract === '' ? undefined : { dir: args.extract, raw: args.rawBodies === true };
   const memoryShare = planMemory(options.memoryBudget).heldOutputBytes; // the files sink's share: this sink holds instead
   const sink = new HttpSink({ dest: io.stdout, format, decode: { maxBodyBytes }, memoryShare, ...(extract === undefined ? {} : { extract }) });
-  const pipeline = new ReadPipeline(inputNames(args.inputs), { ...options, sink });
-  const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
-  try {
-    await pipeline.run();
-  } finally {
-    progress?.stop();
-    if (args.stats) {
-      const stages = Object.entries(pipeline.stats).filter(([k]) => k !== 'sink');
-      printStats(io.stderr, [...stages, ['http', sink.parser.stats], ['decode', sink.decoder.stats], ['records', sink.records.stats], ['output', sink.stats]]);
-    }
-  }
-  return 0;
+  return runIntoSink(args, io, options, sink, () => [
+    ['http', sink.parser.stats],
+    ['decode', sink.decoder.stats],
+    ['records', sink.records.stats],
+    ['output', sink.stats],
+  ]);
 }

@@ -69,6 +69,26 @@ export function readPipelineOptions(args: ReadCommand, io: CliIo): Omit<ReadCapt
   };
 }
 
+/**
+ * runIntoSink runs read's pipeline over `args`' inputs into an application-layer sink of the
+ * caller's (`http`, `tls`), with the progress bar and, with --stats, every stage's counters and
+ * then `sinkStats()`; resolves to the exit code.
+ */
+export async function runIntoSink(args: ReadCommand, io: CliIo, options: Omit<ReadCapturesOptions, 'sink'>, sink: Writable, sinkStats: () => Array<[string, unknown]>): Promise<number> {
+  const pipeline = new ReadPipeline(inputNames(args.inputs), { ...options, sink });
+  const progress = (args.progress ?? io.stderr.isTTY === true) ? new Progress(io.stderr, pipeline) : null;
+  try {
+    await pipeline.run();
+  } finally {
+    progress?.stop();
+    if (args.stats) {
+      const stages = Object.entries(pipeline.stats).filter(([k]) => k !== 'sink');
+      printStats(io.stderr, [...stages, ...sinkStats()]);
+    }
+  }
+  return 0;
+}
+
 /** runRead runs `pcapflow read`; resolves to the exit code. */
 export async function runRead(args: ReadCommand, io: CliIo): Promise<number> {
   const options = readPipelineOptions(args, io);
