@@ -326,25 +326,15 @@ class Reader {
   }
 }
 
+/** emptyHello: a ClientHello with nothing but its kind and version, for the parsers to fill. */
+function emptyHello(sslv2: boolean, legacyVersion: number): TlsClientHello {
+  return { sslv2, legacyVersion, supportedVersions: [], ciphers: [], extensions: [], groups: [], pointFormats: [], sigAlgs: [], sni: null, alpn: [], ech: false, sessionTicket: null, pskModes: [], sessionId: '' };
+}
+
 /** parseClientHello: the body of a ClientHello (after the 4-byte header); throws Short. */
 export function parseClientHello(body: Uint8Array): TlsClientHello {
   const r = new Reader(body, 0, body.length);
-  const h: TlsClientHello = {
-    sslv2: false,
-    legacyVersion: r.u16(),
-    supportedVersions: [],
-    ciphers: [],
-    extensions: [],
-    groups: [],
-    pointFormats: [],
-    sigAlgs: [],
-    sni: null,
-    alpn: [],
-    ech: false,
-    sessionTicket: null,
-    pskModes: [],
-    sessionId: '',
-  };
+  const h = emptyHello(false, r.u16());
   r.sub(32);
   const sid = r.vec8();
   if (sid.left > 32) throw new Short();
@@ -441,22 +431,7 @@ export function parseSslv2Hello(msg: Uint8Array): TlsClientHello {
   const sessionId = r.sub(sidLen).hex();
   r.sub(challengeLen);
   r.done();
-  return {
-    sslv2: true,
-    legacyVersion,
-    supportedVersions: [],
-    ciphers,
-    extensions: [],
-    groups: [],
-    pointFormats: [],
-    sigAlgs: [],
-    sni: null,
-    alpn: [],
-    ech: false,
-    sessionTicket: null,
-    pskModes: [],
-    sessionId,
-  };
+  return { ...emptyHello(true, legacyVersion), ciphers, sessionId };
 }
 
 /** parseCertificates: a TLS <= 1.2 Certificate body; DER copies, the first `max`, and how many there were. */
