@@ -32,7 +32,15 @@
 // http-large (issue 15): HTTP/1.1 keep-alive connections by synth.js's writeHttp (many small
 // transactions; a few bodies of megabytes), `pcapflow http --extract` beside `tcpflow -e http`
 // (the ratios' reference) and `tshark --export-objects http`; checked: every response body
-// pcapflow extracted equals the one the synth wrote (sha256), and no body is missing.
+// pcapflow extracted equals the one the synth wrote (sha256), and no body is missing. tls (issue
+// 16): 50 000 short TLS connections (--quick: 5 000) by synth.js's writeTls, 100 open at a time
+// over 60 s, each a TLS 1.3 or 1.2 handshake of one of four client profiles (Chrome with GREASE
+// and a shuffled extension order, Firefox, curl, a TLS 1.2-only Java client; SNI and ALPN varied;
+// TLS 1.2 with one or two DER certificates), then a few KB of application data, FINs; `pcapflow
+// tls` beside `pcapflow read --sink ndjson` (the ratios' reference: target <= 1.2x its time) and
+// `tshark -T fields -e tls.handshake.ja3` (target: >= 20x its speed); checked: every connection's
+// record equals what the synth built (JA3 and JA3S strings, JA4, SNI, version, ALPN, certificate
+// SHA-256s, complete), those computed by the synth from the values it put in.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -40,7 +48,7 @@ import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { liveRateReady, runLiveRate } from './live-rate.js';
-import { writeCapture, writeHttp, writeShortConns } from './synth.js';
+import { writeCapture, writeHttp, writeShortConns, writeTls } from './synth.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(HERE);
@@ -220,6 +228,62 @@ function checkHttp(file, bodiesFile) {
 }
 
 /**
+ * tlsCapture: writeTls's recipe, every parameter in the file name; the expected records (client,
+ * fingerprints, SNI, ...) are kept next to the capture as FILE.expect.json. --quick scales conns.
+ */
+function tlsCapture(name, opts = {}) {
+  const p = { conns: 50_000, concurrent: 100, seconds: 60, respMin: 1024, respMax: 16_384, tls13Share: 0.6, ...opts };
+  p.conns = Math.max(1, Math.round(p.conns * SCALE));
+  return { file: `${name}-${p.conns}c-p${p.concurrent}-${p.seconds}s-resp${p.respMin}-${p.respMax}-tls13x${p.tls13Share}.pcap`, make: (f) => writeTls(f, p) };
+}
+
+/** The commands of the tls scenario; `pcapflow read --sink ndjson` is the reference of the ratio. */
+function tlsCommands() {
+  const tsharkOk = have('tshark');
+  if (!tsharkOk) notes.push('tshark not found: its tls row and ratio are skipped');
+  return [
+    { name: 'pcapflow read F --sink ndjson > /dev/null', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], ok: true, ref: true },
+    { name: 'pcapflow tls F > /dev/null', argv: (f) => ['node', PCAPFLOW, 'tls', f], ok: true, tls: true },
+    { name: 'tshark -r F -T fields -e tls.handshake.ja3 > /dev/null', argv: (f) => ['tshark', '-r', f, '-T', 'fields', '-e', 'tls.handshake.ja3'], ok: tsharkOk, tshark: true },
+  ];
+}
+
+/**
+ * checkTls runs `pcapflow tls F` once more (untimed) and checks its records against the synth's
+ * expectations: one record per connection (keyed by the client's address and port), each
+ * complete, with the JA3 and JA3S strings and hashes, JA4, SNI, selected version, the server's
+ * ALPN and the SHA-256 of each certificate the synth built. Returns the report line and ok.
+ */
+function checkTls(file, expectFile) {
+  const want = new Map(JSON.parse(readFileSync(expectFile, 'utf8')).map((e) => [e.client, e]));
+  const total = want.size;
+  const r = spawnSync('node', [PCAPFLOW, 'tls', file], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const problems = [];
+  if (r.status !== 0) problems.push(`exit ${r.status}: ${r.stderr.slice(-300)}`);
+  let same = 0;
+  for (const line of r.stdout.split('\n')) {
+    if (line === '') continue;
+    const rec = JSON.parse(line);
+    const key = `${rec.client.ip}:${rec.client.port}`;
+    const e = want.get(key);
+    if (e === undefined) {
+      problems.push(`unexpected record for ${key}`);
+      continue;
+    }
+    want.delete(key);
+    const got = { complete: rec.complete, sni: rec.clientHello?.sni ?? null, ja3: rec.ja3, ja3Hash: rec.ja3Hash, ja4: rec.ja4, ja3s: rec.ja3s, ja3sHash: rec.ja3sHash, version: rec.serverHello?.version ?? null, alpn: rec.serverHello?.alpn ?? null, certs: rec.certificates.map((c) => c.sha256) };
+    const exp = { complete: true, sni: e.sni, ja3: e.ja3, ja3Hash: e.ja3Hash, ja4: e.ja4, ja3s: e.ja3s, ja3sHash: e.ja3sHash, version: e.version, alpn: e.alpn, certs: e.certs };
+    const diff = Object.keys(exp).filter((k) => JSON.stringify(got[k]) !== JSON.stringify(exp[k]));
+    if (diff.length > 0) problems.push(`${key} (${e.profile}) differs in ${diff.join(', ')}`);
+    else same++;
+  }
+  for (const key of want.keys()) problems.push(`missing: ${key}`);
+  return problems.length === 0
+    ? { ok: true, line: `tls check: OK, all ${same} of ${total} connections' records equal the synth's (JA3/JA3S strings and hashes, JA4, SNI, version, ALPN, certificate SHA-256s; complete)` }
+    : { ok: false, line: `tls check: FAILED, ${problems.length} problems (${same} of ${total} equal): ${problems.slice(0, 5).join('; ')}` };
+}
+
+/**
  * Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference.
  * checkFiles: 'tcpflow' (the files equal tcpflow's) or 'unshuffled' (the files equal pcapflow's
  * on the capture before shuffle.mjs; tcpflow's differences printed as information).
@@ -291,6 +355,13 @@ const SCENARIOS = [
     commands: httpCommands(),
     checkHttp: true,
   },
+  {
+    name: 'tls',
+    what: 'TLS (issue 16): 50 000 short connections (--quick: 5 000), 100 open at a time over 60 s, each a TLS 1.3 (60% of those offering it) or 1.2 handshake of one of four client profiles (Chrome with GREASE and shuffled extensions, Firefox, curl, TLS 1.2-only Java; SNI and ALPN varied; 1.2: one or two certificates), an encrypted request and a response of 1-16 KiB skewed small, FINs',
+    capture: tlsCapture('tls'),
+    commands: tlsCommands(),
+    checkTls: true,
+  },
 ];
 
 /**
@@ -320,6 +391,7 @@ async function ensureCapture(spec) {
     rmSync(summary, { force: true });
     if (made?.files) writeFileSync(summary, `${JSON.stringify({ packets: made.packets, bytes: made.bytes, flows: made.files.length })}\n`);
     if (made?.bodies) writeFileSync(`${file}.bodies.json`, `${JSON.stringify(made.bodies)}\n`);
+    if (made?.expect) writeFileSync(`${file}.expect.json`, `${JSON.stringify(made.expect)}\n`);
     execFileSync('mv', [`${file}.tmp`, file]);
   }
   return { file, flows: existsSync(summary) ? JSON.parse(readFileSync(summary, 'utf8')).flows : undefined };
@@ -417,7 +489,7 @@ const tcpflowVersion = tcpflowOk ? spawnSync('tcpflow', ['-V'], { encoding: 'utf
 console.log(`machine: ${machine}; ${tcpflowVersion}${nodePcapOk ? '; node_pcap (pcap) 3.x' : ''}`);
 console.log(`runs per command: ${RUNS} (medians; commands alternate run by run; captures read from the page cache after a warm-up run)`);
 console.log(`command: npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`);
-console.log('ratio wall = reference wall time / command wall time: >= 1.0 means the command is at least as fast as the reference (tcpflow; the read loop for decode)');
+console.log('ratio wall = reference wall time / command wall time: >= 1.0 means the command is at least as fast as the reference (tcpflow; the read loop for decode; read --sink ndjson for tls)');
 console.log('ratio CPU = reference CPU s / command CPU s (user + system, all threads): >= 1.0 means the command uses at most the reference\'s CPU time\n');
 
 const checks = [];
@@ -472,6 +544,18 @@ for (const sc of SCENARIOS) {
       console.log(`pcapflow http --extract against tshark --export-objects http: ${t.toFixed(1)}x its speed (wall, medians)`);
     }
     const c = checkHttp(file, `${file}.bodies.json`);
+    console.log(c.line);
+    checks.push(c.ok);
+    console.log('');
+  }
+  if (sc.checkTls) {
+    const ref = commands.findIndex((c) => c.ref);
+    const tls = commands.findIndex((c) => c.tls);
+    const tshark = commands.findIndex((c) => c.tshark);
+    const wall = (i) => median(results[i].map((x) => x.wall));
+    console.log(`pcapflow tls against read --sink ndjson: ${(wall(tls) / wall(ref)).toFixed(2)}x its time (target <= 1.2; wall, medians)`);
+    if (tshark >= 0) console.log(`pcapflow tls against tshark ja3: ${(wall(tshark) / wall(tls)).toFixed(1)}x its speed (target >= 20; wall, medians)`);
+    const c = checkTls(file, `${file}.expect.json`);
     console.log(c.line);
     checks.push(c.ok);
     console.log('');

@@ -8,6 +8,10 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** payloadByte is the content of byte `off` of connection `conn`'s server stream. */
 export function payloadByte(conn, off) {
@@ -707,4 +711,314 @@ export async function writeHttp(path, { conns = 10_000, concurrent = 100, second
   }
   await runScripts(w, scripts);
   return { ...(await w.end()), bodies };
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS handshakes (the bench's tls scenario, issue 16 item 5): hellos built by hand as real
+// clients send them, and the fingerprints they should give, computed here from the values put in
+// (salesforce/ja3's and FoxIO's JA4.md's rules), not by the library under test.
+
+const tu16 = (v) => Buffer.from([(v >> 8) & 255, v & 255]);
+const tvec8 = (b) => Buffer.concat([Buffer.from([b.length]), b]);
+const tvec16 = (b) => Buffer.concat([tu16(b.length), b]);
+const tvec24 = (b) => Buffer.concat([Buffer.from([(b.length >> 16) & 255, (b.length >> 8) & 255, b.length & 255]), b]);
+const tlist16 = (vs) => Buffer.concat(vs.map(tu16));
+/** A handshake message; a record (content type, record version 0x0301 or 0x0303). */
+const tHandshake = (type, body) => Buffer.concat([Buffer.from([type]), tvec24(body)]);
+const tRecord = (type, body, version = 0x0303) => Buffer.concat([Buffer.from([type]), tu16(version), tvec16(body)]);
+
+const GREASES = Array.from({ length: 16 }, (_, i) => (i << 12) | 0x0a00 | (i << 4) | 0x0a);
+const tIsGrease = (v) => GREASES.includes(v);
+const SIGS_CHROME = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601];
+const SIGS_FIREFOX = [0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0203, 0x0201];
+const SIGS_OPENSSL = [0x0403, 0x0503, 0x0603, 0x0807, 0x0808, 0x0809, 0x080a, 0x080b, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0303, 0x0203, 0x0301, 0x0201, 0x0302, 0x0202, 0x0402, 0x0502, 0x0602];
+const SIGS_JAVA = [0x0403, 0x0503, 0x0603, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0402, 0x0502, 0x0602, 0x0201, 0x0202];
+
+/**
+ * Client profiles: cipher list, extension order (G = a GREASE extension), groups, point formats,
+ * signature algorithms, supported_versions (null: TLS 1.2 only), whether the extension order is
+ * shuffled per connection (Chrome since 110) and the ALPN lists and SNI use it varies between.
+ */
+const TLS_PROFILES = [
+  {
+    name: 'chrome', grease: true, shuffle: true,
+    ciphers: ['G', 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035],
+    exts: ['G', 0x0000, 0x0017, 0xff01, 0x000a, 0x000b, 0x0023, 0x0010, 0x0005, 0x000d, 0x0012, 0x0033, 0x002d, 0x002b, 0x001b, 0x4469, 'G', 0x0015],
+    groups: ['G', 0x001d, 0x0017, 0x0018], formats: [0], sigs: SIGS_CHROME, versions: ['G', 0x0304, 0x0303],
+    alpns: [['h2', 'http/1.1']], sni: 1,
+  },
+  {
+    name: 'firefox', grease: false, shuffle: false,
+    ciphers: [0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c, 0xc030, 0xc00a, 0xc009, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f, 0x0035],
+    exts: [0x0000, 0x0017, 0xff01, 0x000a, 0x000b, 0x0023, 0x0010, 0x0005, 0x0022, 0x0033, 0x002b, 0x000d, 0x002d, 0x001c],
+    groups: [0x001d, 0x0017, 0x0018, 0x0019, 0x0100, 0x0101], formats: [0], sigs: SIGS_FIREFOX, versions: [0x0304, 0x0303],
+    alpns: [['h2', 'http/1.1']], sni: 1,
+  },
+  {
+    name: 'curl', grease: false, shuffle: false,
+    ciphers: [0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0x009f, 0xcca9, 0xcca8, 0xccaa, 0xc02b, 0xc02f, 0x009e, 0xc024, 0xc028, 0x006b, 0xc023, 0xc027, 0x0067, 0xc00a, 0xc014, 0x0039, 0xc009, 0xc013, 0x0033, 0x009d, 0x009c, 0x003d, 0x003c, 0x0035, 0x002f, 0x00ff],
+    exts: [0x0000, 0x000b, 0x000a, 0x0023, 0x0010, 0x0016, 0x0017, 0x0031, 0x000d, 0x002b, 0x002d, 0x0033],
+    groups: [0x001d, 0x0017, 0x001e, 0x0019, 0x0018], formats: [0, 1, 2], sigs: SIGS_OPENSSL, versions: [0x0304, 0x0303, 0x0302, 0x0301],
+    alpns: [['h2', 'http/1.1'], ['http/1.1']], sni: 1,
+  },
+  {
+    name: 'java-tls12', grease: false, shuffle: false,
+    ciphers: [0xc02c, 0xc02b, 0xc030, 0xc02f, 0x009f, 0x009e, 0xc024, 0xc023, 0xc028, 0xc027, 0xc00a, 0xc009, 0xc014, 0xc013, 0x009d, 0x009c, 0x003d, 0x003c, 0x0035, 0x002f, 0x00ff],
+    exts: [0x0000, 0x0005, 0x000a, 0x000b, 0x000d, 0x0032, 0x0010, 0x0017],
+    groups: [0x0017, 0x0018, 0x0019], formats: [0], sigs: SIGS_JAVA, versions: null,
+    alpns: [['http/1.1'], []], sni: 0.75,
+  },
+];
+
+const SNI_NAMES = ['www.example.com', 'api.example.net', 'cdn.static.example.org', 'login.example.com', 'updates.example.io', 'telemetry.example.com'];
+
+/**
+ * tlsCertificates: DER certificates for the TLS 1.2 server flights: by openssl (an RSA CA and an
+ * EC leaf per SNI_NAMES entry, signed by it) when it is installed, else one fixed self-signed EC
+ * certificate for all. Resolves to {ca, leaves: Buffer[] (by SNI_NAMES index)}.
+ */
+function tlsCertificates() {
+  const dir = mkdtempSync(join(tmpdir(), 'synth-tls-'));
+  try {
+    const ssl = (...a) => execFileSync('openssl', a, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-subj', '/O=pcapflow bench/CN=pcapflow bench CA', '-days', '3650', '-out', 'ca.pem');
+    const leaves = SNI_NAMES.map((name, i) => {
+      ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `l${i}.key`, '-subj', `/CN=${name}`, '-out', `l${i}.csr`);
+      writeFileSync(join(dir, `l${i}.ext`), `subjectAltName=DNS:${name},DNS:*.${name}\n`);
+      ssl('x509', '-req', '-in', `l${i}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', String(1000 + i), '-days', '365', '-extfile', `l${i}.ext`, '-outform', 'DER', '-out', `l${i}.der`);
+      return readFileSync(join(dir, `l${i}.der`));
+    });
+    ssl('x509', '-in', 'ca.pem', '-outform', 'DER', '-out', 'ca.der');
+    return { ca: readFileSync(join(dir, 'ca.der')), leaves };
+  } catch {
+    const der = Buffer.from(FIXED_CERT, 'base64');
+    return { ca: der, leaves: SNI_NAMES.map(() => der) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A self-signed EC P-256 certificate (CN=bench.example, 2026-2036), for machines without openssl. */
+const FIXED_CERT =
+  'MIIBoDCCAUWgAwIBAgIUdPrK6ThuAfw2TrB+k91to8TPiB8wCgYIKoZIzj0EAwIwGDEWMBQGA1UEAwwNYmVuY2guZXhhbXBsZTAeFw0yNjEyMDUyMTI4NTRaFw0zNjEyMDIyMTI4NTRaMBgxFjAUBgNVBAMMDWJlbmNoLmV4YW1wbGUwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASFuqE1su6WE4Vy9VmjexTkvNvGagwhT5TKV2ZGgnrw6q2QD02KEZREuhCPlazZYElZhmA/ErJm9F29cdYDPZixo20wazAdBgNVHQ4EFgQUWW1UgxssFI6VJEFuPWaKFXTUMk8wHwYDVR0jBBgwFoAUWW1UgxssFI6VJEFuPWaKFXTUMk8wDwYDVR0TAQH/BAUwAwEB/zAYBgNVHREEETAPgg1iZW5jaC5leGFtcGxlMAoGCCqGSM49BAMCA0kAMEYCIQCUJrYU/TZj/NB5cA7rl1n+u0te1T5xutPrG/qrG14DpAIhAK+ByC0shKX3istsSx67bzWPfSaevu3DpfDKuE9T2tlK';
+
+/** expectedJa3: salesforce/ja3's string and MD5 (decimal fields, GREASE removed from ciphers, extensions, groups). */
+function expectedJa3(h) {
+  const d = (l) => l.filter((v) => !tIsGrease(v)).join('-');
+  const s = `${h.legacyVersion},${d(h.ciphers)},${d(h.exts)},${d(h.groups)},${h.formats.join('-')}`;
+  return { ja3: s, ja3Hash: createHash('md5').update(s).digest('hex') };
+}
+
+/** expectedJa4: JA4.md (TLS over TCP): t, version, d/i, counts, ALPN ends, sorted cipher and extension hashes. */
+function expectedJa4(h) {
+  const VER = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10' };
+  const ciphers = h.ciphers.filter((v) => !tIsGrease(v));
+  const exts = h.exts.filter((v) => !tIsGrease(v));
+  const version = h.versions === null ? h.legacyVersion : Math.max(...h.versions.filter((v) => !tIsGrease(v)));
+  const two = (n) => String(Math.min(n, 99)).padStart(2, '0');
+  const alpn = h.alpn.length === 0 ? '00' : h.alpn[0][0] + h.alpn[0][h.alpn[0].length - 1];
+  const hex = (v) => v.toString(16).padStart(4, '0');
+  const sha12 = (s) => createHash('sha256').update(s).digest('hex').slice(0, 12);
+  const b = ciphers.map(hex).sort().join(',');
+  const c = `${exts.filter((v) => v !== 0x0000 && v !== 0x0010).map(hex).sort().join(',')}_${h.sigs.map(hex).join(',')}`;
+  return `t${VER[version]}${h.sni === null ? 'i' : 'd'}${two(ciphers.length)}${two(exts.length)}${alpn}_${sha12(b)}_${sha12(c)}`;
+}
+
+/** A pseudo-random pool that the encrypted-looking bytes are cut from. */
+const RANDOM_POOL = (() => {
+  const next = rng(0x7153);
+  const b = Buffer.allocUnsafe(1 << 20);
+  for (let i = 0; i < b.length; i += 4) b.writeUInt32LE(next(0, 0xfffffffe), i);
+  return b;
+})();
+const poolBytes = (n, at) => RANDOM_POOL.subarray(at % (RANDOM_POOL.length - n), (at % (RANDOM_POOL.length - n)) + n);
+
+/** A ClientHello's extension body. */
+function tlsExtBody(type, h, pick, grease) {
+  switch (type) {
+    case 0x0000: return tvec16(Buffer.concat([Buffer.from([0]), tvec16(Buffer.from(h.sni, 'latin1'))]));
+    case 0x000a: return tvec16(tlist16(h.groups));
+    case 0x000b: return tvec8(Buffer.from(h.formats));
+    case 0x000d: return tvec16(tlist16(h.sigs));
+    case 0x0010: return tvec16(Buffer.concat(h.alpn.map((p) => tvec8(Buffer.from(p, 'latin1')))));
+    case 0x002b: return tvec8(tlist16(h.versions));
+    case 0x002d: return tvec8(Buffer.from([1]));
+    case 0x0005: return Buffer.from([1, 0, 0, 0, 0]);
+    case 0x001b: return Buffer.from([2, 0, 2]);
+    case 0x001c: return tu16(0x4001);
+    case 0x0022: return tvec16(tlist16([0x0403, 0x0503, 0x0603, 0x0203]));
+    case 0x0032: return tvec16(tlist16(h.sigs));
+    case 0x4469: return tvec16(tvec8(Buffer.from('h2')));
+    case 0xff01: return Buffer.from([0]);
+    case 0x0033: {
+      const shares = [];
+      if (grease) shares.push(Buffer.concat([tu16(h.groups[0]), tvec16(Buffer.from([0]))]));
+      shares.push(Buffer.concat([tu16(0x001d), tvec16(poolBytes(32, pick(0, 1 << 19)))]));
+      if (h.profile === 'firefox') shares.push(Buffer.concat([tu16(0x0017), tvec16(Buffer.concat([Buffer.from([4]), poolBytes(64, pick(0, 1 << 19))]))]));
+      return tvec16(Buffer.concat(shares));
+    }
+    default: return tIsGrease(type) ? Buffer.from(type === h.exts[0] ? [] : [0]) : Buffer.alloc(0); // 0x0012, 0x0016, 0x0017, 0x0023, 0x0031, GREASE
+  }
+}
+
+/**
+ * tlsClientHello: a client's hello for connection `id` by `profile`: GREASE values (two different
+ * ones for the extensions, as Chrome), the extension order shuffled if the profile does, the
+ * profile's ALPN and SNI choices. Returns {record, hello (the values put in)}.
+ */
+function tlsClientHello(profile, id, pick) {
+  const g = () => GREASES[pick(0, 15)];
+  const g1 = g();
+  let g2 = g();
+  while (g2 === g1) g2 = g();
+  const gc = g();
+  let seenG = 0;
+  const greaseFor = (v) => (v === 'G' ? (seenG++ === 0 ? g1 : g2) : v);
+  let exts = profile.exts.map(greaseFor);
+  if (profile.shuffle) {
+    // Chrome: the order permuted, the GREASE extensions and padding kept in place
+    const fixed = (v) => tIsGrease(v) || v === 0x0015;
+    const movable = exts.filter((v) => !fixed(v));
+    for (let i = movable.length - 1; i > 0; i--) {
+      const j = pick(0, i);
+      [movable[i], movable[j]] = [movable[j], movable[i]];
+    }
+    exts = exts.map((v) => (fixed(v) ? v : movable.shift()));
+  }
+  const sni = profile.sni >= 1 || pick(0, 999) < profile.sni * 1000 ? SNI_NAMES[pick(0, SNI_NAMES.length - 1)] : null;
+  if (sni === null) exts = exts.filter((v) => v !== 0x0000);
+  const alpn = profile.alpns[pick(0, profile.alpns.length - 1)];
+  if (alpn.length === 0) exts = exts.filter((v) => v !== 0x0010);
+  const h = {
+    profile: profile.name,
+    legacyVersion: 0x0303,
+    ciphers: profile.ciphers.map((v) => (v === 'G' ? gc : v)),
+    exts,
+    groups: profile.groups.map((v) => (v === 'G' ? gc : v)),
+    formats: profile.formats,
+    sigs: profile.sigs,
+    versions: profile.versions === null ? null : profile.versions.map((v) => (v === 'G' ? g() : v)),
+    sni,
+    alpn,
+  };
+  const body = [];
+  let len = 0;
+  for (const t of exts) {
+    if (t === 0x0015) continue;
+    const b = Buffer.concat([tu16(t), tvec16(tlsExtBody(t, h, pick, profile.grease))]);
+    body.push(b);
+    len += b.length;
+  }
+  const head = Buffer.concat([tu16(h.legacyVersion), poolBytes(32, id * 97), tvec8(poolBytes(32, id * 89 + 7)), tvec16(tlist16(h.ciphers)), tvec8(Buffer.from([0]))]);
+  if (exts.includes(0x0015)) {
+    // padding to a 512-byte hello (as BoringSSL), kept at its place in the order
+    const pad = Math.max(1, 512 - 4 - head.length - 2 - len - 4);
+    body.splice(exts.indexOf(0x0015), 0, Buffer.concat([tu16(0x0015), tvec16(Buffer.alloc(pad))]));
+  }
+  return { record: tRecord(22, tHandshake(1, Buffer.concat([head, tvec16(Buffer.concat(body))])), 0x0301), hello: h };
+}
+
+/** The TLS 1.3 cipher a server picks: the client's first of these. */
+const SERVER_13 = [0x1301, 0x1302, 0x1303];
+const SERVER_12 = [0xc02f, 0xc02b, 0xc030, 0xc02c, 0x009c];
+
+/**
+ * tlsServerFlight: the server's answer to hello `h`: TLS 1.3 when `tls13` (ServerHello with
+ * key_share and supported_versions, ChangeCipherSpec, the encrypted rest as application data),
+ * else TLS 1.2 (ServerHello, Certificate with `chain`, ServerKeyExchange, ServerHelloDone: in one
+ * record or one record each). Returns {bytes, version, cipher, exts, alpn}.
+ */
+function tlsServerFlight(h, tls13, chain, oneRecord, pick) {
+  const at = pick(0, 1 << 19);
+  if (tls13) {
+    const cipher = h.ciphers.find((c) => SERVER_13.includes(c));
+    const exts = [0x0033, 0x002b];
+    const extBytes = Buffer.concat([tu16(0x0033), tvec16(Buffer.concat([tu16(0x001d), tvec16(poolBytes(32, at))])), tu16(0x002b), tvec16(tu16(0x0304))]);
+    const sh = tHandshake(2, Buffer.concat([tu16(0x0303), poolBytes(32, at + 40), tvec8(poolBytes(32, at + 80)), tu16(cipher), Buffer.from([0]), tvec16(extBytes)]));
+    const bytes = Buffer.concat([tRecord(22, sh), tRecord(20, Buffer.from([1])), tRecord(23, poolBytes(pick(1800, 4200), at + 200))]);
+    return { bytes, version: 0x0304, cipher, exts, alpn: null };
+  }
+  const cipher = h.ciphers.find((c) => SERVER_12.includes(c));
+  const alpn = h.alpn.length === 0 ? null : h.alpn[0];
+  const exts = [0xff01];
+  if (h.sni !== null) exts.push(0x0000);
+  exts.push(0x000b);
+  if (h.exts.includes(0x0023)) exts.push(0x0023);
+  if (alpn !== null) exts.push(0x0010);
+  if (h.exts.includes(0x0017)) exts.push(0x0017);
+  const extBody = (t) => (t === 0xff01 ? Buffer.from([0]) : t === 0x000b ? tvec8(Buffer.from([0])) : t === 0x0010 ? tvec16(tvec8(Buffer.from(alpn, 'latin1'))) : Buffer.alloc(0));
+  const extBytes = Buffer.concat(exts.map((t) => Buffer.concat([tu16(t), tvec16(extBody(t))])));
+  const msgs = [
+    tHandshake(2, Buffer.concat([tu16(0x0303), poolBytes(32, at + 40), tvec8(poolBytes(32, at + 80)), tu16(cipher), Buffer.from([0]), tvec16(extBytes)])),
+    tHandshake(11, tvec24(Buffer.concat(chain.map(tvec24)))),
+    tHandshake(12, Buffer.concat([Buffer.from([3, 0x00, 0x1d, 32]), poolBytes(32, at + 120), tu16(0x0403), tvec16(poolBytes(pick(70, 72), at + 160))])),
+    tHandshake(14, Buffer.alloc(0)),
+  ];
+  const bytes = oneRecord ? tRecord(22, Buffer.concat(msgs)) : Buffer.concat(msgs.map((m) => tRecord(22, m)));
+  return { bytes, version: 0x0303, cipher, exts, alpn };
+}
+
+/** Application data records holding `n` bytes (at most 16 KiB plus a 17-byte tag each). */
+function tlsAppData(n, at) {
+  const recs = [];
+  for (let done = 0; done < n; ) {
+    const k = Math.min(16384 + 17, n - done);
+    recs.push(tRecord(23, poolBytes(k, at + done)));
+    done += k;
+  }
+  return Buffer.concat(recs);
+}
+
+/**
+ * writeTls: `conns` TLS connections to 10.100.0.1:443 (the bench's tls scenario, issue 16),
+ * `concurrent` open at a time over `seconds`: each a TCP handshake, a ClientHello of one of
+ * TLS_PROFILES (GREASE, shuffled extension order, SNI and ALPN varied per connection), the
+ * server's answer in TLS 1.3 (to a share of the clients offering it) or TLS 1.2 (with a chain of
+ * one or two DER certificates), the rest of the handshake, an encrypted request of 200-600 bytes
+ * and response of respMin..respMax bytes (skewed small) as application data, FINs. Resolves to the
+ * capture's summary and `expect`: per connection {client ("ip:port"), sni, ja3, ja3Hash, ja4,
+ * ja3s, ja3sHash, version, alpn (the server's), certs (SHA-256 of each DER sent)}, computed here.
+ */
+export async function writeTls(path, { conns = 50_000, concurrent = 100, seconds = 60, respMin = 1024, respMax = 16_384, tls13Share = 0.6 } = {}) {
+  const w = new PcapBuffer(path);
+  const usec = seconds * 1e6;
+  const pick = rng(43);
+  const certs = tlsCertificates();
+  const certSha = new Map([certs.ca, ...certs.leaves].map((d) => [d, createHash('sha256').update(d).digest('hex')]));
+  const expect = [];
+  const scripts = [];
+  const perSlot = Math.ceil(conns / concurrent);
+  const life = Math.floor(usec / perSlot);
+  function* conn(id, start) {
+    yield start; // the streams are made when the connection starts, not all at once
+    const cip = (0x0a650000 + (id % 65536)) >>> 0;
+    const cport = 20000 + Math.floor(id / 65536) * 7 + (id % 40000);
+    const profile = TLS_PROFILES[id % TLS_PROFILES.length];
+    const { record: ch, hello: h } = tlsClientHello(profile, id, pick);
+    const tls13 = h.versions !== null && pick(0, 999) < tls13Share * 1000;
+    const leaf = certs.leaves[h.sni === null ? 0 : SNI_NAMES.indexOf(h.sni)];
+    const chain = tls13 ? [] : pick(0, 1) === 0 ? [leaf] : [leaf, certs.ca];
+    const sf = tlsServerFlight(h, tls13, chain, pick(0, 1) === 0, pick);
+    const at = pick(0, 1 << 19);
+    const req = tlsAppData(pick(200, 600), at);
+    const resp = tlsAppData(Math.round(respMin * (respMax / respMin) ** ((pick(0, 1e6) / 1e6) ** 4)), at + 1000);
+    const ccs = tRecord(20, Buffer.from([1]));
+    const fin = tRecord(22, poolBytes(40, at + 500));
+    const c2s = tls13 ? [ch, Buffer.concat([ccs, tlsAppData(53, at + 600), req])] : [ch, Buffer.concat([tRecord(22, tHandshake(16, tvec8(poolBytes(32, at + 700)))), ccs, fin]), req];
+    const s2c = tls13 ? [sf.bytes, Buffer.concat([tlsAppData(pick(200, 260), at + 800), tlsAppData(pick(200, 260), at + 900), resp])] : [sf.bytes, Buffer.concat([ccs, fin]), resp];
+    const step = Math.floor((life * 0.6) / c2s.length);
+    const rounds = c2s.map((b, k) => ({ at: start + 1000 + k * step, req: b.length, resp: s2c[k].length }));
+    const { ja3, ja3Hash } = expectedJa3(h);
+    const ja3s = `${0x0303},${sf.cipher},${sf.exts.join('-')}`;
+    const ip = `10.101.${(cip >>> 8) & 255}.${cip & 255}`;
+    expect.push({ client: `${ip}:${cport}`, profile: profile.name, sni: h.sni, ja3, ja3Hash, ja4: expectedJa4(h), ja3s, ja3sHash: createHash('md5').update(ja3s).digest('hex'), version: sf.version, alpn: sf.alpn, certs: chain.map((d) => certSha.get(d)) });
+    const streams = { c2s: Buffer.concat(c2s), s2c: Buffer.concat(s2c) };
+    yield* exchange(w, { id, cip, cport, sport: 443, start, rounds, end: start + Math.floor(life * 0.8), ackDelay: Math.min(40_000, Math.floor(life * 0.05)), streams }, []);
+  }
+  for (let id = 0; id < conns; id++) {
+    const slot = id % concurrent;
+    scripts.push(conn(id, Math.floor(id / concurrent) * life + Math.floor((slot * life) / concurrent)));
+  }
+  await runScripts(w, scripts);
+  return { ...(await w.end()), expect };
 }
