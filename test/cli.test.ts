@@ -230,6 +230,19 @@ describe('the README library example', () => {
   });
 });
 
+describe('the README HTTP library example', () => {
+  it('runs as written and prints what its comment says', () => {
+    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const m = /<!-- library-example-http -->\n```js\n([\s\S]*?)\n```/.exec(readme);
+    expect(m).not.toBeNull();
+    const code = (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
+    const file = path.join(tmp, 'example-http.mjs');
+    writeFileSync(file, code);
+    const out = execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(out.trim()).toBe("[ '0 GET /download/CHANGES.bro-aux.txt', '0 200 OK' ]");
+  });
+});
+
 describe('the README error table', () => {
   it('lists exactly the codes of the closed union', async () => {
     const { ERROR_CODES } = await import('../src/core/errors.js');
