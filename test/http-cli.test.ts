@@ -68,6 +68,9 @@ describe('pcapflow http', () => {
     const text = (await runCli(['http', path.join(APP_HTTP, 'suricata-verify__http-gap-simple.pcap'), '--format', 'text'])).stdout.trim().split('\n');
     expect(text).toHaveLength(3);
     expect(text[1]).toMatch(/ conn 0 #1 127\.0\.0\.1:51297 -> 127\.0\.0\.1:8080 GET \/2 -> 200 OK \(text\/html, 56 bytes\) \[14 bytes missing\]$/);
+    // a multipart request's parts, in the text form too
+    const upload = (await runCli(['http', path.join(APP_HTTP, 'suricata-verify__http-multipart-post-chunked-reply.pcap'), '--format', 'text'])).stdout.trim();
+    expect(upload).toMatch(/ POST \/ \(399 bytes\) \[2 parts: "toto\.txt" 24 bytes, "titi\.txt" 25 bytes\] -> 200 OK /);
     const whole = records((await runCli(['http', path.join(APP_HTTP, 'suricata-verify__http-gap-whole-body.pcap')])).stdout);
     const err = whole.find((x) => x.type === 'http-error');
     // the gap holds /1's body and 2 bytes after it, too few for a message: no response lost, /2 answered /2

@@ -9,7 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { StreamEvent } from '../core/events.js';
 import { HttpParser, type HttpEvent, type HttpParserOptions } from '../core/http.js';
-import { HttpRecords, type BodyDigest, type HttpRecord } from '../core/http-records.js';
+import { HttpRecords, type BodyDigest, type HttpPartRecord, type HttpRecord } from '../core/http-records.js';
 import { planMemory } from '../core/memory-budget.js';
 import { DECODER_COST, HttpBodyDecoder, type HttpDecodeOptions } from '../transforms/http-decode.js';
 import { PcapflowError, isPcapflowError } from '../core/errors.js';
@@ -123,6 +123,12 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   }
 }
 
+/** partText: one multipart part for people: its filename (or field name), size, and whether it is whole. */
+function partText(p: HttpPartRecord): string {
+  const what = p.filename !== null && p.filename !== '' ? JSON.stringify(p.filename) : `field ${JSON.stringify(p.name ?? '')}`;
+  return `${what} ${p.bytes} bytes${p.complete ? '' : ' incomplete'}`;
+}
+
 /** recordText: one line for people. */
 export function recordText(r: HttpRecord): string {
   if (r.type === 'http-error') {
@@ -131,7 +137,8 @@ export function recordText(r: HttpRecord): string {
   const q = r.request;
   const p = r.response;
   const flag = (m: { complete: boolean; missing: number }): string => (m.complete ? '' : m.missing > 0 ? ` [${m.missing} bytes missing]` : ' [incomplete]');
-  const req = `${q.method} ${q.uri}${q.bodyBytes > 0 ? ` (${q.bodyBytes} bytes)` : ''}${flag(q)}${q.decodeError === null ? '' : ` [decoding: ${q.decodeError}]`}`;
+  const parts = q.parts === undefined ? '' : ` [${q.parts.length} part${q.parts.length === 1 ? '' : 's'}${q.parts.length > 0 ? `: ${q.parts.map(partText).join(', ')}` : ''}${q.partsError ? `; ${q.partsError}` : ''}]`;
+  const req = `${q.method} ${q.uri}${q.bodyBytes > 0 ? ` (${q.bodyBytes} bytes)` : ''}${flag(q)}${q.decodeError === null ? '' : ` [decoding: ${q.decodeError}]`}${parts}`;
   const res =
     p === null
       ? 'no response'
