@@ -234,7 +234,7 @@ describe('--shard options', () => {
     }
   });
 
-  it('the CLI: usage errors (exit 2) on read, http and live (before capturing); packets does not take it; read parses it without yargs', async () => {
+  it('the CLI: usage errors (exit 2) on read, http, packets and live (before capturing); read parses it without yargs', async () => {
     const file = sharedCaptures()[0]!;
     for (const argv of [
       ['read', file, '--shard', '0/2'],
@@ -247,9 +247,9 @@ describe('--shard options', () => {
       expect(r.code, argv.join(' ')).toBe(2);
       expect(r.stderr, argv.join(' ')).toMatch(/INVALID_OPTION: --shard/);
     }
-    const p = await runCli(['packets', file, '--shard', '1/2']);
+    const p = await runCli(['packets', file, '--shard', '3/2']);
     expect(p.code).toBe(2);
-    expect(p.stderr).toMatch(/Unknown argument: shard/);
+    expect(p.stderr).toMatch(/INVALID_OPTION: --shard/);
     const parsed = await plainArgs('pcapflow', ['read', file, '--shard', '2/3', '--sink', 'ndjson'], readOptions, STDIN_TOKEN);
     expect(parsed?.shard).toBe('2/3');
   });
@@ -406,6 +406,19 @@ describe('N shards split the unsharded output by connection', () => {
       expect(records.sort()).toEqual(fs.readFileSync(path.join(all, 'connections.ndjson'), 'utf8').split('\n').filter((l) => l !== '').sort());
       expect(httpLines.sort()).toEqual(httpAll.stdout.split('\n').filter((l) => l !== '').sort());
       expect(httpLines.length, file).toBeGreaterThan(0);
+      // packets: TCP packets by their connection's shard, the others in shard 1; each shard's lines in the unsharded order
+      const packetsAll = (await runCli(['packets', file, '--format', 'ndjson'])).stdout.split('\n').filter((l) => l !== '');
+      const shards: string[][] = [];
+      for (let k = 1; k <= 3; k++) {
+        const r = await runCli(['packets', file, '--format', 'ndjson', '--shard', `${k}/3`]);
+        expect(r.code, r.stderr).toBe(0);
+        shards.push(r.stdout.split('\n').filter((l) => l !== ''));
+      }
+      expect(shards.flat().sort()).toEqual([...packetsAll].sort());
+      for (const lines of shards) {
+        const at = lines.map((l) => packetsAll.indexOf(l));
+        expect(at.every((x, i) => x >= 0 && (i === 0 || x > at[i - 1]!)), file).toBe(true);
+      }
     }
   }, 60_000);
 });

@@ -213,6 +213,7 @@ function packetsOptions(y: Argv): Argv {
   return decodeOptions(inputsOption(y))
     .option('format', { describe: 'text for people, ndjson for tools', choices: ['text', 'ndjson'], default: 'text' })
     .option('filter', { describe: FILTER_HELP, type: 'string' })
+    .option('shard', { describe: `${SHARD_HELP}; packets that are not TCP are in shard 1`, type: 'string' })
     .example('pcapflow packets x.pcap', 'one line per packet, like tcpdump -r')
     .example("pcapflow packets x.pcap --format ndjson | jq 'select(.skip)'", 'the packets pcapflow could not decode, and why');
 }

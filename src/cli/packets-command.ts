@@ -2,7 +2,9 @@
 import type { OnError } from '../core/stage.js';
 import type { Packet } from '../core/packet.js';
 import { packetJson, packetText } from '../core/packet-format.js';
+import { PacketShard, parseShard } from '../core/shard-key.js';
 import { PacketDecodeTransform } from '../transforms/decode-transforms.js';
+import { StageTransform } from '../transforms/stage-transform.js';
 import { FilterTransform } from '../transforms/filter-transform.js';
 import { BatchSink } from '../sinks/byte-sink.js';
 import { openCaptures } from '../sources/capture-source.js';
@@ -18,6 +20,8 @@ export interface PacketsCommand {
   format: string;
   /** pcap filter expression; only matching packets are printed. */
   filter?: string;
+  /** `K/N`: only shard K of N (PacketShard). */
+  shard?: string;
   onError: string;
   stats: boolean;
 }
@@ -29,6 +33,7 @@ export async function runPackets(args: PacketsCommand, io: CliIo): Promise<numbe
   const filter = args.filter !== undefined && args.filter !== '' ? new FilterTransform(args.filter) : null;
   const source = openCaptures(inputNames(args.inputs), { stdin: io.stdin, order: args.concat === true ? 'concat' : 'time' });
   const decode = new PacketDecodeTransform({ keepSkipped: true, onError });
+  const shard = args.shard === undefined || args.shard === '' ? null : new StageTransform(new PacketShard(parseShard(args.shard)));
   const render =
     format === 'ndjson'
       ? (batch: readonly Packet[]): string => {
@@ -43,13 +48,14 @@ export async function runPackets(args: PacketsCommand, io: CliIo): Promise<numbe
         };
   const sink = new BatchSink<readonly Packet[]>(render, { dest: io.stdout });
   try {
-    await runPipeline(filter === null ? [source, decode, sink] : [source, filter, decode, sink], sink);
+    await runPipeline([source, ...(filter === null ? [] : [filter]), decode, ...(shard === null ? [] : [shard]), sink], sink);
   } finally {
     if (args.stats) {
       printStats(io.stderr, [
         ['reader', source.inputStats()],
         ...(filter === null ? [] : [['filter', filter.core.stats] as [string, object]]),
         ['decoder', decode.core.stats],
+        ...(shard === null ? [] : [['shard', (shard.core as PacketShard).stats] as [string, object]]),
         ['output', sink.stats],
       ]);
     }

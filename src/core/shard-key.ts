@@ -177,3 +177,33 @@ export class ShardSelect implements Stage<Packet[], Packet[]> {
     // holds nothing
   }
 }
+
+/**
+ * PacketShard: `pcapflow packets --shard K/N`: keeps a TCP packet when its connection (the SHARD
+ * KEY of its addresses, ports and VLAN ids) is in shard K, and every other packet (not TCP, or
+ * not decoded) in shard 1 only, so that the N outputs are disjoint and together the unsharded
+ * one. Batches go on filtered (a new array), or not at all when nothing is kept. Throws
+ * INVALID_OPTION for a bad ShardSpec.
+ */
+export class PacketShard implements Stage<Packet[], Packet[]> {
+  readonly stats = { kept: 0, otherShards: 0 };
+  private readonly spec: ShardSpec;
+
+  constructor(spec: ShardSpec) {
+    this.spec = checkShard(spec);
+  }
+
+  write(batch: Packet[], emit: (out: Packet[]) => void): void {
+    const out: Packet[] = [];
+    for (const p of batch) {
+      const tcp = p.skip === null && p.proto === 6 && p.tcpHeaderLen >= 20;
+      const shard = tcp ? shardOfKey(packetShardKey(p), this.spec.count) : 1;
+      if (shard === this.spec.index) out.push(p);
+    }
+    this.stats.kept += out.length;
+    this.stats.otherShards += batch.length - out.length;
+    if (out.length > 0) emit(out);
+  }
+
+  end(_emit: (out: Packet[]) => void): void {}
+}
