@@ -39,6 +39,27 @@ export interface ConsumeRunStats extends RunAssemblerStats {
 }
 
 /**
+ * whileElecting runs `request`, again every 250 ms while it times out, finds no responder or gets
+ * a 503 (a cluster electing a JetStream leader after a server failed: consumers cannot be created
+ * meanwhile), for `ms` in all; then fails with INPUT_READ_FAILED `what` and the last reason.
+ * Other errors are thrown as they are.
+ */
+async function whileElecting<T>(ms: number, what: string, request: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await request();
+    } catch (err) {
+      const e = err as { name?: string; status?: number; message?: string };
+      const transient = e.name === 'TimeoutError' || e.name === 'NoResponders' || (e.name === 'JetStreamApiError' && e.status === 503);
+      if (!transient) throw err;
+      if (Date.now() >= deadline) throw new PcapflowError('INPUT_READ_FAILED', `${what} within ${Math.round(ms / 1000)} s: ${e.message ?? String(err)}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+/**
  * consumeRun reads the run from the start of the stream (an ordered consumer over
  * `PREFIX.RUN.>`; no state is left on the server), gives the sink every event in each shard's
  * order, and once every shard's end message and everything before it arrived, ends the sink and
@@ -46,7 +67,8 @@ export interface ConsumeRunStats extends RunAssemblerStats {
  * finished), then the promise rejects: the error a shard's reading stopped at when its end
  * message carries one (a truncated or corrupt capture: the output is then what `read` wrote
  * before failing with that error), PcapflowError INPUT_NOT_FOUND (no such stream),
- * INPUT_READ_FAILED (cannot connect, a message that is not pcapflow's, more out of order than
+ * INPUT_READ_FAILED (cannot connect, no stream info or consumer within `idleTimeout` ms while a
+ * cluster elects its leaders, a message that is not pcapflow's, more out of order than
  * RunAssembler holds, `idleTimeout` ms without a message before the run is complete), or the
  * sink's error. Throws INVALID_OPTION for a bad run id or prefix.
  */
@@ -77,14 +99,15 @@ export async function consumeRun(options: ConsumeRunOptions): Promise<ConsumeRun
       throw new PcapflowError('INPUT_READ_FAILED', `cannot connect to NATS at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
     }
     const jsm = await jetstreamManager(nc);
+    const api = nc;
     try {
-      await jsm.streams.info(stream);
+      await whileElecting(idleTimeout, `stream ${stream}: no answer to a stream info request`, () => jsm.streams.info(stream));
     } catch (err) {
       if ((err as { name?: string }).name === 'StreamNotFoundError') throw new PcapflowError('INPUT_NOT_FOUND', `no stream ${stream} on ${servers.join(',')}`);
       throw err;
     }
     const filter = runSubjects(prefix, runId);
-    const consumer = await jetstream(nc).consumers.get(stream, { filter_subjects: filter });
+    const consumer = await whileElecting(idleTimeout, `stream ${stream}: cannot create a consumer`, () => jetstream(api).consumers.get(stream, { filter_subjects: filter }));
     // pulls of PULL_MESSAGES (up to 256 KiB each), each expiring after PULL_EXPIRES ms so that
     // a pull the server stopped serving is replaced well within the idle timeout
     const messages: ConsumerMessages = await consumer.consume({ max_messages: PULL_MESSAGES, expires: PULL_EXPIRES });
