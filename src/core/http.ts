@@ -455,26 +455,16 @@ export class HttpParser {
         this.stats.tunnelBytes += data.length - pos;
         return data.length;
       case St.Await:
-        if (s.waitingLen + data.length - pos > this.maxHeaderBytes || this.stats.heldBytes + data.length - pos > this.maxHeldBytes) {
-          // no answer within the bound: parse what came as HTTP
-          s.st = St.Start;
-          this.replay(c, s);
-          return pos;
-        }
-        s.waiting.push(data.slice(pos));
-        s.waitingLen += data.length - pos;
-        this.stats.heldBytes += data.length - pos;
-        return data.length;
+        if (this.wait(s, data, pos)) return data.length;
+        // no answer within the bound: parse what came as HTTP
+        s.st = St.Start;
+        this.replay(c, s);
+        return pos;
       case St.Hold:
-        if (s.waitingLen + data.length - pos > this.maxHeaderBytes || this.stats.heldBytes + data.length - pos > this.maxHeldBytes) {
-          // no request within the bound: parse what came as answering none
-          this.unhold(c, true);
-          return pos;
-        }
-        s.waiting.push(data.slice(pos));
-        s.waitingLen += data.length - pos;
-        this.stats.heldBytes += data.length - pos;
-        return data.length;
+        if (this.wait(s, data, pos)) return data.length;
+        // no request within the bound: parse what came as answering none
+        this.unhold(c, true);
+        return pos;
       case St.Lost:
         return this.scan(c, s, data, pos);
       case St.BodyLength:
@@ -841,6 +831,19 @@ export class HttpParser {
     if (now) s.holdOff = true;
     s.st = St.Start;
     this.replay(c, s);
+  }
+
+  /**
+   * wait keeps a copy of `data` from `pos` among the side's waiting bytes (Await, Hold); false,
+   * keeping nothing, when that would pass maxHeaderBytes for the side or maxHeldBytes in all.
+   */
+  private wait(s: Side, data: Uint8Array, pos: number): boolean {
+    const n = data.length - pos;
+    if (s.waitingLen + n > this.maxHeaderBytes || this.stats.heldBytes + n > this.maxHeldBytes) return false;
+    s.waiting.push(data.slice(pos));
+    s.waitingLen += n;
+    this.stats.heldBytes += n;
+    return true;
   }
 
   /** holdLine keeps a copy of `bytes` as the next part of the side's current line. */
