@@ -543,6 +543,20 @@ function* synFlood(w, syns, usec) {
 }
 
 /**
+ * slots: `conns` connections run `concurrent` at a time over `usec` µs: each one's `life` (µs)
+ * and `start(id)` (µs), the slots staggered evenly.
+ */
+function slots(conns, concurrent, usec) {
+  const life = Math.floor(usec / Math.ceil(conns / concurrent));
+  return { life, start: (id) => Math.floor(id / concurrent) * life + Math.floor(((id % concurrent) * life) / concurrent) };
+}
+
+/** shortClient: connection `id`'s client address (10.101.x.y) and port, never the same 4-tuple twice below 2.6 M connections. */
+function shortClient(id) {
+  return { cip: (0x0a650000 + (id % 65536)) >>> 0, cport: 20000 + Math.floor(id / 65536) * 7 + (id % 40000) };
+}
+
+/**
  * writeFloodMix (issue 13 (a)): `syns` never-answered SYNs over `seconds`, and in the same
  * seconds `shortConns` short connections, `concurrent` at a time (each a handshake, one request,
  * a response of 1-60 KB in segments spread over its life, delayed ACKs, FINs), plus `longConns`
@@ -555,11 +569,9 @@ export async function writeFloodMix(path, { syns = 2_000_000, shortConns = 2000,
   const files = [];
   const size = rng(13);
   const scripts = [synFlood(w, syns, usec)];
-  const perSlot = Math.ceil(shortConns / concurrent);
-  const life = Math.floor(usec / perSlot);
+  const { life, start: startOf } = slots(shortConns, concurrent, usec);
   for (let id = 0; id < shortConns; id++) {
-    const slot = id % concurrent;
-    const start = Math.floor((id / concurrent) | 0) * life + Math.floor((slot * life) / concurrent);
+    const start = startOf(id);
     const resp = size(1000, 60_000);
     // the response spread over most of the connection's life
     const gapUs = Math.floor((life * 0.7) / Math.ceil(resp / 1448));
@@ -654,13 +666,10 @@ export async function writeShortConns(path, { conns = 50_000, concurrent = 100, 
   const files = [];
   const size = rng(29);
   const scripts = [];
-  const perSlot = Math.ceil(conns / concurrent);
-  const life = Math.floor(usec / perSlot);
+  const { life, start: startOf } = slots(conns, concurrent, usec);
   for (let id = 0; id < conns; id++) {
-    const slot = id % concurrent;
-    const start = Math.floor(id / concurrent) * life + Math.floor((slot * life) / concurrent);
-    const cip = (0x0a650000 + (id % 65536)) >>> 0;
-    const cport = 20000 + Math.floor(id / 65536) * 7 + (id % 40000);
+    const start = startOf(id);
+    const { cip, cport } = shortClient(id);
     scripts.push(exchange(w, { id, cip, cport, start, rounds: [{ at: start + 1000, req: size(100, 600), resp: Math.round(respMin * (respMax / respMin) ** ((size(0, 1e6) / 1e6) ** 4)) }], end: start + Math.floor(life * 0.8), ackDelay: Math.min(40_000, Math.floor(life * 0.3)) }, files));
   }
   await runScripts(w, scripts);
@@ -680,12 +689,10 @@ export async function writeHttp(path, { conns = 10_000, concurrent = 100, second
   const size = rng(31);
   const bodies = [];
   const scripts = [];
-  const perSlot = Math.ceil(conns / concurrent);
-  const life = Math.floor(usec / perSlot);
+  const { life, start: startOf } = slots(conns, concurrent, usec);
   function* conn(id, start) {
     yield start; // the streams are made when the connection starts, not all at once
-    const cip = (0x0a650000 + (id % 65536)) >>> 0;
-    const cport = 20000 + Math.floor(id / 65536) * 7 + (id % 40000);
+    const { cip, cport } = shortClient(id);
     const reqs = [];
     const resps = [];
     const rounds = [];
@@ -705,10 +712,7 @@ export async function writeHttp(path, { conns = 10_000, concurrent = 100, second
     const streams = { c2s: Buffer.concat(reqs), s2c: Buffer.concat(resps) };
     yield* exchange(w, { id, cip, cport, start, rounds, end: start + Math.floor(life * 0.8), ackDelay: Math.min(40_000, Math.floor(life * 0.05)), streams }, []);
   }
-  for (let id = 0; id < conns; id++) {
-    const slot = id % concurrent;
-    scripts.push(conn(id, Math.floor(id / concurrent) * life + Math.floor((slot * life) / concurrent)));
-  }
+  for (let id = 0; id < conns; id++) scripts.push(conn(id, startOf(id)));
   await runScripts(w, scripts);
   return { ...(await w.end()), bodies };
 }
@@ -987,12 +991,10 @@ export async function writeTls(path, { conns = 50_000, concurrent = 100, seconds
   const certSha = new Map([certs.ca, ...certs.leaves].map((d) => [d, createHash('sha256').update(d).digest('hex')]));
   const expect = [];
   const scripts = [];
-  const perSlot = Math.ceil(conns / concurrent);
-  const life = Math.floor(usec / perSlot);
+  const { life, start: startOf } = slots(conns, concurrent, usec);
   function* conn(id, start) {
     yield start; // the streams are made when the connection starts, not all at once
-    const cip = (0x0a650000 + (id % 65536)) >>> 0;
-    const cport = 20000 + Math.floor(id / 65536) * 7 + (id % 40000);
+    const { cip, cport } = shortClient(id);
     const profile = TLS_PROFILES[id % TLS_PROFILES.length];
     const { record: ch, hello: h } = tlsClientHello(profile, id, pick);
     const tls13 = h.versions !== null && pick(0, 999) < tls13Share * 1000;
@@ -1015,10 +1017,7 @@ export async function writeTls(path, { conns = 50_000, concurrent = 100, seconds
     const streams = { c2s: Buffer.concat(c2s), s2c: Buffer.concat(s2c) };
     yield* exchange(w, { id, cip, cport, sport: 443, start, rounds, end: start + Math.floor(life * 0.8), ackDelay: Math.min(40_000, Math.floor(life * 0.05)), streams }, []);
   }
-  for (let id = 0; id < conns; id++) {
-    const slot = id % concurrent;
-    scripts.push(conn(id, Math.floor(id / concurrent) * life + Math.floor((slot * life) / concurrent)));
-  }
+  for (let id = 0; id < conns; id++) scripts.push(conn(id, startOf(id)));
   await runScripts(w, scripts);
   return { ...(await w.end()), expect };
 }
