@@ -1,9 +1,10 @@
 /**
  * The reassembler's state per connection (Conn, kept in `flow.state`) and per direction (Side),
  * with the helpers that read it (windowBound) and the shared empty values the open and close
- * events use (NO_OPTIONS, NO_TRAFFIC, synOptions). Only TcpReassembler (reassembler.ts) uses
- * them; the methods the comments name (trimSent, expireSkips, take, ...) are its, and "the class
- * comment" is its class comment. Pure: no node:* import.
+ * events use (NO_OPTIONS, NO_TRAFFIC, synOptions). Only TcpReassembler (reassembler.ts) and its
+ * parts (SentViews in reassembler-sent.ts, SynTable in syn-table.ts) use them; the methods the
+ * comments name (expireSkips, take, ...) are TcpReassembler's unless a class is named (SentViews
+ * .trim), and "the class comment" is its class comment. Pure: no node:* import.
  */
 import { formatTs, type DirectionSummary, type TcpOptionsSeen } from './events.js';
 import type { Flow } from './flow.js';
@@ -86,7 +87,7 @@ export class Side {
   sentHead = 0;
   sentLen = 0;
   sentBytes = 0;
-  /** The reassembler's chunk generation when this side began to hold views (see trimSent), and that of its latest entry in the trim queue. */
+  /** The reassembler's chunk generation when this side began to hold views (see SentViews.trim), and that of its latest entry in the trim queue. */
   sentGen = 0;
   sentQueued = -1;
   /**

@@ -52,139 +52,29 @@
  *
  * Throws PcapflowError INVALID_OPTION for bad options; nothing per packet. Pure: no node:* import.
  */
-import { PcapflowError } from './errors.js';
 import {
   formatTs,
   type CloseReason,
-  type DirectionSummary,
   type GapReason,
   type StreamEvent,
 } from './events.js';
 import type { Flow } from './flow.js';
-import { checkBudget, DEFAULT_MEMORY_BUDGET, planMemory } from './memory-budget.js';
 import { EMPTY, Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from './packet.js';
-import { Conn, NO_OPTIONS, NO_TRAFFIC, Side, synOptions, WaitQueue, windowBound } from './reassembler-state.js';
+import {
+  checkReassemblerOptions,
+  newReassemblerStats,
+  type TcpReassemblerOptions,
+  type TcpReassemblerStats,
+} from './reassembler-options.js';
+import { Conn, Side, synOptions, WaitQueue, windowBound } from './reassembler-state.js';
+import { SentViews, sentDiff } from './reassembler-sent.js';
 import { seqAdd, seqDiff } from './seq.js';
 import type { Stage } from './stage.js';
+import { copyBytes } from './stream-buffer.js';
 import { SynTable } from './syn-table.js';
-import { copyBytes, type OverlapPolicy } from './stream-buffer.js';
 
-export interface TcpReassemblerOptions {
-  /** Which copy wins where out-of-order segments overlap with different bytes. Default 'first'. */
-  overlap?: OverlapPolicy;
-  /** 'plain' (default): in-order chunks as they come; 'push': grouped until PSH. */
-  chunking?: 'plain' | 'push';
-  /**
-   * Memory held for out-of-order data per connection (both directions): the bytes plus
-   * SEGMENT_OVERHEAD per held piece. Default: min(4 MiB, maxBufferedTotal).
-   */
-  maxBufferedPerConnection?: number;
-  /** The same over all connections. Default: the out-of-order share of `memoryBudget` (64 MiB of the default 256 MiB). */
-  maxBufferedTotal?: number;
-  /** The memory budget (bytes) the two limits above default from (planMemory, memory-budget.ts). Default 256 MiB. */
-  memoryBudget?: number;
-  /**
-   * Most stream bytes delivered per direction, like tcpflow's -b; bytes past it are dropped and
-   * counted (`capped` in the close event's direction summaries). Default 0: no cap.
-   */
-  maxBytes?: number;
-  /** With chunking 'push': most bytes grouped in one chunk. Default 256 KiB. */
-  pushMaxBytes?: number;
-  /**
-   * Delivered bytes kept (as views) per direction until the peer acknowledges them, so that a
-   * retransmission with different bytes is reported as an overlap. Default 64 KiB; 0 disables.
-   */
-  overlapCheckBytes?: number;
-  /**
-   * Packets (of the whole input) that bytes known to be missing are waited for before they become
-   * a gap, since a reordered capture may still show them: bytes the peer acknowledged (the hole
-   * becomes an `acked` gap when the sender went past it after the ACK, or the ACK covers its FIN,
-   * and then this many packets passed), and bytes missing before an RST (a hole its sender left,
-   * held out-of-order bytes, acknowledged bytes not seen: the connection closes when they come or
-   * after this many packets, as it would have at the RST). Events keep the time of the packet
-   * that started the wait. Default 1024; 0: at once.
-   */
-  waitPackets?: number;
-}
+export { REASSEMBLER_DEFAULTS, type TcpReassemblerOptions, type TcpReassemblerStats } from './reassembler-options.js';
 
-export const REASSEMBLER_DEFAULTS: Required<TcpReassemblerOptions> = {
-  overlap: 'first',
-  chunking: 'plain',
-  maxBufferedPerConnection: planMemory().maxBufferedPerConnection,
-  maxBufferedTotal: planMemory().maxBufferedTotal,
-  memoryBudget: DEFAULT_MEMORY_BUDGET,
-  maxBytes: 0,
-  pushMaxBytes: 256 * 1024,
-  overlapCheckBytes: 64 * 1024,
-  waitPackets: 1024,
-};
-
-export interface TcpReassemblerStats {
-  /** Connections seen (open events). */
-  connections: number;
-  /** Packets with a flow. */
-  packets: number;
-  /** Packets without a flow (not TCP): ignored. */
-  ignored: number;
-  /** Stream bytes delivered in data events. */
-  bytes: number;
-  /** Data events emitted. */
-  chunks: number;
-  /** Segments that carried only bytes already delivered or held. */
-  retransmitted: number;
-  /** Segments buffered ahead of a hole. */
-  outOfOrder: number;
-  /** Overlap events (overlapping bytes that differed). */
-  overlaps: number;
-  gaps: number;
-  missingBytes: number;
-  keepalives: number;
-  zeroWindowProbes: number;
-  /** RST or bare FIN from a side that had not answered the peer's SYN: not taken as the end. */
-  heldRst: number;
-  /** Connections first seen without a SYN whose SYN or SYN-ACK came later (within waitPackets): not midstream. */
-  lateSyn: number;
-  /** RSTs that waited for bytes missing before them (waitPackets), and those whose bytes all came. */
-  rstWaited: number;
-  rstWaitFilled: number;
-  ignoredFin: number;
-  /** Packets of a connection that was already closed (late ACKs, retransmissions). */
-  afterClose: number;
-  /** Times a buffer limit forced a gap. */
-  limitHits: number;
-  /**
-   * Segments dropped as lying beyond any window the receiver could have offered (junk, see the
-   * class comment). A set-aside segment that the next one continues is not counted.
-   */
-  outOfWindow: number;
-  /** Connections whose packets' capture times went backwards (reordered or merged captures). */
-  disordered: number;
-  /** Memory held for out-of-order data now (bytes plus SEGMENT_OVERHEAD per piece), and the most
-   * ever held between two packets (within one packet the newest segment may pass a limit before
-   * the limit is enforced). */
-  bufferedBytes: number;
-  peakBufferedBytes: number;
-  /** Connections that showed only a SYN (or SYN-ACK) without data from one side, kept in a small state; those closed so. */
-  synOnly: number;
-  synOnlyClosed: number;
-  /** Bytes past `maxBytes` not delivered (all directions). */
-  cappedBytes: number;
-  /** Directions whose delivered views kept for overlap checks were dropped because they pinned old read chunks. */
-  sentTrimmed: number;
-  /** Close events by reason. */
-  closedFin: number;
-  closedRst: number;
-  idleClosed: number;
-  evicted: number;
-  closedEof: number;
-}
-
-/** Delivered views kept for overlap checks pin their read chunk: at most this many recent chunks' worth (trimSent; 4 MiB of input). */
-const SENT_CHUNKS = 8;
-/** Pairs of emptied overlap-check arrays kept for reuse. */
-const SENT_POOL = 64;
-/** A view's buffer this large is a read chunk (or a live slab), not a copy of one segment. */
-const CHUNK_MIN = 64 * 1024;
 /** Connections closed per output batch by end(). */
 const END_BATCH = 2048;
 
@@ -192,72 +82,10 @@ const END_BATCH = 2048;
 const STASH_PACKETS = 32;
 const STASH_BYTES = 64 * 1024;
 
-function checkOptions(o: TcpReassemblerOptions): Required<TcpReassemblerOptions> {
-  const r = { ...REASSEMBLER_DEFAULTS };
-  if (o.overlap !== undefined) {
-    if (o.overlap !== 'first' && o.overlap !== 'last') throw new PcapflowError('INVALID_OPTION', `overlap must be 'first' or 'last', got ${String(o.overlap)}`);
-    r.overlap = o.overlap;
-  }
-  if (o.chunking !== undefined) {
-    if (o.chunking !== 'plain' && o.chunking !== 'push') throw new PcapflowError('INVALID_OPTION', `chunking must be 'plain' or 'push', got ${String(o.chunking)}`);
-    r.chunking = o.chunking;
-  }
-  if (o.memoryBudget !== undefined) {
-    const plan = planMemory(checkBudget(o.memoryBudget));
-    r.memoryBudget = plan.budget;
-    r.maxBufferedTotal = plan.maxBufferedTotal;
-    r.maxBufferedPerConnection = plan.maxBufferedPerConnection;
-  }
-  for (const k of ['maxBufferedPerConnection', 'maxBufferedTotal', 'pushMaxBytes', 'overlapCheckBytes', 'maxBytes', 'waitPackets'] as const) {
-    const v = o[k];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < (k === 'pushMaxBytes' ? 1 : 0)) {
-      throw new PcapflowError('INVALID_OPTION', `${k} must be an integer number of bytes, got ${String(v)}`);
-    }
-    r[k] = v;
-  }
-  if (o.maxBufferedTotal !== undefined && o.maxBufferedPerConnection === undefined && r.maxBufferedPerConnection > r.maxBufferedTotal) {
-    r.maxBufferedPerConnection = r.maxBufferedTotal;
-  }
-  return r;
-}
 
 export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   readonly options: Readonly<Required<TcpReassemblerOptions>>;
-  readonly stats: TcpReassemblerStats = {
-    connections: 0,
-    packets: 0,
-    ignored: 0,
-    bytes: 0,
-    chunks: 0,
-    retransmitted: 0,
-    outOfOrder: 0,
-    overlaps: 0,
-    gaps: 0,
-    missingBytes: 0,
-    keepalives: 0,
-    zeroWindowProbes: 0,
-    heldRst: 0,
-    lateSyn: 0,
-    rstWaited: 0,
-    rstWaitFilled: 0,
-    ignoredFin: 0,
-    afterClose: 0,
-    limitHits: 0,
-    outOfWindow: 0,
-    disordered: 0,
-    bufferedBytes: 0,
-    peakBufferedBytes: 0,
-    synOnly: 0,
-    synOnlyClosed: 0,
-    cappedBytes: 0,
-    sentTrimmed: 0,
-    closedFin: 0,
-    closedRst: 0,
-    idleClosed: 0,
-    evicted: 0,
-    closedEof: 0,
-  };
+  readonly stats: TcpReassemblerStats = newReassemblerStats();
 
   /** Open connections (full or SYN-only). */
   private readonly live = new Set<Conn>();
@@ -266,16 +94,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** end(): the connections left to close, in order of first packet (flow id); null before end. */
   private ending: Array<Flow | null> | null = null;
   private endAt = 0;
-  /** Read chunks seen in delivered views (a generation count), and the last one (see trimSent). */
-  private chunkGen = 0;
-  private chunkBuf: ArrayBufferLike | null = null;
-  /** Sides holding delivered views, in order of when they began to (with the generation then). */
-  private sentQ: Side[] = [];
-  private sentQGen: number[] = [];
-  /** Emptied overlap-check arrays, for the next side that holds some (see dropSent). */
-  private readonly sentOffPool: number[][] = [];
-  private readonly sentDataPool: Uint8Array[][] = [];
-  private sentQHead = 0;
+  /** Delivered views kept for overlap checks (reassembler-sent.ts). */
+  private readonly sent = new SentViews();
   /** Packets seen (every packet given to write), for waitPackets. */
   private packetNo = 0;
   /** Sides whose start is provisional (Side.provisional). */
@@ -298,16 +118,8 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** Stream offset from which bytes are not kept: maxBytes, or Infinity. */
   private readonly keepTo: number;
 
-  private isChunk: ((buf: ArrayBufferLike) => boolean) | null = null;
-  /**
-   * The last buffer isChunk said no to: a pool never takes a buffer back once it is not one of
-   * its chunks (new chunks are new buffers), so the answer holds, and a capture whose chunks are
-   * not pooled asks once per chunk instead of once per segment.
-   */
-  private notChunk: ArrayBufferLike | null = null;
-
   constructor(options: TcpReassemblerOptions = {}) {
-    this.options = checkOptions(options);
+    this.options = checkReassemblerOptions(options);
     this.keepTo = this.options.maxBytes > 0 ? this.options.maxBytes : Infinity;
   }
 
@@ -319,7 +131,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
    * packet.
    */
   trackChunks(isChunk: (buf: ArrayBufferLike) => boolean): void {
-    this.isChunk = isChunk;
+    this.sent.track(isChunk);
   }
 
   /**
@@ -330,19 +142,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
    * stops there.
    */
   oldestKeptChunk(rank: (buf: ArrayBufferLike) => number): number {
-    const q = this.sentQ;
-    const qGen = this.sentQGen;
-    let bestGen = Infinity;
-    let best = Infinity;
-    for (let h = this.sentQHead; h < q.length; h++) {
-      if (qGen[h]! > bestGen) break;
-      const d = q[h]!;
-      if (d.sentGen !== qGen[h] || !d.holdsSent() || d.sentChunk === null) continue;
-      const r = rank(d.sentChunk);
-      if (r < best) best = r;
-      if (d.sentChunkGen < bestGen) bestGen = d.sentChunkGen;
-    }
-    return best;
+    return this.sent.oldestChunk(rank);
   }
 
   write(batch: Packet[], emit: (out: StreamEvent[]) => void): void {
@@ -453,9 +253,9 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     return n;
   }
 
-  /** batchDone is what write() does after a batch's packets (drops delivered views kept too long, see trimSent). */
+  /** batchDone is what write() does after a batch's packets (drops delivered views kept too long, see SentViews.trim). */
   batchDone(): void {
-    if (this.sentQHead < this.sentQ.length) this.trimSent();
+    if (this.sent.pending) this.stats.sentTrimmed += this.sent.trim();
   }
 
   /** own is packet()'s last step: the packet's own segment (after advance and closeEnded). */
@@ -879,77 +679,16 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   }
 
 
-  /**
-   * upgrade turns SynTable row `r` into the Conn that its packets would have made (the SYN's
-   * effects: that side's counters, times, window, options and stream start), in its place.
-   */
+  /** upgrade turns SynTable row `r` into the Conn its packets would have made (SynTable.toConn), in its place. */
   private upgrade(r: number, flow: Flow): Conn {
-    const syn = this.syn;
-    const c = new Conn(flow, syn.firstSec[r]!, syn.firstNsec[r]!);
-    c.lastT = syn.lastT[r]!;
-    const d = c.sides[syn.dir[r]!]!;
-    d.packets = syn.packets[r]!;
-    d.firstSec = syn.firstSec[r]!;
-    d.firstNsec = syn.firstNsec[r]!;
-    d.lastSec = syn.lastSec[r]!;
-    d.lastNsec = syn.lastNsec[r]!;
-    d.win = syn.win[r]!;
-    d.optsSeen = true;
-    d.opts = syn.options(r);
-    d.sawSyn = true;
-    d.sync(seqAdd(syn.seq[r]!, 1));
-    // a SYN-ACK acknowledges the peer's ISN + 1: where the peer's stream starts
-    if (syn.synAck[r]) c.sides[syn.dir[r]! ^ 1]!.sync(syn.ack[r]!);
-    syn.remove(r);
-    flow.state = c;
+    const c = this.syn.toConn(r, flow);
     this.live.add(c);
     return c;
   }
 
   /** closeSyn closes the connection of SynTable row `r`: its open event, then its close (as close() would for the Conn). */
   private closeSyn(r: number, why: CloseReason, sec: number, nsec: number): void {
-    const syn = this.syn;
-    const f = syn.flows[r]!;
-    const first = formatTs(syn.firstSec[r]!, syn.firstNsec[r]!);
-    const opts = syn.options(r);
-    const dir = syn.dir[r]!;
-    const packets = syn.packets[r]!;
-    this.out.push({
-      type: 'open',
-      conn: f.id,
-      ts: first,
-      client: f.client,
-      server: f.server,
-      vlan: f.vlan,
-      midstream: f.midstream,
-      options: dir === 0 ? { c2s: opts, s2c: NO_OPTIONS } : { c2s: NO_OPTIONS, s2c: opts },
-    });
-    const sent: DirectionSummary = {
-      bytes: 0,
-      packets,
-      retransmitted: 0,
-      outOfOrder: 0,
-      gaps: 0,
-      missing: 0,
-      overlaps: 0,
-      firstTs: first,
-      lastTs: packets === 1 ? first : formatTs(syn.lastSec[r]!, syn.lastNsec[r]!),
-      capped: 0,
-    };
-    this.out.push({
-      type: 'close',
-      conn: f.id,
-      ts: formatTs(sec, nsec),
-      reason: why,
-      client: f.client,
-      server: f.server,
-      vlan: f.vlan,
-      c2s: dir === 0 ? sent : NO_TRAFFIC,
-      s2c: dir === 0 ? NO_TRAFFIC : sent,
-    });
-    f.closed = true;
-    f.state = null;
-    syn.remove(r);
+    this.syn.close(r, why, sec, nsec, this.out);
     this.stats.synOnlyClosed++;
     this.countClose(why);
   }
@@ -1096,28 +835,11 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
    * differing bytes give an overlap event (the delivered copy was kept: kept 'first').
    */
   private checkSent(c: Conn, d: Side, off: number, payload: Uint8Array, len: number, sec: number, nsec: number): void {
-    const present = payload.length < len ? payload.length : len;
-    const stop = off + present < d.nextOff ? off + present : d.nextOff;
-    let first = -1;
-    let last = -1;
-    const offs = d.sentOff!;
-    const datas = d.sentData!;
-    for (let i = d.sentHead; i < d.sentLen; i++) {
-      const so = offs[i]!;
-      const sd = datas[i]!;
-      const from = so > off ? so : off;
-      const to = so + sd.length < stop ? so + sd.length : stop;
-      for (let p = from; p < to; p++) {
-        if (sd[p - so] !== payload[p - off]) {
-          if (first < 0) first = p;
-          last = p;
-        }
-      }
-    }
-    if (first < 0) return;
+    const diff = sentDiff(d, off, payload, len);
+    if (diff === null) return;
     d.overlaps++;
     this.stats.overlaps++;
-    this.out.push({ type: 'overlap', conn: c.flow.id, dir: d.name, offset: first, len: last + 1 - first, ts: formatTs(sec, nsec), kept: 'first' });
+    this.out.push({ type: 'overlap', conn: c.flow.id, dir: d.name, offset: diff.offset, len: diff.len, ts: formatTs(sec, nsec), kept: 'first' });
   }
 
   /** account records a change in held out-of-order bytes. */
@@ -1173,7 +895,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
   /** acked handles an acknowledgment of side `o`'s stream. */
   private acked(c: Conn, o: Side, ack: number, sec: number, nsec: number, t: number): void {
     const diff = seqDiff(ack, o.nextSeq);
-    if (o.holdsSent()) this.dropSent(o, o.nextOff + diff, this.options.overlapCheckBytes);
+    if (o.holdsSent()) this.sent.drop(o, o.nextOff + diff, this.options.overlapCheckBytes);
     // from the highest acknowledged byte when a hole waits before it (see packet())
     let to = o.ackedOff > o.nextOff ? o.ackedOff + seqDiff(ack, seqAdd(o.base, o.ackedOff)) : o.nextOff + diff;
     if (to <= o.nextOff) return;
@@ -1240,38 +962,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     d.bytes += data.length;
     this.stats.bytes += data.length;
     const cap = this.options.overlapCheckBytes;
-    if (cap > 0 && c.sides[d === c.sides[0] ? 1 : 0].packets > 0) {
-      const buf = data.buffer;
-      if (buf !== this.chunkBuf && buf.byteLength >= CHUNK_MIN) {
-        this.chunkBuf = buf;
-        this.chunkGen++;
-      }
-      if (d.sentOff === null || d.sentData === null) {
-        d.sentOff = this.sentOffPool.pop() ?? [];
-        d.sentData = this.sentDataPool.pop() ?? [];
-      }
-      if (d.sentHead === d.sentLen) {
-        d.sentGen = this.chunkGen;
-        // one queue entry per side and generation: a side emptied by every ACK begins again
-        // with each segment, and trimSent treats a repeated entry like the first
-        if (d.sentQueued !== this.chunkGen) {
-          d.sentQueued = this.chunkGen;
-          this.sentQ.push(d);
-          this.sentQGen.push(this.chunkGen);
-        }
-      }
-      d.sentOff[d.sentLen] = off;
-      d.sentData[d.sentLen] = data;
-      if (d.sentChunk === null && this.isChunk !== null && buf !== this.notChunk) {
-        if (this.isChunk(buf)) {
-          d.sentChunk = buf;
-          d.sentChunkGen = this.chunkGen;
-        } else this.notChunk = buf;
-      }
-      d.sentLen++;
-      d.sentBytes += data.length;
-      if (d.sentBytes > cap) this.dropSent(d, -1, cap);
-    }
+    if (cap > 0 && c.sides[d === c.sides[0] ? 1 : 0].packets > 0) this.sent.keep(d, off, data, cap);
     if (this.options.chunking === 'plain') {
       this.dataEvent(c, d, off, data, sec, nsec);
       return;
@@ -1282,53 +973,6 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
     d.pendSec = sec;
     d.pendNsec = nsec;
     if (psh || d.pendLen >= this.options.pushMaxBytes) this.flushPending(c, d);
-  }
-
-  /**
-   * trimSent drops the delivered views kept for overlap checks by sides that began to hold them
-   * SENT_CHUNKS read chunks ago or more: a view keeps its whole read chunk (512 KiB) alive, and an
-   * idle connection whose last bytes were never acknowledged would keep one each, so without
-   * this the chunks kept would grow with the number of such connections. A retransmission that
-   * comes later than that is no longer checked against what was delivered.
-   */
-  private trimSent(): void {
-    const q = this.sentQ;
-    const qGen = this.sentQGen;
-    const limit = this.chunkGen - SENT_CHUNKS;
-    let h = this.sentQHead;
-    while (h < q.length && qGen[h]! <= limit) {
-      const d = q[h]!;
-      if (d.sentGen === qGen[h] && d.holdsSent()) {
-        this.dropSent(d, Infinity, 0);
-        this.stats.sentTrimmed++;
-      }
-      q[h] = undefined as unknown as Side;
-      h++;
-    }
-    if (h === q.length) {
-      this.sentQ = [];
-      this.sentQGen = [];
-      h = 0;
-    } else if (h >= 1024 && h * 2 >= q.length) {
-      this.sentQ = q.slice(h);
-      this.sentQGen = qGen.slice(h);
-      h = 0;
-    }
-    this.sentQHead = h;
-  }
-
-  /** dropSent is Side.dropSent, giving the side's arrays back to the pool once they hold nothing. */
-  private dropSent(d: Side, upTo: number, cap: number): void {
-    if (!d.dropSent(upTo, cap)) return;
-    const offs = d.sentOff!;
-    const datas = d.sentData!;
-    d.sentOff = null;
-    d.sentData = null;
-    // a burst's long arrays are left to the collector; the pool stays small
-    if (this.sentOffPool.length < SENT_POOL && offs.length <= 1024) {
-      this.sentOffPool.push(offs);
-      this.sentDataPool.push(datas);
-    }
   }
 
   private flushPending(c: Conn, d: Side): void {
@@ -1403,7 +1047,7 @@ export class TcpReassembler implements Stage<Packet[], StreamEvent[]> {
         this.account(c, -d.buf.cost);
         d.buf.clear();
       }
-      if (d.holdsSent()) this.dropSent(d, Infinity, 0);
+      if (d.holdsSent()) this.sent.drop(d, Infinity, 0);
       d.sentBytes = 0;
     }
     const f = c.flow;

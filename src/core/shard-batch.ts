@@ -45,7 +45,7 @@ export const RECORD = 16;
 /** `sub` of a packet's own record: after the flows ended just before it. */
 export const PACKET_SUB = 2 ** 30;
 
-/** Payload buffers are at least this large: TcpReassembler takes views of buffers of 64 KiB or more as read chunks (trimSent). */
+/** Payload buffers are at least this large: TcpReassembler takes views of buffers of 64 KiB or more as read chunks (SentViews.trim). */
 const BYTES_MIN = 64 * 1024;
 
 const ENDED_CODES: readonly FlowEnd[] = ['idle', 'evicted', 'reused'];

@@ -1,20 +1,21 @@
 /**
  * SynTable: the reassembler's compact table of connections that have shown only a SYN (or
- * SYN-ACK). The upgrade and closeSyn it names are TcpReassembler's (reassembler.ts). Pure: no
- * node:* import.
+ * SYN-ACK), and what becomes of a row: a Conn (toConn) or an open and a close event (close).
+ * Pure: no node:* import.
  */
-import type { TcpOptionsSeen } from './events.js';
+import { formatTs, type CloseReason, type DirectionSummary, type StreamEvent, type TcpOptionsSeen } from './events.js';
 import type { Flow } from './flow.js';
 import { TCP_ACK, type Packet } from './packet.js';
-import { NO_OPTIONS } from './reassembler-state.js';
+import { Conn, NO_OPTIONS, NO_TRAFFIC } from './reassembler-state.js';
+import { seqAdd } from './seq.js';
 import { tcpOptions } from './tcp-decoder.js';
 
 /**
  * SynTable holds the connections that have shown nothing but a SYN (or SYN-ACK) without data
  * from one side, and copies of it: what a SYN flood leaves behind by the million. One row per
  * connection in typed arrays, so such a connection costs no object here (`flow.state` holds its
- * row number); it becomes a full Conn (upgrade) when any other packet of it comes, and a close
- * before that gives the same open and close events a Conn would (closeSyn).
+ * row number); it becomes a full Conn (toConn) when any other packet of it comes, and a close
+ * before that gives the same open and close events a Conn would (close).
  */
 export class SynTable {
   /** The flow of each row; null for a free row. */
@@ -81,6 +82,81 @@ export class SynTable {
     if (wscale >= 0) o.wscale = wscale;
     if (sack) o.sackPermitted = true;
     return o;
+  }
+
+  /**
+   * toConn turns row `r` into the Conn that its packets would have made (the SYN's effects: that
+   * side's counters, times, window, options and stream start), sets it as `flow.state` and frees
+   * the row.
+   */
+  toConn(r: number, flow: Flow): Conn {
+    const c = new Conn(flow, this.firstSec[r]!, this.firstNsec[r]!);
+    c.lastT = this.lastT[r]!;
+    const d = c.sides[this.dir[r]!]!;
+    d.packets = this.packets[r]!;
+    d.firstSec = this.firstSec[r]!;
+    d.firstNsec = this.firstNsec[r]!;
+    d.lastSec = this.lastSec[r]!;
+    d.lastNsec = this.lastNsec[r]!;
+    d.win = this.win[r]!;
+    d.optsSeen = true;
+    d.opts = this.options(r);
+    d.sawSyn = true;
+    d.sync(seqAdd(this.seq[r]!, 1));
+    // a SYN-ACK acknowledges the peer's ISN + 1: where the peer's stream starts
+    if (this.synAck[r]) c.sides[this.dir[r]! ^ 1]!.sync(this.ack[r]!);
+    this.remove(r);
+    flow.state = c;
+    return c;
+  }
+
+  /**
+   * close ends the connection of row `r` (reason `why`, at sec, nsec): pushes its open event and
+   * then its close event (those a Conn with the same packets would give) to `out`, marks the
+   * flow closed and frees the row.
+   */
+  close(r: number, why: CloseReason, sec: number, nsec: number, out: StreamEvent[]): void {
+    const f = this.flows[r]!;
+    const first = formatTs(this.firstSec[r]!, this.firstNsec[r]!);
+    const opts = this.options(r);
+    const dir = this.dir[r]!;
+    const packets = this.packets[r]!;
+    out.push({
+      type: 'open',
+      conn: f.id,
+      ts: first,
+      client: f.client,
+      server: f.server,
+      vlan: f.vlan,
+      midstream: f.midstream,
+      options: dir === 0 ? { c2s: opts, s2c: NO_OPTIONS } : { c2s: NO_OPTIONS, s2c: opts },
+    });
+    const sent: DirectionSummary = {
+      bytes: 0,
+      packets,
+      retransmitted: 0,
+      outOfOrder: 0,
+      gaps: 0,
+      missing: 0,
+      overlaps: 0,
+      firstTs: first,
+      lastTs: packets === 1 ? first : formatTs(this.lastSec[r]!, this.lastNsec[r]!),
+      capped: 0,
+    };
+    out.push({
+      type: 'close',
+      conn: f.id,
+      ts: formatTs(sec, nsec),
+      reason: why,
+      client: f.client,
+      server: f.server,
+      vlan: f.vlan,
+      c2s: dir === 0 ? sent : NO_TRAFFIC,
+      s2c: dir === 0 ? NO_TRAFFIC : sent,
+    });
+    f.closed = true;
+    f.state = null;
+    this.remove(r);
   }
 
   private grow(n: number): void {
