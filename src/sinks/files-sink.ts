@@ -4,16 +4,19 @@ import { Writable } from 'node:stream';
 import { PcapflowError } from '../core/errors.js';
 import type {
   CloseEvent,
-  Direction,
   OpenEvent,
   StreamEvent,
 } from '../core/events.js';
-import { flowBaseName, flowFileName } from '../core/format.js';
 import { planMemory } from '../core/memory-budget.js';
 import { FdPool, type FdPoolStats } from './fd-pool.js';
-import { RecordWriter, type GapRecord, type OverlapRecord } from './connection-records.js';
-import { WriteThread, writevAllSync } from './write-thread.js';
+import { RecordWriter } from './connection-records.js';
+import { FileNamer, isOutputError, outputError, PART_SUFFIX } from './files-layout.js';
+import { firstRank, newDir, PendingQueue, type DirState, type Taken } from './files-pending.js';
+import { ThreadWrites, type WriteThreadOption } from './files-thread.js';
+import type { WriteThread } from './write-thread.js';
 import { TakenBound } from './shared-index.js';
+
+export { PART_SUFFIX };
 
 export interface FilesSinkOptions {
   /** Output directory; created (with its parents) when missing. */
@@ -89,11 +92,11 @@ export interface FilesSinkOptions {
    * MiB: on a smaller input, starting the thread costs more than it saves); other flushes are
    * written as without it. The thread starts at the first flush it takes. `wantsSharedChunks`
    * tells the source whether to share.
-   * Files of connections that closed before their first write are written whole (takeWhole): the
-   * first `hereFiles` of a run (default 4096) on this thread with synchronous calls, later ones by
-   * the thread, whatever their shape.
+   * Files of connections that closed before their first write are written whole (ThreadWrites,
+   * files-thread.ts): the first `hereFiles` of a run (default 4096) on this thread with
+   * synchronous calls, later ones by the thread, whatever their shape.
    */
-  writeThread?: boolean | { minAverage?: number; minFiles?: number; afterBytes?: number; hereFiles?: number };
+  writeThread?: WriteThreadOption;
   /**
    * Where the connections.ndjson lines go instead of that file (a shard worker hands them to the
    * thread that writes the file): called in order of close with each flush's lines (bytes valid
@@ -141,7 +144,6 @@ export function defaultMaxOpenFiles(limit: number | null = openFilesLimit()): nu
   return Math.max(16, Math.min(1024, Math.floor(limit / 2)));
 }
 export const CONNECTIONS_FILE = 'connections.ndjson';
-export const PART_SUFFIX = '.part';
 
 /** Counters of a FilesSink; keys are stable. */
 export interface FilesSinkStats extends FdPoolStats {
@@ -163,37 +165,6 @@ export interface FilesSinkStats extends FdPoolStats {
   heldSpills: number;
 }
 
-interface DirState {
-  readonly dir: Direction;
-  /** Final file name; null until the first data. */
-  name: string | null;
-  /** The path written until the close: DIR/NAME.part ('' until partOf made it: a file written whole never needs it). */
-  part: string;
-  /** Chunks of the batch being written (views of the events' data); null when none. */
-  pending: Uint8Array[] | null;
-  /** Bytes pending (`held` and `pending`), and the number of the batch that added the first chunk of `pending`. */
-  pendingBytes: number;
-  pendingSince: number;
-  /** Pending bytes copied out of the read chunks (they come before `pending`), and how many of its bytes are used; null when none (see maxHeldBytes). */
-  held: Uint8Array | null;
-  heldLen: number;
-  queued: boolean;
-  /** The connection closed (or the input ended): the next flush writes what is pending. */
-  closed: boolean;
-  /** Some of its bytes went to the descriptor pool (its file exists as NAME.part). */
-  written: boolean;
-  /** Written whole by the write thread (see writeWhole): its file has its final name. */
-  whole: boolean;
-  bytes: number;
-  gaps: number;
-  missing: number;
-  overlaps: number;
-  /** null until the first entry (a SYN flood's connections have none). */
-  gapList: GapRecord[] | null;
-  overlapList: OverlapRecord[] | null;
-  unlisted: number;
-}
-
 interface ConnState {
   readonly open: OpenEvent;
   readonly c2s: DirState;
@@ -202,18 +173,11 @@ interface ConnState {
   close: CloseEvent | null;
 }
 
-/** What one flush writes: each direction's chunks, the connections closed, their record lines. */
-interface Flush {
-  dirs: DirState[];
-  /** chunks[i]: what dirs[i]'s file gets. */
-  chunks: Uint8Array[][];
+/** What one flush writes: each direction's chunks (Taken), the connections closed, their record lines. */
+interface Flush extends Taken {
   closing: ConnState[];
   lines: Buffer;
   lineCount: number;
-}
-
-function newDir(dir: Direction): DirState {
-  return { dir, name: null, part: '', pending: null, pendingBytes: 0, pendingSince: 0, held: null, heldLen: 0, queued: false, closed: false, written: false, whole: false, bytes: 0, gaps: 0, missing: 0, overlaps: 0, gapList: null, overlapList: null, unlisted: 0 };
 }
 
 const DEFAULT_MAX_LISTED_TOTAL = 100_000;
@@ -229,8 +193,6 @@ const COALESCE_BATCHES = 8;
 
 /** Default of maxHeldBytes: the held-output share of the default memory budget. */
 const MAX_HELD_BYTES = planMemory().heldOutputBytes;
-/** The smallest copy buffer of a direction (it grows by doubling). */
-const HELD_MIN = 256;
 
 /**
  * Default of aheadBytes: while a write is in flight, batches are taken at once until this many
@@ -239,11 +201,6 @@ const HELD_MIN = 256;
  * stages before the sink; a disk that stays slower than they are still slows them.
  */
 const AHEAD_BYTES = 4 << 20;
-
-function errCode(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e.code ?? e.message;
-}
 
 function writeAllFd(fd: number, buf: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -272,10 +229,16 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  * connection, written after its files were renamed. A file is written as NAME.part and renamed to
  * NAME when its connection closes (or at the end), so a watcher only sees finished files; except a
  * file written whole by the write thread (a connection that closed before its first write, see
- * takeWhole), which is created under its final name, written with one writev and closed at once
- * (a rename per file was a fifth of the work on short connections). The
+ * ThreadWrites in files-thread.ts), which is created under its final name, written with one
+ * writev and closed at once (a rename per file was a fifth of the work on short connections). The
  * directory is treated as this run's: existing files with the same names are replaced, and
  * connections.ndjson is truncated at start.
+ *
+ * Parts (each module's comment states its contract): files-layout.ts names the files and makes
+ * the subdirectories (FileNamer); files-pending.ts keeps the bytes not yet written and the copies
+ * of sparse directions (PendingQueue); files-thread.ts decides what the write thread writes and
+ * writes the files written whole (ThreadWrites); connection-records.ts renders the records. This
+ * class collects the events, keeps the connections and their gap lists, and runs the flushes.
  *
  * Writes: each batch's chunks are collected per file and written with one writev per file
  * (FdPool: an LRU of at most maxOpenFiles descriptors; an evicted file is reopened in append
@@ -296,24 +259,18 @@ function writeAllFd(fd: number, buf: Buffer): Promise<void> {
  */
 export class FilesSink extends Writable {
   readonly dir: string;
-  /** `dir` normalized, with a trailing separator: a file's path is prefix + name (path.join per file cost 100 MB of garbage on 100 000 files). */
+  /** `dir` normalized, with a trailing separator (FileNamer's prefix): a file's path is prefix + name. */
   private readonly prefix: string;
   private readonly pool: FdPool;
   private readonly concurrency: number;
   private readonly maxListed: number;
   private readonly maxListedTotal: number;
-  private readonly coalesceBytes: number;
-  private readonly coalesceBatches: number;
   /** The most bytes of copies held for sparse directions (the option maxHeldBytes). */
   readonly maxHeldBytes: number;
-  /** Bytes of the copy buffers of all directions (see maxHeldBytes). */
-  private heldBytes = 0;
   private readonly aheadBytes: number;
   /** Gap and overlap entries held in the lists of connections not yet written. */
   private listed = 0;
   private readonly conns = new Map<number, ConnState>();
-  /** How many files of this run used each base name (for `c<N>`). */
-  private readonly nameCounts = new Map<string, number>();
   private recordsFd = -1;
   private readonly recordsTo: ((lines: Uint8Array, count: number) => void) | null;
   private readonly syncWrites: boolean;
@@ -324,31 +281,22 @@ export class FilesSink extends Writable {
   /** The failure of a flush whose batch was already acknowledged. */
   private failure: Error | null = null;
   private readonly counters = { batches: 0, events: 0, files: 0, connections: 0, gaps: 0, overlaps: 0, threadFlushes: 0, wholeFiles: 0, heldCopied: 0, peakHeld: 0, heldSpills: 0 };
-  private readonly queue: DirState[] = [];
   /** Bytes collected since the flush in flight took its share, data and record lines (see _write). */
   private ahead = 0;
   /** Connections closed in this batch, in order: their state, or the finished line of one that wrote no file. */
   private readonly closing: ConnState[] = [];
-  /** Smallest average chunk a flush sent to the write thread has; 0 when there is no write thread. */
-  private readonly threadMinAverage: number;
-  private readonly threadMinFiles: number;
-  private readonly threadAfterBytes: number;
-  private readonly wholeHereFiles: number;
   /** Bytes of data collected so far. */
   private collectedBytes = 0;
-  private thread: WriteThread | null = null;
-  private suitsThread = false;
   /** Bounds the chunks of the data on its way here (see heldFrom). */
   private readonly taken = new TakenBound();
   /** The chunks of the flush being written; null between flushes. */
   private flushing: Uint8Array[][] | null = null;
-
-  /** The option subdirs; null: flat. */
-  private readonly subdirs: 'k' | 'm' | 'g' | null;
-  /** Subdirectories made so far (`SUB/`, see nameFile), and the last connection bin named (floor(conn / 1000)) with its `SUB/`. */
-  private readonly madeDirs = new Set<string>();
-  private lastBin = -1;
-  private lastSub = '';
+  /** File names, subdirectories and NAME.part paths (files-layout.ts). */
+  private readonly namer: FileNamer;
+  /** The directions with bytes not yet written, and the copies held for sparse ones (files-pending.ts). */
+  private readonly pending: PendingQueue;
+  /** The write thread and the files written whole (files-thread.ts). */
+  private readonly threads: ThreadWrites;
 
   constructor(options: FilesSinkOptions) {
     const maxOpen = options.maxOpenFiles ?? defaultMaxOpenFiles();
@@ -368,27 +316,18 @@ export class FilesSink extends Writable {
     positiveInteger('maxHeldBytes', options.maxHeldBytes ?? MAX_HELD_BYTES, 0);
     super({ objectMode: true, highWaterMark: options.highWaterMark ?? 1 });
     this.dir = options.dir;
-    this.subdirs = subdirs;
     this.prefix = path.join(options.dir, 'x').slice(0, -1);
+    this.namer = new FileNamer(this.prefix, subdirs);
     this.pool = new FdPool(maxOpen);
     this.concurrency = Math.min(concurrency, maxOpen);
     this.maxListed = options.maxListed ?? 1000;
     this.maxListedTotal = options.maxListedTotal ?? DEFAULT_MAX_LISTED_TOTAL;
-    this.coalesceBytes = options.coalesceBytes ?? COALESCE_BYTES;
-    this.coalesceBatches = options.coalesceBatches ?? COALESCE_BATCHES;
     this.maxHeldBytes = options.maxHeldBytes ?? MAX_HELD_BYTES;
+    this.pending = new PendingQueue(options.coalesceBytes ?? COALESCE_BYTES, options.coalesceBatches ?? COALESCE_BATCHES, this.maxHeldBytes, this.counters);
     this.aheadBytes = options.aheadBytes ?? AHEAD_BYTES;
-    const wt = options.writeThread ?? false;
-    this.threadMinAverage = wt === false ? 0 : typeof wt === 'object' ? (wt.minAverage ?? THREAD_MIN_AVERAGE) : THREAD_MIN_AVERAGE;
-    this.threadMinFiles = typeof wt === 'object' ? (wt.minFiles ?? THREAD_MIN_FILES) : THREAD_MIN_FILES;
-    this.threadAfterBytes = typeof wt === 'object' ? (wt.afterBytes ?? THREAD_AFTER_BYTES) : THREAD_AFTER_BYTES;
-    this.wholeHereFiles = typeof wt === 'object' ? (wt.hereFiles ?? WHOLE_HERE_FILES) : WHOLE_HERE_FILES;
     this.recordsTo = options.recordsTo ?? null;
     this.syncWrites = options.syncWrites ?? false;
-    if (this.syncWrites) {
-      this.threadMinAverage = 0;
-      this.wholeHereFiles = Infinity;
-    }
+    this.threads = new ThreadWrites(options.writeThread ?? false, this.syncWrites, this.namer, this.pool, this.counters);
   }
 
   /**
@@ -397,7 +336,12 @@ export class FilesSink extends Writable {
    * SharedArrayBuffers (openCaptures' sharedChunks `when`).
    */
   get wantsSharedChunks(): boolean {
-    return this.suitsThread;
+    return this.threads.suits;
+  }
+
+  /** The write thread; null until a job needed it. */
+  private get thread(): WriteThread | null {
+    return this.threads.thread;
   }
 
   /**
@@ -409,12 +353,7 @@ export class FilesSink extends Writable {
    * view of a file's pending list is its oldest.
    */
   heldFrom(rank: (buf: ArrayBufferLike) => number): number {
-    let min = this.taken.lowest(rank);
-    const queue = this.queue;
-    for (let i = 0; i < queue.length; i++) {
-      const r = firstRank(queue[i]!.pending, rank);
-      if (r < min) min = r;
-    }
+    let min = this.pending.lowest(rank, this.taken.lowest(rank));
     const flushing = this.flushing;
     if (flushing !== null) {
       for (let i = 0; i < flushing.length; i++) {
@@ -433,10 +372,10 @@ export class FilesSink extends Writable {
   override _construct(callback: (error?: Error | null) => void): void {
     const records = path.join(this.dir, CONNECTIONS_FILE);
     fs.mkdir(this.dir, { recursive: true }, (err) => {
-      if (err) return callback(this.outputError(this.dir, err));
+      if (err) return callback(outputError(this.dir, err));
       if (this.recordsTo !== null) return callback();
       fs.open(records, 'w', 0o644, (err2, fd) => {
-        if (err2) return callback(this.outputError(records, err2));
+        if (err2) return callback(outputError(records, err2));
         this.recordsFd = fd;
         callback();
       });
@@ -482,7 +421,7 @@ export class FilesSink extends Writable {
     this.track(
       work,
       () => callback(),
-      (err) => callback(isOutputError(err) ? err : this.outputError(this.dir, err)),
+      (err) => callback(isOutputError(err) ? err : outputError(this.dir, err)),
     );
   }
 
@@ -545,21 +484,11 @@ export class FilesSink extends Writable {
           const st = this.state(e.conn);
           const d = e.dir === 'c2s' ? st.c2s : st.s2c;
           if (d.name === null) this.nameFile(st, d);
-          if (d.pending === null) {
-            d.pending = [];
-            d.pendingSince = this.counters.batches;
-          }
-          d.pending.push(e.data);
+          this.pending.add(d, e.data, this.counters.batches);
           this.taken.took(e.data.buffer);
           this.ahead += e.data.length;
           this.collectedBytes += e.data.length;
-          d.pendingBytes += e.data.length;
-          d.bytes += e.data.length;
           st.lastTs = e.ts;
-          if (!d.queued) {
-            d.queued = true;
-            this.queue.push(d);
-          }
           break;
         }
         case 'open': {
@@ -628,145 +557,24 @@ export class FilesSink extends Writable {
     return st;
   }
 
-  /**
-   * nameFile gives a direction its file name: tcpflow's, `SUB/` first with the option subdirs.
-   * Its subdirectory is made here, on this thread, before the name is used: the files may be
-   * opened by the write thread, which only gets `prefix + name`. `c<N>` counts per directory
-   * (the key is `SUB/BASE`), as tcpflow's first free name in the directory does.
-   */
+  /** nameFile gives a direction its file name (FileNamer.name: tcpflow's, `SUB/` first with the option subdirs) and counts the file. */
   private nameFile(st: ConnState, d: DirState): void {
-    const { client, server, vlan } = st.open;
-    let base = d.dir === 'c2s' ? flowBaseName(client, server, vlan) : flowBaseName(server, client, vlan);
-    if (this.subdirs !== null) {
-      const conn = st.open.conn;
-      if (!Number.isSafeInteger(conn) || conn < 0) {
-        throw new PcapflowError('OUTPUT_FAILED', `connection number ${conn} is not an integer >= 0: no subdirectory for it`, { conn });
-      }
-      const bin = Math.floor(conn / 1000);
-      if (bin !== this.lastBin) {
-        const k = String(bin % 1000).padStart(3, '0');
-        const m = String(Math.floor(bin / 1000) % 1000).padStart(3, '0');
-        const g = String(Math.floor(bin / 1_000_000) % 1000).padStart(3, '0');
-        // tcpflow's -Fk, -Fm, -Fg templates: %K/, %M000-%M999/%M%K/, %G000000-%G999999/%G%M000-%G%M999/%G%M%K/
-        const sub = this.subdirs === 'k' ? `${k}/` : this.subdirs === 'm' ? `${m}000-${m}999/${m}${k}/` : `${g}000000-${g}999999/${g}${m}000-${g}${m}999/${g}${m}${k}/`;
-        if (!this.madeDirs.has(sub)) {
-          const made = this.prefix + sub;
-          try {
-            fs.mkdirSync(made, { recursive: true });
-          } catch (err) {
-            throw this.outputError(made, err);
-          }
-          this.madeDirs.add(sub);
-        }
-        this.lastBin = bin;
-        this.lastSub = sub;
-      }
-      base = this.lastSub + base;
-    }
-    const count = this.nameCounts.get(base) ?? 0;
-    this.nameCounts.set(base, count + 1);
-    d.name = flowFileName(base, count);
+    d.name = this.namer.name(st.open, d.dir);
     this.counters.files++;
   }
 
-  /** partOf: the path a direction's file has until its close, DIR/NAME.part. */
-  private partOf(d: DirState): string {
-    if (d.part === '') d.part = this.prefix + d.name! + PART_SUFFIX;
-    return d.part;
-  }
-
   /**
-   * takeFlush takes everything collected so far (the files' chunks, the closed connections and
-   * their record lines) out of the collecting state, so that the next batch collects into fresh
-   * state while this is written.
+   * takeFlush takes everything collected so far (the files' chunks, as PendingQueue.take gives
+   * them, the closed connections and their record lines) out of the collecting state, so that
+   * the next batch collects into fresh state while this is written.
    */
   private takeFlush(all = false): Flush {
-    const dirs: DirState[] = [];
-    const chunks: Uint8Array[][] = [];
-    const queue = this.queue;
-    const batch = this.counters.batches;
-    // sparse directions whose views got old are copied out (hold), unless the copies would pass
-    // maxHeldBytes: then every direction holding some is written now (a spill)
-    const spill = !all && this.heldWouldPass(batch);
-    if (spill) this.counters.heldSpills++;
-    let kept = 0;
-    for (let i = 0; i < queue.length; i++) {
-      const d = queue[i]!;
-      const old = d.pending !== null && batch - d.pendingSince >= this.coalesceBatches;
-      if (all || d.closed || d.pendingBytes >= this.coalesceBytes || (spill && d.held !== null) || (old && !this.hold(d, spill))) {
-        dirs.push(d);
-        chunks.push(this.takePending(d));
-        d.queued = false;
-      } else {
-        queue[kept++] = d;
-      }
-    }
-    queue.length = kept;
+    const { dirs, chunks } = this.pending.take(this.counters.batches, all);
     this.ahead = 0;
     // the writer's two buffers take turns: the other one is free, its flush has finished
     const lineCount = this.records.lines;
     const flush: Flush = { dirs, chunks, closing: this.closing.splice(0), lines: this.records.take(), lineCount };
     return flush;
-  }
-
-  /** holdable: a direction whose pending views are old and few enough to be copied out (see maxHeldBytes). */
-  private holdable(d: DirState): boolean {
-    return this.maxHeldBytes > 0 && d.pendingBytes < this.coalesceBytes / 8;
-  }
-
-  /** heldWouldPass: copying the old views of the holdable directions would pass maxHeldBytes. */
-  private heldWouldPass(batch: number): boolean {
-    if (this.maxHeldBytes === 0) return false;
-    let total = this.heldBytes;
-    const queue = this.queue;
-    for (let i = 0; i < queue.length; i++) {
-      const d = queue[i]!;
-      if (d.pending === null || batch - d.pendingSince < this.coalesceBatches || d.closed || !this.holdable(d)) continue;
-      total += heldSize(d) - (d.held?.length ?? 0);
-      if (total > this.maxHeldBytes) return true;
-    }
-    return false;
-  }
-
-  /**
-   * hold copies a sparse direction's pending views into its copy buffer, so that they keep no
-   * read chunk alive; false (write it instead) when it is not sparse or a spill is on.
-   */
-  private hold(d: DirState, spill: boolean): boolean {
-    if (spill || !this.holdable(d)) return false;
-    const size = heldSize(d);
-    let held = d.held;
-    if (held === null || held.length < size) {
-      const bigger = new Uint8Array(size);
-      if (held !== null) bigger.set(held.subarray(0, d.heldLen));
-      this.heldBytes += size - (held?.length ?? 0);
-      if (this.heldBytes > this.counters.peakHeld) this.counters.peakHeld = this.heldBytes;
-      d.held = held = bigger;
-    }
-    const views = d.pending!;
-    let at = d.heldLen;
-    for (let i = 0; i < views.length; i++) {
-      held.set(views[i]!, at);
-      at += views[i]!.length;
-    }
-    this.counters.heldCopied += at - d.heldLen;
-    d.heldLen = at;
-    d.pending = null;
-    return true;
-  }
-
-  /** takePending takes what a direction has pending to be written: its copy, then its views. */
-  private takePending(d: DirState): Uint8Array[] {
-    let chunks = d.pending ?? [];
-    if (d.held !== null) {
-      chunks = [d.held.subarray(0, d.heldLen), ...chunks];
-      this.heldBytes -= d.held.length;
-      d.held = null;
-      d.heldLen = 0;
-    }
-    d.pending = null;
-    d.pendingBytes = 0;
-    return chunks;
   }
 
   /** flush writes a Flush (see flushChunks); heldFrom sees its chunks meanwhile. */
@@ -780,20 +588,17 @@ export class FilesSink extends Writable {
   }
 
   /**
-   * flushChunks: the files written whole (see takeWhole) go to the write thread as one job; the
-   * others get one writev per file (or one job of the write thread); then the closed
+   * flushChunks: the files written whole (see ThreadWrites.split) go to ThreadWrites.writeWhole;
+   * the others get one writev per file (or one job of the write thread); then the closed
    * connections' renames and records.
    */
   private async flushChunks(all: Flush): Promise<void> {
-    const split = this.takeWhole(all);
+    const split = this.threads.split(all);
     if (split === null) {
       await this.flushOpen(all);
       return this.finishClosed(all);
     }
-    // the thread takes the files' bytes without a copy when they are in shared read chunks: worth
-    // asking for when short connections close by the dozen
-    if (split.whole.dirs.length >= WHOLE_SHARE_FILES) this.suitsThread = true;
-    const wholeDone = this.writeWhole(split.whole);
+    const wholeDone = this.threads.writeWhole(split.whole);
     const restDone = this.flushOpen(split.rest);
     // both settle before either failure is reported: no write is left running
     const [a, b] = await Promise.allSettled([wholeDone, restDone]);
@@ -802,148 +607,31 @@ export class FilesSink extends Writable {
     await this.finishClosed(all);
   }
 
-  /**
-   * takeWhole: the directions of the flush that can be written whole by the write thread, null
-   * when fewer than WHOLE_MIN_FILES (or no write thread): closed, never written before (no
-   * NAME.part yet) and at most WHOLE_MAX_BYTES. A capture of short connections then costs one
-   * message per flush instead of an open, a writev, a close and a rename handed to the thread
-   * pool for every file (bench/PROFILE.md, "Seventh pass").
-   */
-  private takeWhole(f: Flush): { whole: Flush; rest: Flush } | null {
-    if (this.threadMinAverage === 0 && !this.syncWrites) return null;
-    let count = 0;
-    for (let i = 0; i < f.dirs.length; i++) if (wholeFile(f.dirs[i]!)) count++;
-    if (count < WHOLE_MIN_FILES) return null;
-    const whole: Flush = { ...f, dirs: [], chunks: [] };
-    const rest: Flush = { ...f, dirs: [], chunks: [] };
-    for (let i = 0; i < f.dirs.length; i++) {
-      const to = wholeFile(f.dirs[i]!) ? whole : rest;
-      to.dirs.push(f.dirs[i]!);
-      to.chunks.push(f.chunks[i]!);
-    }
-    return { whole, rest };
-  }
-
-  /** writeWhole writes the flush's files whole through the write thread, in jobs of at most WHOLE_JOB_FILES files. */
-  private async writeWhole(f: Flush): Promise<void> {
-    if (this.thread === null && this.counters.wholeFiles + f.dirs.length <= this.wholeHereFiles) return this.writeWholeHere(f);
-    const thread = (this.thread ??= new WriteThread());
-    const dirs = f.dirs;
-    for (let start = 0; start < dirs.length; start += WHOLE_JOB_FILES) {
-      const end = Math.min(dirs.length, start + WHOLE_JOB_FILES);
-      const names: string[] = [];
-      const chunks: Uint8Array[][] = [];
-      for (let i = start; i < end; i++) {
-        names.push(dirs[i]!.name!);
-        chunks.push(f.chunks[i]!);
-      }
-      // under the final name at once: created, written and closed in one go (see the class comment)
-      const r = await thread.writeWhole(this.prefix, names, '', chunks);
-      if (r.error !== null) {
-        const part = this.prefix + dirs[start + r.error.file]!.name!;
-        const cause = new Error(r.error.message);
-        throw this.outputError(part, r.error.code === null ? cause : Object.assign(cause, { code: r.error.code }));
-      }
-      for (let i = start; i < end; i++) dirs[i]!.whole = true;
-      this.counters.wholeFiles += end - start;
-    }
-  }
-
-  /**
-   * writeWholeHere is writeWhole on this thread, with synchronous calls: the first
-   * `hereFiles` files of a run (see writeThread), so that a small capture does not start a thread (starting
-   * one costs some 150 ms of CPU here, more than writing a few thousand small files: open, writev
-   * and close take 15-25 µs a file).
-   */
-  private writeWholeHere(f: Flush): void {
-    const dirs = f.dirs;
-    for (let i = 0; i < dirs.length; i++) {
-      const file = this.prefix + dirs[i]!.name!;
-      try {
-        const fd = fs.openSync(file, 'w', 0o644);
-        try {
-          const chunks = f.chunks[i]!;
-          let left = 0;
-          for (let j = 0; j < chunks.length; j++) left += chunks[j]!.length;
-          writevAllSync(fs, fd, chunks, left, [0]);
-        } finally {
-          fs.closeSync(fd);
-        }
-      } catch (err) {
-        throw this.outputError(file, err);
-      }
-      dirs[i]!.whole = true;
-      this.counters.wholeFiles++;
-    }
-  }
-
-  /** flushOpen: one writev per file (or one job of the write thread). */
-  private async flushOpen(f: Flush): Promise<void> {
+  /** flushOpen: one writev per file (or one job of the write thread, ThreadWrites.write). */
+  private async flushOpen(f: Taken): Promise<void> {
     for (const d of f.dirs) d.written = true;
-    if (this.threadMinAverage > 0 && f.dirs.length > 0 && this.collectedBytes >= this.threadAfterBytes) {
-      const fit = threadFit(f.chunks, this.threadMinAverage);
-      const shaped = fit.fit !== 'no' && f.dirs.length >= this.threadMinFiles;
-      // a small flush (a few files that reached coalesceBytes between two rounds) does not
-      // speak for the traffic
-      if (fit.bytes >= SHAPE_BYTES) this.suitsThread = shaped;
-      if (shaped && fit.fit === 'shared') {
-        this.thread ??= new WriteThread();
-        return this.flushThread(f, this.thread);
-      }
-    }
+    const viaThread = this.threads.write(f, this.collectedBytes);
+    if (viaThread !== null) return viaThread;
     if (this.syncWrites) {
       for (let i = 0; i < f.dirs.length; i++) {
-        const part = this.partOf(f.dirs[i]!);
+        const part = this.namer.partOf(f.dirs[i]!);
         try {
           this.pool.writeSync(part, f.chunks[i]!);
         } catch (err) {
-          throw this.outputError(part, err);
+          throw outputError(part, err);
         }
       }
       return;
     }
     const indexes = f.dirs.map((_d, i) => i);
     await this.runAll(indexes, async (i) => {
-      const part = this.partOf(f.dirs[i]!);
+      const part = this.namer.partOf(f.dirs[i]!);
       try {
         await this.pool.write(part, f.chunks[i]!);
       } catch (err) {
-        throw this.outputError(part, err);
+        throw outputError(part, err);
       }
     });
-  }
-
-  /**
-   * flushThread is flush through the write thread: the files' descriptors are leased (opened
-   * when needed) in groups the descriptor pool can hold at once, and each group is one job.
-   */
-  private async flushThread(f: Flush, thread: WriteThread): Promise<void> {
-    this.counters.threadFlushes++;
-    const group = Math.min(this.pool.maxOpen, 512);
-    for (let start = 0; start < f.dirs.length; start += group) {
-      const end = Math.min(f.dirs.length, start + group);
-      const fds: number[] = [];
-      try {
-        for (let i = start; i < end; i++) {
-          const part = this.partOf(f.dirs[i]!);
-          try {
-            fds.push(await this.pool.lease(part));
-          } catch (err) {
-            throw this.outputError(part, err);
-          }
-        }
-        const r = await thread.write(fds, f.chunks.slice(start, end));
-        for (let i = 0; i < fds.length; i++) this.pool.release(this.partOf(f.dirs[start + i]!), i < r.written.length ? 1 : 0, r.written[i] ?? 0);
-        fds.length = 0;
-        if (r.error !== null) {
-          const part = this.partOf(f.dirs[start + r.error.file]!);
-          const cause = new Error(r.error.message);
-          throw this.outputError(part, r.error.code === null ? cause : Object.assign(cause, { code: r.error.code }));
-        }
-      } finally {
-        for (let i = 0; i < fds.length; i++) this.pool.release(this.partOf(f.dirs[start + i]!), 0, 0);
-      }
-    }
   }
 
   /**
@@ -979,23 +667,23 @@ export class FilesSink extends Writable {
     }
     if (this.syncWrites) {
       for (const d of files) {
-        const part = this.partOf(d);
+        const part = this.namer.partOf(d);
         try {
           this.pool.closeSync(part);
           fs.renameSync(part, this.prefix + d.name!);
         } catch (err) {
-          throw this.outputError(part, err);
+          throw outputError(part, err);
         }
       }
     } else {
       await this.runAll(files, async (d) => {
-        const part = this.partOf(d);
+        const part = this.namer.partOf(d);
         const final = this.prefix + d.name!;
         try {
           await this.pool.close(part);
           await fs.promises.rename(part, final);
         } catch (err) {
-          throw this.outputError(part, err);
+          throw outputError(part, err);
         }
       });
     }
@@ -1010,7 +698,7 @@ export class FilesSink extends Writable {
         for (let at = 0; at < f.lines.length; ) at += fs.writeSync(this.recordsFd, f.lines, at);
       } else await writeAllFd(this.recordsFd, f.lines);
     } catch (err) {
-      throw this.outputError(records, err);
+      throw outputError(records, err);
     }
     this.counters.connections += f.lineCount;
   }
@@ -1042,79 +730,6 @@ export class FilesSink extends Writable {
     this.recordsFd = -1;
     await new Promise<void>((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
   }
-
-  private outputError(file: string, err: unknown): PcapflowError {
-    if (isOutputError(err)) return err;
-    return new PcapflowError('OUTPUT_FAILED', `cannot write ${file}: ${errCode(err)}`, { file, cause: err });
-  }
-}
-
-/** Fewest files a flush writes whole through the write thread (takeWhole): fewer go to the thread pool. */
-const WHOLE_MIN_FILES = 8;
-/** The files a run writes whole on the main thread before it starts the write thread (writeWholeHere). */
-const WHOLE_HERE_FILES = 4096;
-
-/** Files written whole in one flush that make the sink ask for shared read chunks (wantsSharedChunks). */
-const WHOLE_SHARE_FILES = 64;
-/** Largest file written whole (its bytes may be copied into the job). */
-const WHOLE_MAX_BYTES = 1 << 20;
-/** Most files in one writeWhole job. */
-const WHOLE_JOB_FILES = 1024;
-
-/** wholeFile: a direction takeWhole can write whole. */
-function wholeFile(d: DirState): boolean {
-  return d.closed && !d.written && d.bytes <= WHOLE_MAX_BYTES;
-}
-
-/** Default of writeThread's minAverage. */
-const THREAD_MIN_AVERAGE = 512;
-
-/** Default of writeThread's minFiles. */
-const THREAD_MIN_FILES = 8;
-
-/** heldSize: the copy buffer a direction's pending bytes need: its pending bytes, or double its buffer, at least HELD_MIN. */
-function heldSize(d: DirState): number {
-  const has = d.held?.length ?? 0;
-  if (d.pendingBytes <= has) return has;
-  return Math.max(d.pendingBytes, has * 2, HELD_MIN);
-}
-
-/** firstRank: the rank of the first view in `list` whose buffer has one (not Infinity); Infinity when none. */
-function firstRank(list: readonly Uint8Array[] | null, rank: (buf: ArrayBufferLike) => number): number {
-  if (list === null) return Infinity;
-  for (let i = 0; i < list.length; i++) {
-    const r = rank(list[i]!.buffer);
-    if (r !== Infinity) return r;
-  }
-  return Infinity;
-}
-
-/** Default of writeThread's afterBytes. */
-const THREAD_AFTER_BYTES = 64 << 20;
-
-/** Bytes a flush needs for its shape to set wantsSharedChunks. */
-const SHAPE_BYTES = 1 << 20;
-
-/**
- * threadFit: 'no' when a flush's chunks average less than `minAverage` bytes; else 'shared' when
- * at least 7/8 of its bytes are in SharedArrayBuffers (the rest is copied to the thread), else
- * 'copy' (the thread would copy too much); and the flush's bytes.
- */
-function threadFit(chunks: readonly (readonly Uint8Array[])[], minAverage: number): { fit: 'no' | 'shared' | 'copy'; bytes: number } {
-  let count = 0;
-  let total = 0;
-  let shared = 0;
-  for (let i = 0; i < chunks.length; i++) {
-    const list = chunks[i]!;
-    count += list.length;
-    for (let j = 0; j < list.length; j++) {
-      const c = list[j]!;
-      total += c.length;
-      if (c.buffer instanceof SharedArrayBuffer) shared += c.length;
-    }
-  }
-  if (count === 0 || total < count * minAverage) return { fit: 'no', bytes: total };
-  return { fit: shared * 8 >= total * 7 ? 'shared' : 'copy', bytes: total };
 }
 
 function positiveInteger(name: string, n: number, min = 1): void {
@@ -1123,6 +738,3 @@ function positiveInteger(name: string, n: number, min = 1): void {
   }
 }
 
-function isOutputError(err: unknown): err is PcapflowError {
-  return err instanceof PcapflowError;
-}
