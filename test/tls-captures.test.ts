@@ -18,7 +18,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { TlsRecord } from '../src/core/tls.js';
-import type { TlsJsonRecord } from '../src/sinks/tls-sink.js';
+import { TlsLines, tlsJson, type TlsJsonRecord } from '../src/sinks/tls-sink.js';
 import { runCli } from './helpers/cli-run.js';
 import { hasTool, REPO_ROOT } from './helpers/env.js';
 import { parseTlsCapture } from './helpers/tls-capture.js';
@@ -150,6 +150,24 @@ function suricataTls(test: string): Map<string, string> {
 /** Suricata's serial ("00:C7:D4:…", the DER integer's bytes) as node prints it ("C7D4…"). */
 const serialOf = (s: string): string => s.replace(/:/g, '').replace(/^(00)+(?=.)/, '');
 const sha1 = (der: Uint8Array): string => createHash('sha1').update(der).digest('hex').replace(/(..)(?!$)/g, '$1:');
+
+describe.skipIf(!have)('TlsLines on the shared captures', () => {
+  it('writes every record of every capture with TLS as JSON.stringify(tlsJson(record)) does', { timeout: 60_000 }, async () => {
+    const files = new Set([...tsv('TSHARK-TLS.tsv').map((r) => r[0]!), ...tsv('ja4/JA4-EXPECTED.tsv').map((r) => `ja4/pcap/${r[0]!}`)]);
+    let records = 0;
+    let certificates = 0;
+    for (const file of files) {
+      const { out } = await parseTlsCapture(path.join(APP, file));
+      const lines = new TlsLines();
+      for (const r of out) lines.json(r);
+      expect(lines.take().toString(), file).toBe(out.map((r) => `${JSON.stringify(tlsJson(r))}\n`).join(''));
+      records += out.length;
+      certificates += out.reduce((n, r) => n + r.certificates.length + r.clientCertificates.length, 0);
+    }
+    expect(records).toBe(160);
+    expect(certificates).toBe(67);
+  });
+});
 
 describe.skipIf(!have)('pcapflow tls on suricata-verify’s captures', () => {
   it('gives the fields Suricata’s EVE tls records are expected to have', async () => {

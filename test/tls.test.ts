@@ -7,8 +7,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Direction, DirectionSummary, StreamEvent } from '../src/core/events.js';
-import { isGrease, ja4Alpn, TlsParser, type TlsRecord } from '../src/core/tls.js';
-import { CIPHERS, EXT_ORDER, GROUPS, SIGS, ascii, clientHello, ext, handshake, record, serverFlight, serverHello, sslv2Hello, vec24 } from './helpers/tls-build.js';
+import { isGrease, ja3String, ja4, ja4Alpn, TlsParser, type TlsRecord } from '../src/core/tls.js';
+import { TlsLines, tlsJson, tlsText } from '../src/sinks/tls-sink.js';
+import { CIPHERS, EXT_ORDER, GROUPS, SIGS, ascii, clientHello, ext, handshake, random, record, serverFlight, serverHello, sslv2Hello, u16, vec16, vec24, vec8 } from './helpers/tls-build.js';
 import { nodeHashes } from './helpers/tls-capture.js';
 
 const summary = (): DirectionSummary => ({ bytes: 0, packets: 0, retransmitted: 0, outOfOrder: 0, gaps: 0, missing: 0, overlaps: 0, firstTs: null, lastTs: null, capped: 0 });
@@ -212,5 +213,108 @@ describe('TlsTransform', () => {
     for await (const batch of Readable.from([events.slice(0, 2), events.slice(2)]).pipe(new TlsTransform())) got.push(...(batch as TlsRecord[]));
     expect(got).toEqual(parse(events).out);
     expect(got[0]!.ja4).toBe('t13d1516h2_8daaf6152771_e5627efa2ab1');
+  });
+});
+
+/** A deterministic pseudo-random sequence (xorshift32) for the generated hellos. */
+function rng(seed: number): (n: number) => number {
+  let x = seed;
+  return (n) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+const GREASE = Array.from({ length: 16 }, (_, i) => ((i << 4) | 0x0a) * 0x101);
+
+/** A connection per hello (conn 100 on), each with that ClientHello in a record, then its close. */
+function connections(hellos: number[][]): StreamEvent[] {
+  const events: StreamEvent[] = [];
+  hellos.forEach((h, i) => {
+    const conn = 100 + i;
+    events.push({ ...(open() as Extract<StreamEvent, { type: 'open' }>), conn });
+    events.push({ type: 'data', conn, dir: 'c2s', offset: 0, ts: `${i}.000000000`, data: Uint8Array.from(record(22, h)) });
+    events.push({ ...(close() as Extract<StreamEvent, { type: 'close' }>), conn });
+  });
+  return events;
+}
+
+describe('fingerprints of many hellos', () => {
+  it('gives each hello the JA3 and JA4 of its own fields, however many hellos of its kind came before', () => {
+    const pick = rng(16);
+    const shuffle = <T>(l: T[]): T[] => {
+      const out = [...l];
+      for (let i = out.length - 1; i > 0; i--) {
+        const j = pick(i + 1);
+        [out[i], out[j]] = [out[j]!, out[i]!];
+      }
+      return out;
+    };
+    const greased = (l: number[]): number[] => (pick(2) === 0 ? l : [GREASE[pick(16)]!, ...l]);
+    const hellos: number[][] = [];
+    for (let i = 0; i < 300; i++) {
+      const ciphers = greased(pick(4) === 0 ? shuffle(CIPHERS) : pick(3) === 0 ? CIPHERS.slice(1) : CIPHERS);
+      const alpn = [['h2', 'http/1.1'], ['http/1.1'], [], ['\xba\xad']][pick(4)]!;
+      const exts: number[][] = [
+        ext(0x0000, vec16([0, ...vec16(ascii(`host${pick(5)}.example`))])),
+        ext(0x000a, vec16(greased(pick(5) === 0 ? GROUPS.slice(1) : GROUPS).flatMap(u16))),
+        ext(0x000b, vec8(pick(5) === 0 ? [0, 1] : [0])),
+        ext(0x000d, vec16((pick(5) === 0 ? [...SIGS].reverse() : SIGS).flatMap(u16))),
+        ext(0x002b, vec8(greased(pick(4) === 0 ? [0x0303] : [0x0304, 0x0303]).flatMap(u16))),
+      ];
+      if (alpn.length > 0) exts.push(ext(0x0010, vec16(alpn.flatMap((a) => vec8(ascii(a))))));
+      if (pick(3) === 0) exts.push(ext(GREASE[pick(16)]!, []));
+      const order = pick(3) === 0 ? shuffle(exts) : exts;
+      const legacy = pick(10) === 0 ? 0x0301 : 0x0303;
+      hellos.push(handshake(1, [...u16(legacy), ...random, ...vec8([i & 255]), ...vec16(ciphers.flatMap(u16)), ...vec8([0]), ...vec16(order.flat())]));
+    }
+    const { out } = parse(connections(hellos));
+    expect(out).toHaveLength(300);
+    const sha256 = (t: string): string => createHash('sha256').update(t).digest('hex');
+    for (const r of out) {
+      const h = r.clientHello!;
+      expect(r.ja3).toBe(ja3String(h));
+      expect(r.ja3Hash).toBe(md5(ja3String(h)));
+      expect({ ja4: r.ja4, ja4_r: r.ja4_r }).toEqual(ja4(h, sha256));
+    }
+    // kinds repeat (the parser's fingerprint cache is used) and differ (it is keyed right)
+    const kinds = new Set(out.map((r) => `${r.ja3} ${r.ja4_r}`));
+    expect(kinds.size).toBeGreaterThan(20);
+    expect(kinds.size).toBeLessThan(250);
+  });
+});
+
+describe('TlsLines', () => {
+  it('writes each record as JSON.stringify(tlsJson(record)) does, and tlsText’s lines', () => {
+    const odd = ['a"b', 'back\\slash', 'ctl\u0001\n', 'caf\u00e9', '\u00ba\u00ad', ''];
+    const events = stream([['c2s', CH_RECORD], ['s2c', SERVER_FLIGHT], ['c2s', record(21, [2, 40])]]);
+    const records: TlsRecord[] = [...parse(events).out, ...parse(stream([['c2s', CH_RECORD], ['s2c', 'gap', 10]])).out];
+    for (const [i, text] of odd.entries()) {
+      const r = structuredClone(records[0]!);
+      r.conn = 1e9 + i;
+      r.ts = i === 0 ? text : r.ts;
+      r.client = { ip: text, port: 65535 };
+      r.clientHello!.sni = text;
+      r.clientHello!.alpn = [text, 'h2'];
+      r.clientHello!.sessionTicket = i % 2 === 0 ? null : 70000 + i;
+      r.clientHello!.ciphers = [...r.clientHello!.ciphers, 0x10000 + i, 2 ** 40];
+      r.serverHello!.alpn = i % 2 === 0 ? null : text;
+      r.start = { c2s: i, s2c: null };
+      r.resumed = i % 3 === 0 ? null : i % 3 === 1;
+      r.errors.push({ dir: 's2c', code: 'GAP', offset: 2 ** 33, message: text });
+      r.missing.push('certificates');
+      records.push(r);
+    }
+    expect(records[0]!.certificates.length > 0 && records[0]!.alerts.length > 0 && records[1]!.serverHello === null).toBe(true);
+    const lines = new TlsLines();
+    for (const r of records) lines.json(r);
+    for (const r of records) lines.json(r); // certificates described once, then from the cache
+    const json = records.map((r) => `${JSON.stringify(tlsJson(r))}\n`).join('');
+    expect(lines.take().equals(Buffer.from(json + json))).toBe(true);
+    for (const r of records) lines.text(r);
+    expect(lines.take().toString()).toBe(records.map((r) => `${tlsText(r)}\n`).join(''));
+    expect(lines.take().length).toBe(0);
   });
 });

@@ -25,10 +25,11 @@
  * parsing of a direction stops at ChangeCipherSpec or application data (what follows is
  * encrypted). Memory: a handshake message is held (a copy) only while incomplete, and one longer
  * than `maxHandshakeBytes` stops the direction (`HANDSHAKE_TOO_LARGE`); while probing, at most 10
- * bytes per direction are held. Every length is read through a bounded reader: hostile input
+ * bytes per direction are held, and up to 1 MiB of certificate copies that records share. Every length is read through a bounded reader: hostile input
  * gives a coded issue in the record's `errors`, never an exception. A gap, a cut (the connection ended inside a
  * record or message) or an error stops the direction: fingerprints are only ever computed from
- * whole, well-formed hellos.
+ * whole, well-formed hellos. JA3 and JA4 are computed once per kind of ClientHello (the values they
+ * are made of, GREASE aside) and each digest once per text, the last 4096 of each kept.
  */
 import type { Direction, Endpoint, StreamEvent } from './events.js';
 
@@ -139,7 +140,7 @@ export interface TlsRecord {
   /** JA4 and JA4_r (FoxIO's JA4, TLS over TCP) of the first ClientHello. */
   ja4: string | null;
   ja4_r: string | null;
-  /** The server's certificate chain (TLS <= 1.2), DER, as sent (copies). */
+  /** The server's certificate chain (TLS <= 1.2), DER, as sent (copies, shared by the records that carry the same certificate: read-only). */
   certificates: Uint8Array[];
   /** The client's chain, when the server asked for one (TLS <= 1.2). */
   clientCertificates: Uint8Array[];
@@ -175,8 +176,16 @@ const CT_HANDSHAKE = 22;
 const CT_APPDATA = 23;
 const CT_HEARTBEAT = 24;
 /** ServerHello.random of a HelloRetryRequest (RFC 8446 4.1.3). */
-const HRR_RANDOM = 'cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c';
+const HRR_RANDOM = Uint8Array.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c'.match(/../g)!, (h) => parseInt(h, 16));
 const latin1 = new TextDecoder('latin1');
+const NO_BYTES = new Uint8Array(0);
+/** The ASCII codes of the 16 lower-case hex digits, and Reader.hex's room for its digits. */
+const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+let hexScratch = new Uint8Array(64);
+/** Two lower-case hex digits of each byte value. */
+const HEX2: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Digests kept per TlsParser (the same fingerprints recur: one client's hellos), at most (then it starts afresh). */
+const DIGEST_CACHE_MAX = 4096;
 
 /** isGrease: one of the 16 GREASE values (RFC 8701: 0x?a?a with equal bytes). */
 export function isGrease(v: number): boolean {
@@ -206,7 +215,15 @@ const JA4_VERSIONS: ReadonlyMap<number, string> = new Map([
   [0xfefc, 'd3'],
 ]);
 
-const hex4 = (v: number): string => v.toString(16).padStart(4, '0');
+/** hex4: a 16-bit value as 4 lower-case hex digits. */
+const hex4 = (v: number): string => HEX2[(v >> 8) & 0xff]! + HEX2[v & 0xff]!;
+/** hex4Sorted: 16-bit values as 4-digit hex, in hex order (= numeric order at a fixed width), joined by commas. */
+const hex4Sorted = (l: readonly number[]): string => {
+  const sorted = Uint16Array.from(l).sort();
+  let s = '';
+  for (let i = 0; i < sorted.length; i++) s += (i === 0 ? '' : ',') + hex4(sorted[i]!);
+  return s;
+};
 const isAlnum = (b: number): boolean => (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
 
 /** ja4Alpn: JA4's two ALPN characters of the first protocol name (given as latin1 text). */
@@ -237,12 +254,8 @@ export function ja4(h: TlsClientHello, sha256: (text: string) => string): { ja4:
     String(Math.min(99, ciphers.length)).padStart(2, '0') +
     String(Math.min(99, exts.length)).padStart(2, '0') +
     ja4Alpn(h.alpn[0]);
-  const b = ciphers.map(hex4).sort().join(',');
-  const c = exts
-    .filter((v) => v !== 0 && v !== 16)
-    .map(hex4)
-    .sort()
-    .join(',');
+  const b = hex4Sorted(ciphers);
+  const c = hex4Sorted(exts.filter((v) => v !== 0 && v !== 16));
   const sigs = h.sigAlgs
     .filter((v) => !isGrease(v))
     .map(hex4)
@@ -255,6 +268,109 @@ export function ja4(h: TlsClientHello, sha256: (text: string) => string): { ja4:
 /** isTls13: the ServerHello selected TLS 1.3 (or a draft of it): what follows it is encrypted. */
 function isTls13(h: TlsServerHello): boolean {
   return h.version > 0x0303 && h.version < 0xfe00;
+}
+
+/**
+ * cachedHashes: `hashes` with each one's last DIGEST_CACHE_MAX answers kept by their text: hellos
+ * of one client (library, browser) give the same JA3/JA4 strings over and over.
+ */
+function cachedHashes(hashes: TlsHashes): TlsHashes {
+  const cached = (f: (text: string) => string): ((text: string) => string) => {
+    const known = new Map<string, string>();
+    return (text) => {
+      let d = known.get(text);
+      if (d === undefined) {
+        d = f(text);
+        if (known.size >= DIGEST_CACHE_MAX) known.clear();
+        known.set(text, d);
+      }
+      return d;
+    };
+  };
+  return { md5: cached((t) => hashes.md5(t)), sha256: cached((t) => hashes.sha256(t)) };
+}
+
+/** A ClientHello's JA3 and JA4, and the hello they were computed from. */
+interface HelloPrints {
+  hello: TlsClientHello;
+  ja3: string | null;
+  ja3Hash: string | null;
+  ja4: string;
+  ja4_r: string;
+}
+
+/** FNV-1a step over a 32-bit value. */
+const fnv = (h: number, v: number): number => Math.imul(h ^ v, 0x01000193) >>> 0;
+/** fnvList: FNV-1a over a list's values, GREASE values left out (JA3 and JA4 leave them out of every list they keep them from). */
+const fnvList = (h: number, l: readonly number[]): number => {
+  for (let i = 0; i < l.length; i++) if (!isGrease(l[i]!)) h = fnv(h, l[i]!);
+  return fnv(h, 0xffffffff);
+};
+
+/** printKey: a 32-bit hash of everything JA3 and JA4 are computed from (samePrintInputs compares the same fields). */
+function printKey(h: TlsClientHello): number {
+  let k = fnv(0x811c9dc5, h.sslv2 ? 1 : 0);
+  k = fnv(k, h.legacyVersion);
+  k = fnvList(k, h.ciphers);
+  k = fnvList(k, h.extensions);
+  k = fnvList(k, h.groups);
+  for (const v of h.pointFormats) k = fnv(k, v);
+  k = fnv(k, h.pointFormats.length);
+  k = fnvList(k, h.sigAlgs);
+  k = fnvList(k, h.supportedVersions);
+  const alpn = h.alpn[0];
+  if (alpn === undefined) return fnv(k, 0xffffffff);
+  k = fnv(k, alpn.length);
+  for (let i = 0; i < alpn.length; i++) k = fnv(k, alpn.charCodeAt(i));
+  return k;
+}
+
+/** sameList: the same values in the same order, GREASE values left out. */
+const sameList = (a: readonly number[], b: readonly number[]): boolean => {
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    while (i < a.length && isGrease(a[i]!)) i++;
+    while (j < b.length && isGrease(b[j]!)) j++;
+    if (i === a.length || j === b.length) return i === a.length && j === b.length;
+    if (a[i++] !== b[j++]) return false;
+  }
+};
+
+/**
+ * samePrintInputs: `a` and `b` have the same JA3 and JA4: the same values of every field they are
+ * made of, GREASE values aside (both leave them out of the lists they take them from; point
+ * formats are taken as they are).
+ */
+function samePrintInputs(a: TlsClientHello, b: TlsClientHello): boolean {
+  return (
+    a.sslv2 === b.sslv2 &&
+    a.legacyVersion === b.legacyVersion &&
+    a.alpn[0] === b.alpn[0] &&
+    sameList(a.ciphers, b.ciphers) &&
+    sameList(a.extensions, b.extensions) &&
+    sameList(a.groups, b.groups) &&
+    a.pointFormats.length === b.pointFormats.length &&
+    a.pointFormats.every((v, i) => v === b.pointFormats[i]) &&
+    sameList(a.sigAlgs, b.sigAlgs) &&
+    sameList(a.supportedVersions, b.supportedVersions)
+  );
+}
+
+/** Bytes of certificate copies a TlsParser keeps for the records to share, at most (then it starts afresh). */
+const CERT_KEEP_BYTES = 1 << 20;
+
+/** derKey: a 32-bit key of a DER certificate: FNV-1a of its length and last 32 bytes (its signature's). */
+function derKey(der: Uint8Array): number {
+  let h = fnv(0x811c9dc5, der.length);
+  for (let i = Math.max(0, der.length - 32); i < der.length; i++) h = fnv(h, der[i]!);
+  return h;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Thrown inside a message parse when a length runs past its bound; caught there. */
@@ -306,9 +422,21 @@ class Reader {
     return this.b.subarray(this.pos, this.end);
   }
   hex(): string {
-    let s = '';
-    for (let i = this.pos; i < this.end; i++) s += this.b[i]!.toString(16).padStart(2, '0');
-    return s;
+    const n = this.end - this.pos;
+    if (n === 0) return '';
+    if (n * 2 > hexScratch.length) hexScratch = new Uint8Array(n * 2);
+    for (let i = 0; i < n; i++) {
+      const v = this.b[this.pos + i]!;
+      hexScratch[2 * i] = HEX_DIGITS[v >> 4]!;
+      hexScratch[2 * i + 1] = HEX_DIGITS[v & 15]!;
+    }
+    return latin1.decode(hexScratch.subarray(0, n * 2));
+  }
+  /** equals: the bytes left are `v`. */
+  equals(v: Uint8Array): boolean {
+    if (this.left !== v.length) return false;
+    for (let i = 0; i < v.length; i++) if (this.b[this.pos + i] !== v[i]) return false;
+    return true;
   }
   u16s(): number[] {
     if (this.left % 2 !== 0) throw new Short();
@@ -331,9 +459,9 @@ function emptyHello(sslv2: boolean, legacyVersion: number): TlsClientHello {
   return { sslv2, legacyVersion, supportedVersions: [], ciphers: [], extensions: [], groups: [], pointFormats: [], sigAlgs: [], sni: null, alpn: [], ech: false, sessionTicket: null, pskModes: [], sessionId: '' };
 }
 
-/** parseClientHello: the body of a ClientHello (after the 4-byte header); throws Short. */
-export function parseClientHello(body: Uint8Array): TlsClientHello {
-  const r = new Reader(body, 0, body.length);
+/** parseClientHello: the body of a ClientHello (after the 4-byte header), body[start, end); throws Short. */
+export function parseClientHello(body: Uint8Array, start = 0, end = body.length): TlsClientHello {
+  const r = new Reader(body, start, end);
   const h = emptyHello(false, r.u16());
   r.sub(32);
   const sid = r.vec8();
@@ -391,11 +519,11 @@ export function parseClientHello(body: Uint8Array): TlsClientHello {
   return h;
 }
 
-/** parseServerHello: the body of a ServerHello; `hrr` tells a HelloRetryRequest; throws Short. */
-export function parseServerHello(body: Uint8Array): { hello: TlsServerHello; hrr: boolean } {
-  const r = new Reader(body, 0, body.length);
+/** parseServerHello: the body of a ServerHello, body[start, end); `hrr` tells a HelloRetryRequest; throws Short. */
+export function parseServerHello(body: Uint8Array, start = 0, end = body.length): { hello: TlsServerHello; hrr: boolean } {
+  const r = new Reader(body, start, end);
   const legacyVersion = r.u16();
-  const hrr = r.sub(32).hex() === HRR_RANDOM;
+  const hrr = r.sub(32).equals(HRR_RANDOM);
   const sid = r.vec8();
   if (sid.left > 32) throw new Short();
   const hello: TlsServerHello = { version: legacyVersion, legacyVersion, cipher: r.u16(), extensions: [], alpn: null, sessionId: sid.hex() };
@@ -434,16 +562,25 @@ export function parseSslv2Hello(msg: Uint8Array): TlsClientHello {
   return { ...emptyHello(true, legacyVersion), ciphers, sessionId };
 }
 
-/** parseCertificates: a TLS <= 1.2 Certificate body; DER copies, the first `max`, and how many there were. */
-export function parseCertificates(body: Uint8Array, max: number): { certs: Uint8Array[]; count: number } {
-  const r = new Reader(body, 0, body.length);
+/**
+ * parseCertificates: a TLS <= 1.2 Certificate body, body[start, end); DER copies, the first `max`,
+ * and how many there were. `copy` makes each copy (a plain copy by default).
+ */
+export function parseCertificates(
+  body: Uint8Array,
+  max: number,
+  start = 0,
+  end = body.length,
+  copy: (der: Uint8Array) => Uint8Array = (der) => der.slice(),
+): { certs: Uint8Array[]; count: number } {
+  const r = new Reader(body, start, end);
   const list = r.vec24();
   r.done();
   const certs: Uint8Array[] = [];
   let count = 0;
   while (list.left > 0) {
     const c = list.vec24();
-    if (count++ < max) certs.push(c.bytes().slice());
+    if (count++ < max) certs.push(copy(c.bytes()));
   }
   return { certs, count };
 }
@@ -466,15 +603,16 @@ class Side {
   offset = 0;
   start: number | null = null;
   /** The last probe bytes (a copy, at most PROBE_TAIL), which end at `offset`. */
-  probe = new Uint8Array(0);
+  probe = NO_BYTES;
   probeLen = 0;
-  /** The record header being read. */
-  hdr = new Uint8Array(5);
+  /** The record header being read: its first byte, the next four (big-endian), how many read. */
+  hdrType = 0;
+  hdrWord = 0;
   hdrLen = 0;
   recType = 0;
   recLeft = 0;
-  /** The handshake message header being read, and the message body (a copy while incomplete). */
-  mh = new Uint8Array(4);
+  /** The handshake message header being read (big-endian, `mhLen` bytes of it), and the message body (a copy while incomplete). */
+  mhWord = 0;
   mhLen = 0;
   /** Stream offset of the current handshake message's header. */
   msgAt = 0;
@@ -507,11 +645,35 @@ export class TlsParser {
   private readonly maxCertificates: number;
   private readonly probeBytes: number;
   private readonly conns = new Map<number, Conn>();
+  /** Copies of the certificates seen, by derKey; CERT_KEEP_BYTES of them at most (see copyCertificate). */
+  private readonly knownCerts = new Map<number, Uint8Array[]>();
+  private knownCertBytes = 0;
+  /**
+   * copyCertificate: a copy of a DER certificate, the one made before when the same bytes came
+   * before (servers send the same chain to every client): records share it.
+   */
+  private readonly copyCertificate = (der: Uint8Array): Uint8Array => {
+    const key = derKey(der);
+    const same = this.knownCerts.get(key);
+    if (same !== undefined) for (const c of same) if (sameBytes(c, der)) return c;
+    const copy = der.slice();
+    if (der.length > CERT_KEEP_BYTES / 16) return copy;
+    if (this.knownCertBytes + der.length > CERT_KEEP_BYTES) {
+      this.knownCerts.clear();
+      this.knownCertBytes = 0;
+    }
+    this.knownCertBytes += der.length;
+    if (same === undefined) this.knownCerts.set(key, [copy]);
+    else same.push(copy);
+    return copy;
+  };
+  /** Fingerprints of the ClientHellos seen, by printKey (the last DIGEST_CACHE_MAX kinds). */
+  private readonly helloPrints = new Map<number, HelloPrints>();
   private out: TlsRecord[] = [];
   private ts = '';
 
   constructor(options: TlsParserOptions) {
-    this.hashes = options.hashes;
+    this.hashes = cachedHashes(options.hashes);
     this.maxHandshakeBytes = Math.max(64, options.maxHandshakeBytes ?? 65536);
     this.maxCertificates = Math.max(1, options.maxCertificates ?? 16);
     this.probeBytes = Math.max(16, options.probeBytes ?? 8192);
@@ -600,7 +762,7 @@ export class TlsParser {
   private stop(s: Side, mode: Mode): void {
     s.mode = mode;
     this.stats.heldBytes -= s.probeLen + (s.msg === null ? 0 : s.msg.length);
-    s.probe = new Uint8Array(0);
+    s.probe = NO_BYTES;
     s.probeLen = 0;
     s.msg = null;
   }
@@ -711,17 +873,18 @@ export class TlsParser {
     }
     while (pos < data.length && s.mode === Mode.Records) {
       if (s.recLeft === 0) {
-        const take = Math.min(5 - s.hdrLen, data.length - pos);
-        s.hdr.set(data.subarray(pos, pos + take), s.hdrLen);
-        s.hdrLen += take;
-        pos += take;
+        for (; s.hdrLen < 5 && pos < data.length; s.hdrLen++, pos++) {
+          if (s.hdrLen === 0) s.hdrType = data[pos]!;
+          else s.hdrWord = ((s.hdrWord << 8) | data[pos]!) >>> 0;
+        }
         if (s.hdrLen < 5) break;
         s.hdrLen = 0;
-        const h = s.hdr;
-        const len = (h[3]! << 8) | h[4]!;
+        const type = s.hdrType;
+        const len = s.hdrWord & 0xffff;
         const at = s.offset + pos - 5;
-        if (h[0]! < CT_CCS || h[0]! > CT_HEARTBEAT || h[1] !== 3) {
-          this.issue(c, s, 'BAD_RECORD', `record header ${[...h].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`, at);
+        if (type < CT_CCS || type > CT_HEARTBEAT || s.hdrWord >>> 24 !== 3) {
+          const bytes = [type, s.hdrWord >>> 24, (s.hdrWord >>> 16) & 0xff, len >> 8, len & 0xff];
+          this.issue(c, s, 'BAD_RECORD', `record header ${bytes.map((b) => HEX2[b]).join(' ')}`, at);
           this.stop(s, Mode.Done);
           break;
         }
@@ -730,7 +893,7 @@ export class TlsParser {
           this.stop(s, Mode.Done);
           break;
         }
-        s.recType = h[0]!;
+        s.recType = type;
         if (s.recType === CT_CCS && s.dir === 's2c' && c.rec !== null && c.rec.helloRetry && c.rec.serverHello === null) {
           // TLS 1.3 middlebox compatibility: a CCS after a HelloRetryRequest, then the ServerHello in the clear
           s.recLeft = len;
@@ -746,11 +909,10 @@ export class TlsParser {
         continue;
       }
       const take = Math.min(s.recLeft, data.length - pos);
-      const part = data.subarray(pos, pos + take);
       s.recLeft -= take;
       pos += take;
-      if (s.recType === CT_HANDSHAKE) this.handshake(c, s, part, s.offset + pos - take);
-      else if (s.recType === CT_ALERT) this.alerts(c, s, part);
+      if (s.recType === CT_HANDSHAKE) this.handshake(c, s, data, pos - take, pos, s.offset + pos - take);
+      else if (s.recType === CT_ALERT) this.alerts(c, s, data.subarray(pos - take, pos));
     }
   }
 
@@ -765,65 +927,66 @@ export class TlsParser {
     }
   }
 
-  /** handshake: a record's handshake bytes (`at`: the stream offset of part[0]). */
-  private handshake(c: Conn, s: Side, part: Uint8Array, at: number): void {
-    let pos = 0;
-    while (pos < part.length && s.mode === Mode.Records) {
+  /** handshake: a record's handshake bytes, data[from, to) (`at`: the stream offset of data[from]). */
+  private handshake(c: Conn, s: Side, data: Uint8Array, from: number, to: number, at: number): void {
+    let pos = from;
+    while (pos < to && s.mode === Mode.Records) {
       if (s.mhLen < 4) {
-        if (s.mhLen === 0) s.msgAt = at + pos;
-        const take = Math.min(4 - s.mhLen, part.length - pos);
-        s.mh.set(part.subarray(pos, pos + take), s.mhLen);
-        s.mhLen += take;
-        pos += take;
+        if (s.mhLen === 0) {
+          s.msgAt = at + pos - from;
+          s.mhWord = 0;
+        }
+        for (; s.mhLen < 4 && pos < to; s.mhLen++, pos++) s.mhWord = ((s.mhWord << 8) | data[pos]!) >>> 0;
         if (s.mhLen < 4) break;
-        const len = (s.mh[1]! << 16) | (s.mh[2]! << 8) | s.mh[3]!;
+        const type = s.mhWord >>> 24;
+        const len = s.mhWord & 0xffffff;
         if (len > this.maxHandshakeBytes) {
-          this.issue(c, s, 'HANDSHAKE_TOO_LARGE', `handshake message type ${s.mh[0]} of ${len} bytes`, s.msgAt);
+          this.issue(c, s, 'HANDSHAKE_TOO_LARGE', `handshake message type ${type} of ${len} bytes`, s.msgAt);
           this.stop(s, Mode.Done);
           break;
         }
         s.msgLen = 0;
         if (len === 0) {
           s.mhLen = 0;
-          this.message(c, s, s.mh[0]!, new Uint8Array(0));
+          this.message(c, s, type, NO_BYTES, 0, 0);
           continue;
         }
-        if (part.length - pos >= len) {
-          // the whole message is here: parsed from the view, no copy
+        if (to - pos >= len) {
+          // the whole message is here: parsed in place, no copy
           s.mhLen = 0;
-          const body = part.subarray(pos, pos + len);
           pos += len;
-          this.message(c, s, s.mh[0]!, body);
+          this.message(c, s, type, data, pos - len, pos);
           continue;
         }
         s.msg = new Uint8Array(len);
         this.stats.heldBytes += len;
       }
       const msg = s.msg!;
-      const take = Math.min(msg.length - s.msgLen, part.length - pos);
-      msg.set(part.subarray(pos, pos + take), s.msgLen);
+      const take = Math.min(msg.length - s.msgLen, to - pos);
+      msg.set(data.subarray(pos, pos + take), s.msgLen);
       s.msgLen += take;
       pos += take;
       if (s.msgLen === msg.length) {
         this.stats.heldBytes -= msg.length;
         s.msg = null;
         s.mhLen = 0;
-        this.message(c, s, s.mh[0]!, msg);
+        this.message(c, s, s.mhWord >>> 24, msg, 0, msg.length);
       }
     }
   }
 
-  private message(c: Conn, s: Side, type: number, body: Uint8Array): void {
+  /** message: a whole handshake message of `type`, its body body[start, end). */
+  private message(c: Conn, s: Side, type: number, body: Uint8Array, start: number, end: number): void {
     const rec = this.record(c);
     try {
       if (s.dir === 'c2s') {
-        if (type === 1) this.clientHello(c, parseClientHello(body));
+        if (type === 1) this.clientHello(c, parseClientHello(body, start, end));
         else if (type === 11) {
           s.sawCertificate = true;
-          rec.clientCertificates = this.certificates(c, s, body);
+          rec.clientCertificates = this.certificates(c, s, body, start, end);
         }
       } else if (type === 2) {
-        const { hello, hrr } = parseServerHello(body);
+        const { hello, hrr } = parseServerHello(body, start, end);
         this.stats.serverHellos++;
         if (hrr) rec.helloRetry = true;
         else if (rec.serverHello === null) {
@@ -833,11 +996,11 @@ export class TlsParser {
         }
       } else if (type === 11) {
         s.sawCertificate = true;
-        if (rec.certificates.length === 0) rec.certificates = this.certificates(c, s, body);
+        if (rec.certificates.length === 0) rec.certificates = this.certificates(c, s, body, start, end);
       } else if (type === 14) s.helloDone = true;
     } catch (err) {
       if (!(err instanceof Short)) throw err;
-      this.issue(c, s, 'BAD_HANDSHAKE', `malformed handshake message type ${type} of ${body.length} bytes`, s.msgAt);
+      this.issue(c, s, 'BAD_HANDSHAKE', `malformed handshake message type ${type} of ${end - start} bytes`, s.msgAt);
       this.stop(s, Mode.Done);
     }
     // settled here, the record goes now: what follows is not read, however the bytes were split
@@ -849,17 +1012,28 @@ export class TlsParser {
     this.stats.clientHellos++;
     if (rec.clientHello !== null) return;
     rec.clientHello = hello;
-    if (!hello.sslv2) {
-      rec.ja3 = ja3String(hello);
-      rec.ja3Hash = this.hashes.md5(rec.ja3);
-    }
-    const f = ja4(hello, this.hashes.sha256);
+    const f = this.prints(hello);
+    rec.ja3 = f.ja3;
+    rec.ja3Hash = f.ja3Hash;
     rec.ja4 = f.ja4;
     rec.ja4_r = f.ja4_r;
   }
 
-  private certificates(c: Conn, s: Side, body: Uint8Array): Uint8Array[] {
-    const { certs, count } = parseCertificates(body, this.maxCertificates);
+  /** prints: the hello's fingerprints, computed once per set of values they are made of (helloPrints). */
+  private prints(hello: TlsClientHello): HelloPrints {
+    const key = printKey(hello);
+    const known = this.helloPrints.get(key);
+    if (known !== undefined && samePrintInputs(known.hello, hello)) return known;
+    const ja3 = hello.sslv2 ? null : ja3String(hello);
+    const f = ja4(hello, this.hashes.sha256);
+    const prints: HelloPrints = { hello, ja3, ja3Hash: ja3 === null ? null : this.hashes.md5(ja3), ja4: f.ja4, ja4_r: f.ja4_r };
+    if (this.helloPrints.size >= DIGEST_CACHE_MAX) this.helloPrints.clear();
+    this.helloPrints.set(key, prints);
+    return prints;
+  }
+
+  private certificates(c: Conn, s: Side, body: Uint8Array, start: number, end: number): Uint8Array[] {
+    const { certs, count } = parseCertificates(body, this.maxCertificates, start, end, this.copyCertificate);
     this.stats.certificates += certs.length;
     if (count > certs.length) this.issue(c, s, 'TOO_MANY_CERTIFICATES', `${count} certificates, the first ${certs.length} kept`, s.msgAt);
     return certs;
@@ -869,7 +1043,7 @@ export class TlsParser {
     if (s.mode === Mode.Probe) {
       // the probe goes on after the hole, with nothing held
       this.stats.heldBytes -= s.probeLen;
-      s.probe = new Uint8Array(0);
+      s.probe = NO_BYTES;
       s.probeLen = 0;
       if (offset + len >= this.probeBytes) this.stop(s, Mode.Off);
     } else if (s.mode === Mode.Records || s.mode === Mode.Sslv2) {

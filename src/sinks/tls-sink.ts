@@ -3,13 +3,14 @@
  * (TlsParser, node:crypto's digests) on them and writes one line per TLS connection to its
  * destination: NDJSON (`format: 'ndjson'`, the default: `tlsJson`, as documented in the README)
  * or text for people (`tlsText`). Certificates are described through node:crypto's
- * X509Certificate. Backpressure, a closed pipe and output errors are ByteSink's.
+ * X509Certificate. The lines are written straight into one Buffer per batch (TlsLines), the same
+ * bytes as JSON.stringify's. Backpressure, a closed pipe and output errors are ByteSink's.
  */
-import { createHash, X509Certificate } from 'node:crypto';
-import type { StreamEvent } from '../core/events.js';
-import { TlsParser, type TlsParserOptions, type TlsRecord } from '../core/tls.js';
+import crypto, { X509Certificate } from 'node:crypto';
+import type { Endpoint, StreamEvent } from '../core/events.js';
+import { TlsParser, type TlsClientHello, type TlsParserOptions, type TlsRecord, type TlsServerHello } from '../core/tls.js';
 import { nodeTlsHashes } from '../transforms/tls-transform.js';
-import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
+import { ByteSink, type ByteSinkOptions, type RawWrites } from './byte-sink.js';
 
 export interface TlsSinkOptions extends ByteSinkOptions {
   format?: 'ndjson' | 'text';
@@ -48,6 +49,7 @@ const iso = (date: string): string | null => {
 /** Certificates a TlsSink keeps described, at most (then it starts afresh). */
 const CERT_CACHE_MAX = 4096;
 
+
 /**
  * certificateInfo: what X509Certificate reads from one DER certificate. With `cache` (keyed by
  * the DER's SHA-256), a certificate seen before is not read again: the same object is returned,
@@ -55,7 +57,7 @@ const CERT_CACHE_MAX = 4096;
  * costs about 0.3 ms a certificate.
  */
 export function certificateInfo(der: Uint8Array, cache?: Map<string, TlsCertificateInfo>): TlsCertificateInfo {
-  const sha256 = createHash('sha256').update(der).digest('hex');
+  const sha256 = typeof crypto.hash === 'function' ? crypto.hash('sha256', der, 'hex') : crypto.createHash('sha256').update(der).digest('hex');
   const known = cache?.get(sha256);
   if (known !== undefined) return known;
   const info = readCertificate(der, sha256);
@@ -123,14 +125,271 @@ export function tlsText(r: TlsRecord, cache?: Map<string, TlsCertificateInfo>): 
   return parts.join(' ');
 }
 
+/**
+ * TlsLines writes the lines of TlsRecords into one Buffer: NDJSON, byte for byte
+ * `JSON.stringify(tlsJson(r)) + '\n'` (the fields in TlsRecord's order; checked against it by
+ * test/tls.test.ts) without building the record's copy nor its string, or tlsText's lines.
+ * A certificate's JSON is made once per certificate described (certificateInfo's cache).
+ */
+export class TlsLines {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+  /** Certificates described, by SHA-256 (certificateInfo's cache). */
+  private readonly certs = new Map<string, TlsCertificateInfo>();
+  /**
+   * The JSON of the certificates written, by their copy (a TlsParser's records share the copy of
+   * a certificate seen before): such a certificate is neither hashed nor described again.
+   */
+  private readonly certJson = new WeakMap<Uint8Array, string>();
+
+  /** take: the lines written since the last take (the Buffer is the caller's; the next lines go to a new one). */
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.at);
+    if (this.at > 0) this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.at = 0;
+    return out;
+  }
+
+  /** text writes tlsText's line. */
+  text(r: TlsRecord): void {
+    this.utf8(tlsText(r, this.certs));
+    this.raw('\n');
+  }
+
+  /** json writes the NDJSON line. */
+  json(r: TlsRecord): void {
+    this.raw('{"type":');
+    this.str(r.type);
+    this.raw(',"conn":');
+    this.num(r.conn);
+    this.raw(',"ts":');
+    this.str(r.ts);
+    this.raw(',"client":');
+    this.endpoint(r.client);
+    this.raw(',"server":');
+    this.endpoint(r.server);
+    this.raw(',"start":{"c2s":');
+    this.numOrNull(r.start.c2s);
+    this.raw(',"s2c":');
+    this.numOrNull(r.start.s2c);
+    this.raw('},"clientHello":');
+    this.clientHello(r.clientHello);
+    this.raw(',"serverHello":');
+    this.serverHello(r.serverHello);
+    this.raw(r.helloRetry ? ',"helloRetry":true,"ja3":' : ',"helloRetry":false,"ja3":');
+    this.plainOrNull(r.ja3);
+    this.raw(',"ja3Hash":');
+    this.plainOrNull(r.ja3Hash);
+    this.raw(',"ja3s":');
+    this.plainOrNull(r.ja3s);
+    this.raw(',"ja3sHash":');
+    this.plainOrNull(r.ja3sHash);
+    this.raw(',"ja4":');
+    this.plainOrNull(r.ja4);
+    this.raw(',"ja4_r":');
+    this.plainOrNull(r.ja4_r);
+    this.raw(',"certificates":');
+    this.certificates(r.certificates);
+    this.raw(',"clientCertificates":');
+    this.certificates(r.clientCertificates);
+    this.raw(',"alerts":');
+    this.list(r.alerts);
+    this.raw(r.resumed === null ? ',"resumed":null' : r.resumed ? ',"resumed":true' : ',"resumed":false');
+    this.raw(r.complete ? ',"complete":true,"missing":' : ',"complete":false,"missing":');
+    this.list(r.missing);
+    this.raw(',"errors":');
+    this.list(r.errors);
+    this.raw('}\n');
+  }
+
+  private clientHello(h: TlsClientHello | null): void {
+    if (h === null) return this.raw('null');
+    this.raw(h.sslv2 ? '{"sslv2":true,"legacyVersion":' : '{"sslv2":false,"legacyVersion":');
+    this.num(h.legacyVersion);
+    this.raw(',"supportedVersions":');
+    this.nums(h.supportedVersions);
+    this.raw(',"ciphers":');
+    this.nums(h.ciphers);
+    this.raw(',"extensions":');
+    this.nums(h.extensions);
+    this.raw(',"groups":');
+    this.nums(h.groups);
+    this.raw(',"pointFormats":');
+    this.nums(h.pointFormats);
+    this.raw(',"sigAlgs":');
+    this.nums(h.sigAlgs);
+    this.raw(',"sni":');
+    this.strOrNull(h.sni);
+    this.raw(',"alpn":[');
+    for (let i = 0; i < h.alpn.length; i++) {
+      if (i > 0) this.raw(',');
+      this.str(h.alpn[i]!);
+    }
+    this.raw(h.ech ? '],"ech":true,"sessionTicket":' : '],"ech":false,"sessionTicket":');
+    this.numOrNull(h.sessionTicket);
+    this.raw(',"pskModes":');
+    this.nums(h.pskModes);
+    this.raw(',"sessionId":');
+    this.plainOrNull(h.sessionId);
+    this.raw('}');
+  }
+
+  private serverHello(h: TlsServerHello | null): void {
+    if (h === null) return this.raw('null');
+    this.raw('{"version":');
+    this.num(h.version);
+    this.raw(',"legacyVersion":');
+    this.num(h.legacyVersion);
+    this.raw(',"cipher":');
+    this.num(h.cipher);
+    this.raw(',"extensions":');
+    this.nums(h.extensions);
+    this.raw(',"alpn":');
+    this.strOrNull(h.alpn);
+    this.raw(',"sessionId":');
+    this.plainOrNull(h.sessionId);
+    this.raw('}');
+  }
+
+  private certificates(ders: readonly Uint8Array[]): void {
+    this.raw('[');
+    for (let i = 0; i < ders.length; i++) {
+      if (i > 0) this.raw(',');
+      this.utf8(this.certificateJson(ders[i]!));
+    }
+    this.raw(']');
+  }
+
+  private certificateJson(der: Uint8Array): string {
+    let json = this.certJson.get(der);
+    if (json === undefined) {
+      json = JSON.stringify(certificateInfo(der, this.certs));
+      this.certJson.set(der, json);
+    }
+    return json;
+  }
+
+  private endpoint(e: Endpoint): void {
+    this.raw('{"ip":');
+    this.str(e.ip);
+    this.raw(',"port":');
+    this.num(e.port);
+    this.raw('}');
+  }
+
+  /** list: a short list of plain objects or strings (alerts, missing, errors), as JSON.stringify writes it. */
+  private list(l: readonly unknown[]): void {
+    if (l.length === 0) this.raw('[]');
+    else this.utf8(JSON.stringify(l));
+  }
+
+  /** nums: a list of numbers; those of 0 to 65535 (all a hello holds) written in place, any other through num. */
+  private nums(l: readonly number[]): void {
+    this.room(l.length * 6 + 2);
+    const b = this.buf;
+    let at = this.at;
+    b[at++] = 0x5b; // [
+    for (let i = 0; i < l.length; i++) {
+      if (i > 0) b[at++] = 0x2c; // ,
+      const n = l[i]!;
+      if (!(n >= 0 && n <= 0xffff && (n | 0) === n)) {
+        this.at = at;
+        this.num(n);
+        this.room((l.length - i) * 6 + 1);
+        return this.numsFrom(l, i + 1);
+      }
+      const digits = n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+      at += digits;
+      for (let x = n, k = at; k > at - digits; x = (x / 10) | 0) b[--k] = 0x30 + (x % 10);
+    }
+    b[at++] = 0x5d; // ]
+    this.at = at;
+  }
+
+  /** numsFrom: the rest of a list of numbers from index `i` on, and its `]`. */
+  private numsFrom(l: readonly number[], i: number): void {
+    for (; i < l.length; i++) {
+      this.raw(',');
+      this.num(l[i]!);
+    }
+    this.raw(']');
+  }
+
+  private numOrNull(n: number | null): void {
+    if (n === null) this.raw('null');
+    else this.num(n);
+  }
+
+  /** num writes a number as JSON does. */
+  private num(n: number): void {
+    if (!(n >= 0 && n < 1e9 && (n | 0) === n)) return this.raw(JSON.stringify(n));
+    this.room(10);
+    const b = this.buf;
+    let digits = 1;
+    for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
+    let at = this.at + digits;
+    this.at = at;
+    for (let x = n, i = 0; i < digits; x = (x / 10) | 0, i++) b[--at] = 0x30 + (x % 10);
+  }
+
+  /** plainOrNull: a string the parser makes of digits, letters and `,-_` only (fingerprints, hex), quoted as it is. */
+  private plainOrNull(s: string | null): void {
+    if (s === null) return this.raw('null');
+    this.room(s.length + 2);
+    this.buf[this.at++] = 0x22;
+    this.raw(s);
+    this.buf[this.at++] = 0x22;
+  }
+
+  private strOrNull(s: string | null): void {
+    if (s === null) this.raw('null');
+    else this.str(s);
+  }
+
+  /** str writes a JSON string: quoted as it is when it is printable ASCII without `"` or `\`, else through JSON.stringify. */
+  private str(s: string): void {
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return this.utf8(JSON.stringify(s));
+    }
+    this.room(s.length + 2);
+    this.buf[this.at++] = 0x22;
+    this.raw(s);
+    this.buf[this.at++] = 0x22;
+  }
+
+  /** raw writes characters known to be ASCII as they are. */
+  private raw(s: string): void {
+    const n = s.length;
+    this.room(n);
+    const b = this.buf;
+    let at = this.at;
+    if (n > 24) at += (b as unknown as RawWrites).latin1Write(s, at, n);
+    else for (let i = 0; i < n; i++) b[at++] = s.charCodeAt(i);
+    this.at = at;
+  }
+
+  /** utf8 writes any text, as UTF-8. */
+  private utf8(s: string): void {
+    this.room(s.length * 3);
+    this.at += (this.buf as unknown as RawWrites).utf8Write(s, this.at, this.buf.length - this.at);
+  }
+
+  private room(n: number): void {
+    if (this.buf.length - this.at >= n) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.at + n, this.buf.length * 2));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+  }
+}
+
 export class TlsSink extends ByteSink<readonly StreamEvent[]> {
   readonly parser: TlsParser;
   private readonly format: 'ndjson' | 'text';
-  private text = '';
-  /** Certificates described, by SHA-256 (certificateInfo's cache). */
-  private readonly certs = new Map<string, TlsCertificateInfo>();
+  private readonly lines = new TlsLines();
   private readonly onRecords = (records: TlsRecord[]): void => {
-    for (const r of records) this.text += this.format === 'ndjson' ? `${JSON.stringify(tlsJson(r, this.certs))}\n` : `${tlsText(r, this.certs)}\n`;
+    if (this.format === 'ndjson') for (const r of records) this.lines.json(r);
+    else for (const r of records) this.lines.text(r);
   };
 
   constructor(options: TlsSinkOptions = {}) {
@@ -139,17 +398,13 @@ export class TlsSink extends ByteSink<readonly StreamEvent[]> {
     this.parser = new TlsParser({ hashes: nodeTlsHashes, ...options.tls });
   }
 
-  protected override render(batch: readonly StreamEvent[]): string {
+  protected override render(batch: readonly StreamEvent[]): Buffer {
     this.parser.write(batch, this.onRecords);
-    const t = this.text;
-    this.text = '';
-    return t;
+    return this.lines.take();
   }
 
   protected override renderEnd(): string {
     this.parser.end(this.onRecords);
-    const t = this.text;
-    this.text = '';
-    return t;
+    return this.lines.take().toString();
   }
 }
