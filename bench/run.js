@@ -14,6 +14,7 @@
 //   npm run bench -- --quick           small captures (about a tenth), 3 runs: a fast check
 //   npm run bench -- --runs 3 --only bulk   a scenario by its name (short: not short-2k), else all whose names contain it
 //   npm run bench -- --no-node-pcap    skip node_pcap (otherwise installed into bench/node_pcap/ on first use)
+//   npm run bench -- --only nats       the NATS part alone (issue 17); --no-nats skips it
 //
 // Scenarios: decode (floors: a plain Node read loop, read + decode, read + reassembly without a
 // sink), bulk (one connection), many (200 parallel connections, interleaved; plus a row with
@@ -40,10 +41,20 @@
 // tls` beside `pcapflow read --sink ndjson` (the ratios' reference: target <= 1.2x its time) and
 // `tshark -T fields -e tls.handshake.ja3` (target: >= 20x its speed); checked: every connection's
 // record equals what the synth built (JA3 and JA3S strings, JA4, SNI, version, ALPN, certificate
-// SHA-256s, complete), those computed by the synth from the values it put in.
+// SHA-256s, complete), those computed by the synth from the values it put in. nats (issue 17;
+// also with --only nats, not with --no-nats, skipped when nats-server is missing): on the bulk and
+// many captures, `pcapflow read F --sink ndjson > FILE` (a file on this disk, the ratios'
+// reference) beside `--sink nats` into one nats-server (stream replicas 1) and into a 3-node
+// JetStream cluster on loopback (replicas 3), servers started here with their stores under
+// bench/data/nats-* (removed afterwards); the stream is deleted before each run (the sink creates
+// it afresh, a new run id each run, so the duplicate window makes no run free); checked after each
+// run: the stream holds every message (the NDJSON's events, plus cut parts, plus the end message),
+// none twice. Also reported: messages/s and the servers' CPU seconds (from /proc) per run.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +77,7 @@ const QUICK = args.includes('--quick');
 const RUNS = Number(flag('runs', QUICK ? 3 : 5));
 const ONLY = flag('only', '');
 const WANT_NODE_PCAP = !args.includes('--no-node-pcap');
+const WANT_NATS = !args.includes('--no-nats');
 const MB = 1024 * 1024;
 /** Capture sizes are scaled down by this with --quick. */
 const SCALE = QUICK ? 0.1 : 1;
@@ -96,7 +108,7 @@ function nodePcapReady() {
 const notes = [];
 const tcpflowOk = have('tcpflow');
 if (!tcpflowOk) notes.push('tcpflow not found: its rows, the ratios and the file check are skipped');
-const nodePcapOk = nodePcapReady();
+const nodePcapOk = ONLY === 'nats' ? false : nodePcapReady(); // the NATS part has no node_pcap row
 
 const outDir = (name) => path.join(OUT, name);
 const fresh = (dir) => () => {
@@ -283,6 +295,240 @@ function checkTls(file, expectFile) {
     : { ok: false, line: `tls check: FAILED, ${problems.length} problems (${same} of ${total} equal): ${problems.slice(0, 5).join('; ')}` };
 }
 
+/** nats-server on PATH, or where Debian puts it (/usr/sbin, often not on a user's PATH); null when missing. */
+const NATS_SERVER = have('nats-server') ? 'nats-server' : existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null;
+
+/** freePorts: `count` distinct free loopback ports (held open together, then released). */
+async function freePorts(count) {
+  const servers = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const s = net.createServer();
+      servers.push(s);
+      await new Promise((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', resolve);
+      });
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** serverCpu: the CPU seconds (user + system) the processes `pids` used so far, from /proc. */
+function serverCpu(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  }
+  return ticks / 100; // USER_HZ
+}
+
+/**
+ * natsServers starts nats-server processes with JetStream on loopback: one node (`nodes` 1) or
+ * a cluster of `nodes`, each with its store in bench/data/nats-NAME-I. Resolves to {urls, pids,
+ * stop()} once a stream of `nodes` replicas can be created; stop() ends them and removes the stores.
+ */
+async function natsServers(name, nodes) {
+  const ports = await freePorts(nodes * 2);
+  const procs = [];
+  const stores = [];
+  const stop = async () => {
+    await Promise.all(
+      procs.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGTERM');
+        const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+    for (const d of stores) rmSync(d, { recursive: true, force: true });
+  };
+  const cluster = ports.slice(nodes);
+  for (let i = 0; i < nodes; i++) {
+    const store = path.join(DATA, `nats-${name}-${i}`);
+    rmSync(store, { recursive: true, force: true });
+    mkdirSync(store, { recursive: true });
+    stores.push(store);
+    const argv = ['-js', '-a', '127.0.0.1', '-p', String(ports[i]), '-sd', store, '--server_name', `${name}${i}`];
+    if (nodes > 1) {
+      const routes = cluster.filter((_, j) => j !== i).map((p) => `nats://127.0.0.1:${p}`);
+      argv.push('--cluster_name', name, '--cluster', `nats://127.0.0.1:${cluster[i]}`, '--routes', routes.join(','));
+    }
+    const p = spawn(NATS_SERVER, argv, { stdio: 'ignore' });
+    p.on('error', () => {});
+    procs.push(p);
+  }
+  const urls = ports.slice(0, nodes).map((p) => `127.0.0.1:${p}`);
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    try {
+      await withJsm(urls, async (jsm) => {
+        await jsm.streams.add({ name: 'PROBE', subjects: ['probe.>'], num_replicas: nodes });
+        await jsm.streams.delete('PROBE');
+      });
+      break;
+    } catch (err) {
+      if (Date.now() > deadline || procs.some((p) => p.exitCode !== null)) {
+        await stop();
+        throw new Error(`nats-server (${name}, ${nodes} nodes) did not come up: ${err.message}`, { cause: err });
+      }
+      await sleep(100);
+    }
+  }
+  return { urls, pids: procs.map((p) => p.pid), stop };
+}
+
+/** withJsm runs `f` with a JetStream manager connected to `urls`. */
+async function withJsm(urls, f) {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: urls, timeout: 2000 });
+  try {
+    return await f(await jetstreamManager(nc, { timeout: 5000 }));
+  } finally {
+    await nc.close();
+  }
+}
+
+/** deleteStream: `stream` gone from the servers at `urls` (no error when it was not there). */
+async function deleteStream(urls, stream) {
+  await withJsm(urls, async (jsm) => {
+    try {
+      await jsm.streams.delete(stream);
+    } catch (err) {
+      if (err.name !== 'StreamNotFoundError') throw err;
+    }
+  });
+}
+
+/** countLines: the newlines in `file`. */
+function countLines(file) {
+  const fd = openSync(file, 'r');
+  let n = 0;
+  for (;;) {
+    const got = readSync(fd, hashBuf, 0, hashBuf.length, null);
+    if (got === 0) break;
+    for (let i = hashBuf.indexOf(10, 0); i >= 0 && i < got; i = hashBuf.indexOf(10, i + 1)) n++;
+  }
+  closeSync(fd);
+  return n;
+}
+
+/** statOf: a `--stats` counter from pcapflow's stderr (NaN when missing). */
+const statOf = (stderr, name) => Number(new RegExp(`^${name.replace('.', '\\.')}\\s+(\\d+)`, 'm').exec(stderr)?.[1]);
+
+/**
+ * runNats: the NATS part (see the head of this file). For each capture, the commands alternate
+ * run by run after one warm-up run of the NDJSON command; each NATS run is checked against the stream, and the
+ * single-node target of issue 17 (bulk: at least half the NDJSON-to-file throughput, peak RSS at
+ * most 150 MB) is reported as met or missed (information: the exit status does not depend on it).
+ */
+async function runNats() {
+  if (NATS_SERVER === null) {
+    console.log('## nats: skipped (nats-server not found on PATH or in /usr/sbin)\n');
+    return;
+  }
+  const version = spawnSync(NATS_SERVER, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  let single = null;
+  let cluster = null;
+  try {
+    single = await natsServers('single', 1);
+    cluster = await natsServers('cluster', 3);
+    const STREAM = 'BENCH';
+    const ndjsonFile = path.join(OUT, 'nats-ndjson.ndjson');
+    let runNo = 0;
+    const natsCommand = (name, servers, replicas) => ({
+      name,
+      servers,
+      argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'nats', '--nats-url', servers.urls.join(','), '--nats-replicas', String(replicas), '--nats-stream', STREAM, '--nats-subject-prefix', 'bench', '--run-id', `bench-${process.pid}-${++runNo}`, '--stats'],
+    });
+    const commands = [
+      { name: 'pcapflow read F --sink ndjson > FILE', argv: (f) => ['node', PCAPFLOW, 'read', f, '--sink', 'ndjson'], stdout: ndjsonFile, ref: true },
+      natsCommand('pcapflow read F --sink nats (1 node, replicas 1)', single, 1),
+      natsCommand('pcapflow read F --sink nats (3-node cluster, replicas 3)', cluster, 3),
+    ];
+    console.log(`## nats: --sink nats into JetStream (issue 17), ${version}; stores and NDJSON file on ${DATA}`);
+    console.log('one node: nats-server -js (file store); cluster: 3 nodes, routes on loopback; a fresh stream BENCH per run (deleted before it, created by the sink with the replicas given), a new --run-id each run');
+    console.log('');
+    let targetMet = null;
+    for (const [label, spec] of [
+      ['bulk', BULK],
+      ['many', MANY],
+    ]) {
+      const { file } = await ensureCapture(spec);
+      const size = statSync(file).size;
+      let events = null;
+      const results = commands.map(() => []);
+      const once = async (c) => {
+        if (c.servers) await deleteStream(c.servers.urls, STREAM);
+        mkdirSync(OUT, { recursive: true });
+        const cpu0 = c.servers ? serverCpu(c.servers.pids) : 0;
+        const r = timeOnce(c, file);
+        if (c.servers) {
+          r.serverCpu = serverCpu(c.servers.pids) - cpu0;
+          r.messages = statOf(r.stderr, 'sink.acked');
+          const cut = statOf(r.stderr, 'sink.cut');
+          const sent = statOf(r.stderr, 'sink.events');
+          const dup = statOf(r.stderr, 'sink.duplicates');
+          const info = await withJsm(c.servers.urls, (jsm) => jsm.streams.info(STREAM));
+          const want = events === null ? NaN : events + cut + 1;
+          r.ok = info.state.messages === want && r.messages === want && sent === events && dup === 0 && info.config.num_replicas === c.servers.urls.length;
+          if (!r.ok) r.problem = `stream ${info.state.messages} messages (replicas ${info.config.num_replicas}), sink acked ${r.messages} (${dup} duplicates) of ${sent} events, expected ${want} (${events} events + ${cut} cut parts + the end)`;
+          await deleteStream(c.servers.urls, STREAM);
+        } else {
+          const lines = countLines(c.stdout);
+          if (events !== null && lines !== events) throw new Error(`the NDJSON of ${label} has ${lines} lines, before ${events}`);
+          events = lines;
+          r.messages = lines;
+          rmSync(c.stdout, { force: true });
+        }
+        return r;
+      };
+      await once(commands[0]); // warm-up (the page cache), untimed; it counts the events
+      for (let r = 0; r < RUNS; r++) for (const [i, c] of commands.entries()) results[i].push(await once(c));
+      console.log(`### nats, ${label}: ${path.basename(file)}, ${(size / 1e6).toFixed(0)} MB, ${events} events`);
+      console.log('');
+      console.log('| command | wall s (median) | MB/s | messages/s | CPU s user+sys (median) | peak RSS MB (median) | peak RSS MB (max) | servers\' CPU s (median) | ratio to NDJSON to file (throughput) |');
+      console.log('|---|---|---|---|---|---|---|---|---|');
+      const med = (i, key) => median(results[i].map((x) => x[key]));
+      commands.forEach((c, i) => {
+        const wall = med(i, 'wall');
+        const rssMax = Math.max(...results[i].map((x) => x.rssMb));
+        const ratio = c.ref ? '1.00 (ref)' : (med(0, 'wall') / wall).toFixed(2);
+        const srv = c.servers ? med(i, 'serverCpu').toFixed(2) : '-';
+        const rate = c.servers ? `${(med(i, 'messages') / wall / 1000).toFixed(1)} k` : `${(events / wall / 1000).toFixed(1)} k (events)`;
+        console.log(`| ${c.name} | ${wall.toFixed(2)} | ${(size / 1e6 / wall).toFixed(0)} | ${rate} | ${med(i, 'cpu').toFixed(2)} | ${med(i, 'rssMb').toFixed(0)} | ${rssMax.toFixed(0)} | ${srv} | ${ratio} |`);
+      });
+      console.log('');
+      for (const [i, c] of commands.entries()) {
+        if (!c.servers) continue;
+        const bad = results[i].filter((x) => !x.ok);
+        console.log(bad.length === 0 ? `stream check (${c.name}): OK, every run's stream held all ${results[i][0].messages} messages, none twice` : `stream check (${c.name}): FAILED in ${bad.length} of ${results[i].length} runs: ${bad[0].problem}`);
+        checks.push(bad.length === 0);
+      }
+      if (label === 'bulk') {
+        const ratio = med(0, 'wall') / med(1, 'wall');
+        const rss = Math.max(...results[1].map((x) => x.rssMb));
+        targetMet = ratio >= 0.5 && rss <= 150;
+        console.log(`target (issue 17, one node, bulk): throughput >= 0.5 of NDJSON to file and peak RSS <= 150 MB: ${targetMet ? 'met' : 'MISSED'} (${ratio.toFixed(2)}, ${rss.toFixed(0)} MB)`);
+      }
+      console.log('');
+    }
+  } finally {
+    await single?.stop();
+    await cluster?.stop();
+    rmSync(OUT, { recursive: true, force: true });
+  }
+}
+
 /**
  * Scenarios: a capture recipe and the commands to compare; `ref` marks the ratio's reference.
  * checkFiles: 'tcpflow' (the files equal tcpflow's) or 'unshuffled' (the files equal pcapflow's
@@ -397,16 +643,20 @@ async function ensureCapture(spec) {
   return { file, flows: existsSync(summary) ? JSON.parse(readFileSync(summary, 'utf8')).flows : undefined };
 }
 
+/**
+ * timeOnce runs command `c` on `file` under /usr/bin/time: {wall, cpu, rssMb, stderr (the
+ * command's, without time's line)}. Its stdout goes to /dev/null, or to the file c.stdout names.
+ */
 function timeOnce(c, file) {
   c.before?.();
-  const devnull = openSync('/dev/null', 'w');
+  const devnull = openSync(c.stdout ?? '/dev/null', 'w');
   try {
     const r = spawnSync('/usr/bin/time', ['-f', '%e %U %S %M', ...c.argv(file)], { encoding: 'utf8', stdio: ['ignore', devnull, 'pipe'], maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`${c.argv(file).join(' ')} failed (${r.status}): ${r.stderr.slice(-500)}`);
     const last = r.stderr.trim().split('\n').pop() ?? '';
     const [wall, user, sys, rssKb] = last.split(' ').map(Number);
     if (![wall, user, sys, rssKb].every(Number.isFinite)) throw new Error(`${c.argv(file).join(' ')}: /usr/bin/time printed no figures: ${last}`);
-    return { wall, cpu: user + sys, rssMb: rssKb / 1024 };
+    return { wall, cpu: user + sys, rssMb: rssKb / 1024, stderr: r.stderr.slice(0, r.stderr.length - last.length) };
   } finally {
     closeSync(devnull);
   }
@@ -610,6 +860,7 @@ for (const sc of SCENARIOS) {
   }
   rmSync(OUT, { recursive: true, force: true });
 }
+if ((ONLY === '' || ONLY === 'nats') && WANT_NATS) await runNats();
 // live capture at rates (issue 18): the full bench and --only live; needs root, cap, tcpflow, tcpdump
 if ((ONLY === '' && !QUICK) || ONLY === 'live') {
   const why = liveRateReady();

@@ -8,6 +8,15 @@
  * when asked, and a summary line on stderr (liveSummary) gives the packets captured and those
  * dropped, and where; it resolves to 0. A second signal while that runs ends the process at once.
  * `--backend` chooses what captures (openLive in live-source.ts).
+ *
+ * `--sink nats` publishes into a JetStream stream (NatsSink) as `read --sink nats` does. Its
+ * window of unacknowledged publishes (--nats-max-pending, --nats-max-pending-bytes) is the
+ * backpressure: while it is full the sink takes no batch, the stages before it fill up, and the
+ * capture's bounded queue (--max-queue with cap; the pipe and the kernel buffer with tcpdump)
+ * takes the packets, then drops and counts them (the summary line and --stats); an event the
+ * sink took is published until the stream acknowledges it, or the run fails with OUTPUT_FAILED
+ * after --nats-retry-seconds. The run id is liveRunId's unless --run-id is given, and a run
+ * whose messages are already in the stream is refused (checkNewRun).
  */
 import type { Argv } from 'yargs';
 import type { Writable } from 'node:stream';
@@ -22,10 +31,11 @@ import { LiveDecodeTransform } from '../transforms/live-transforms.js';
 import { ShardSelectTransform, TcpDemuxTransform, TcpReassemblerTransform } from '../transforms/tcp-transforms.js';
 import type { CliIo } from './main.js';
 import { parseChoice, parseCount, SHARD_HELP } from './options.js';
-import { createSink, parseStreamArgs, streamOptions, type StreamArgs } from './sink-options.js';
+import { createSink, natsSinkOptions, parseStreamArgs, streamOptions, type StreamArgs } from './sink-options.js';
+import type { NatsArgs } from './nats-options.js';
 import { printStats } from './stats.js';
 
-export interface LiveCommand extends StreamArgs {
+export interface LiveCommand extends StreamArgs, NatsArgs {
   interface: string;
   filter?: string;
   writePcap?: string;
@@ -44,9 +54,11 @@ export interface InterfacesCommand {
 
 /** liveOptions: the positional interface, the capture options, and the sink options of `read`. */
 export function liveOptions(y: Argv): Argv {
-  return streamOptions(
-    y.positional('interface', { describe: 'the device to capture on (see pcapflow interfaces); any = every device', type: 'string' }),
-    'wall-clock time',
+  return natsSinkOptions(
+    streamOptions(
+      y.positional('interface', { describe: 'the device to capture on (see pcapflow interfaces); any = every device', type: 'string' }),
+      'wall-clock time',
+    ),
   )
     .option('filter', { describe: 'libpcap filter expression (pcap-filter(7)), applied in the kernel', type: 'string' })
     .option('shard', { describe: SHARD_HELP, type: 'string' })
@@ -64,7 +76,8 @@ export function liveOptions(y: Argv): Argv {
       default: 'auto',
     })
     .example("pcapflow live eth0 --filter 'tcp port 80' --sink files -o out/", 'one file per connection direction, until Ctrl-C')
-    .example('pcapflow live any --sink ndjson --write-pcap session.pcap', 'NDJSON now, and the raw packets for pcapflow read later');
+    .example('pcapflow live any --sink ndjson --write-pcap session.pcap', 'NDJSON now, and the raw packets for pcapflow read later')
+    .example('pcapflow live eth0 --sink nats --nats-url 10.0.0.5:4222', 'into a JetStream stream (prints the run id for pcapflow consume)');
 }
 
 /** interfacesOptions: `--format`. */
@@ -83,6 +96,10 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   const backend = parseChoice('backend', args.backend ?? 'auto', LIVE_BACKENDS);
   const device = String(args.interface);
   const shard = args.shard === undefined ? null : parseShard(String(args.shard));
+  const nats = args.sink === 'nats' ? await import('./nats-options.js') : null;
+  if (nats !== null && args.runId !== undefined && args.runId !== '') {
+    await nats.checkNewRun(nats.natsServers(args.natsUrl, '--sink nats'), args.natsStream ?? 'PCAPFLOW', args.natsSubjectPrefix ?? 'pcapflow', args.runId, shard ?? undefined);
+  }
 
   const source = await openLive({ device, filter: args.filter ?? '', bufferSize, snaplen, maxQueuedBytes }, backend);
   tuneHeap();
@@ -92,7 +109,11 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
     if (args.writePcap !== undefined && args.writePcap !== '') {
       writer = new PcapWriteTransform(args.writePcap, { linkType: source.linkType, snaplen: source.snaplen });
     }
-    sink = createSink(args, io);
+    const startMs = Date.now();
+    sink =
+      nats === null
+        ? createSink(args, io)
+        : nats.natsSinkFor(args, [], shard ?? undefined, io, () => nats.liveRunId(device, args as unknown as Record<string, unknown>, startMs));
   } catch (err) {
     source.destroy();
     writer?.destroy();
@@ -131,7 +152,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
   } finally {
     removeHandlers();
     if (source.capturing) source.destroy();
-    io.stderr.write(liveSummary(source.stats, reassemble.core.stats));
+    io.stderr.write(liveSummary(source.stats, reassemble.core.stats, nats === null ? null : (sink.stats as NatsPublished)));
     if (args.stats) {
       const stages: Array<readonly [string, unknown]> = [['capture', source.stats]];
       if (writer !== null) stages.push(['pcap', writer.core.stats]);
@@ -147,15 +168,25 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
 /**
  * liveSummary: the line `live` always prints at its end: what was captured, what was dropped and
  * where (pcapflow's queue with cap; the kernel and the interface as libpcap counted them with
- * tcpdump; cap cannot tell the kernel's), and the gaps the streams show.
+ * tcpdump; cap cannot tell the kernel's), the gaps the streams show, and with --sink nats what
+ * was published.
  */
-export function liveSummary(st: LiveSourceStats, r: { gaps: number; missingBytes: number }): string {
+export function liveSummary(st: LiveSourceStats, r: { gaps: number; missingBytes: number }, published: NatsPublished | null = null): string {
   const parts = [`captured ${st.packets} packets (${st.bytes} bytes) with ${st.backend}`];
   if (st.backend === 'cap') parts.push(`dropped ${st.dropped} (${st.droppedBytes} bytes) with the queue full (--max-queue)`);
   if (st.kernelDropped === null) parts.push('kernel drops not reported by the cap backend');
   else parts.push(`dropped by the kernel ${st.kernelDropped}${st.interfaceDropped === null ? '' : `, by the interface ${st.interfaceDropped}`} (libpcap's count)`);
   parts.push(`gaps in the streams ${r.gaps} (${r.missingBytes} bytes missing)`);
+  if (published !== null) parts.push(`${published.events} events published, ${published.acked} messages acknowledged (${published.retries} publishes repeated, at most ${published.maxPending} waiting)`);
   return `pcapflow: ${parts.join('; ')}\n`;
+}
+
+/** What the summary says of a NATS sink (NatsSinkStats). */
+export interface NatsPublished {
+  events: number;
+  acked: number;
+  retries: number;
+  maxPending: number;
 }
 
 /** runInterfaces runs `pcapflow interfaces`: one device per line (text or NDJSON). */

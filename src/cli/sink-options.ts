@@ -58,7 +58,7 @@ export interface StreamSettings {
 export function streamOptions(y: Argv, timeWord = 'capture time'): Argv {
   return limitOptions(
     y
-      .option('sink', { describe: 'where the streams go (nats: `read` only, see --nats-url)', choices: ['stdout', 'ndjson', 'files', 'nats'], default: 'stdout' })
+      .option('sink', { describe: 'where the streams go (nats: a JetStream stream, see --nats-url)', choices: ['stdout', 'ndjson', 'files', 'nats'], default: 'stdout' })
       .option('out', { alias: 'o', describe: 'output directory for --sink files', type: 'string' })
       .option('encoding', { describe: 'payload encoding for --sink ndjson', choices: ['base64', 'utf8', 'hex'], default: 'base64' })
       .option('render-thread', { describe: 'encode --sink ndjson payloads (base64, hex) on a second thread (default: on for `read` of 128 MiB or more of capture files, with 2+ cores)', type: 'boolean' })
@@ -172,7 +172,7 @@ export function createSink(args: StreamArgs, io: CliIo): Writable & { stats: obj
  * The same options as createSink (keep the two in step). Throws INVALID_OPTION.
  */
 export function sinkSpec(args: StreamArgs, io: CliIo): ReadSinkSpec {
-  if (args.sink === 'nats') throw new PcapflowError('INVALID_OPTION', '--sink nats is for `pcapflow read` (not yet for live capture)');
+  if (args.sink === 'nats') throw new PcapflowError('INVALID_OPTION', '--sink nats is for `pcapflow read` and `pcapflow live`');
   const sinkKind = parseChoice('sink', args.sink, ['stdout', 'ndjson', 'files'] as const);
   if (sinkKind === 'files') {
     if (args.out === undefined || args.out === '') throw new PcapflowError('INVALID_OPTION', '--sink files needs an output directory: -o DIR');
@@ -199,9 +199,23 @@ export function natsOptions(y: Argv): Argv {
     .option('run-id', { describe: 'the run: message ids are RUN:SHARD:SEQ, so a restart with the same id adds no copy (read default: a hash of the inputs\' paths, sizes and times and the options)', type: 'string' });
 }
 
-/** natsSinkOptions: natsOptions and what only `read --sink nats` takes (the stream's settings when it creates it). */
+/**
+ * natsSinkOptions: natsOptions and what only `--sink nats` takes (`read` and `live`): the
+ * stream's settings when it creates it, and the window of unacknowledged publishes.
+ */
 export function natsSinkOptions(y: Argv): Argv {
   return natsOptions(y)
     .option('nats-replicas', { describe: 'replicas of the stream when --sink nats creates it', type: 'string', default: '1' })
-    .option('nats-duplicate-window', { describe: 'seconds the stream drops copies of a message id, when --sink nats creates it (a restart within it adds no copy)', type: 'string', default: '600' });
+    .option('nats-duplicate-window', { describe: 'seconds the stream drops copies of a message id, when --sink nats creates it (a restart within it adds no copy)', type: 'string', default: '600' })
+    .option('nats-max-pending', {
+      describe: 'publishes waiting for their acknowledgement at most; past it `read` waits and `live` queues, then drops and counts packets (--max-queue)',
+      type: 'string',
+      default: '1024',
+    })
+    .option('nats-max-pending-bytes', { describe: 'payload bytes waiting for their acknowledgement at most (k, m, g suffixes)', type: 'string', default: '16m' })
+    .option('nats-retry-seconds', {
+      describe: 'how long one message is published again (timeouts, no server, 503) before the run fails with OUTPUT_FAILED',
+      type: 'string',
+      default: '60',
+    });
 }

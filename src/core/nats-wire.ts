@@ -123,6 +123,8 @@ export interface NatsWireOptions {
 }
 
 const encoder = new TextEncoder();
+/** The size of the arenas data messages' payloads are carved from (NatsWireEncoder.payloadOf). */
+const ARENA_BYTES = 1 << 20;
 const decoder = new TextDecoder();
 
 /**
@@ -144,6 +146,8 @@ export class NatsWireEncoder {
   cut = 0;
   private readonly conns = new Map<number, { bucket: number; cseq: number }>();
   private readonly base: string;
+  private arena = new Uint8Array(0);
+  private arenaAt = 0;
 
   constructor(options: NatsWireOptions) {
     this.prefix = checkSubjectPrefix(options.prefix);
@@ -184,17 +188,31 @@ export class NatsWireEncoder {
       const bytes = event.data.subarray(start, Math.min(len, start + this.maxDataBytes));
       const seq = ++this.seq;
       const cseq = ++conn.cseq;
-      const head: Record<string, unknown> = { type: 'data', conn: event.conn, dir: event.dir, offset: event.offset + start, ts: event.ts, len: bytes.length, seq, cseq };
-      if (parts > 1) {
-        head.part = i + 1;
-        head.parts = parts;
-      }
-      const text = encoder.encode(`${JSON.stringify(head)}\n`);
-      const payload = new Uint8Array(text.length + bytes.length);
-      payload.set(text, 0);
-      payload.set(bytes, text.length);
+      // JSON.stringify's text for {type, conn, dir, offset, ts, len, seq, cseq[, part, parts]}, written out
+      const cut = parts > 1 ? `,"part":${i + 1},"parts":${parts}` : '';
+      const head = `{"type":"data","conn":${event.conn},"dir":${JSON.stringify(event.dir)},"offset":${event.offset + start},"ts":${JSON.stringify(event.ts)},"len":${bytes.length},"seq":${seq},"cseq":${cseq}${cut}}\n`;
+      const payload = this.payloadOf(head, bytes);
       out.push({ subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, event.conn, cseq, parts > 1 ? i + 1 : 0, parts), payload });
     }
+  }
+
+  /**
+   * payloadOf: `head` as UTF-8 followed by `bytes`, carved from an arena of ARENA_BYTES (a new one
+   * when the current is full), so that a message costs a copy but no buffer of its own; an arena
+   * is freed once no payload of it is held.
+   */
+  private payloadOf(head: string, bytes: Uint8Array): Uint8Array {
+    const most = head.length * 3 + bytes.length;
+    if (this.arena.length - this.arenaAt < most) {
+      this.arena = new Uint8Array(Math.max(ARENA_BYTES, most));
+      this.arenaAt = 0;
+    }
+    const at = this.arenaAt;
+    const { written } = encoder.encodeInto(head, this.arena.subarray(at));
+    this.arena.set(bytes, at + written);
+    const end = at + written + bytes.length;
+    this.arenaAt = end;
+    return this.arena.subarray(at, end);
   }
 
   /** end: the shard's end-of-run message (call once, after the last event), with the fault that ended the reading if one did. */
@@ -297,6 +315,12 @@ export interface RunAssemblerOptions {
   maxHeldMessages?: number;
   /** Payload bytes held out of order at most (default 64 MiB). */
   maxHeldBytes?: number;
+  /**
+   * A durable consumer resuming (pcapflow consume --durable): a shard's first message sets where
+   * it starts (those before it were taken by an earlier consumer), and its end's event count is
+   * not checked (the events before the start are not counted here).
+   */
+  resume?: boolean;
 }
 
 export interface RunAssemblerStats {
@@ -339,12 +363,14 @@ export class RunAssembler {
   private readonly byShard = new Map<string, ShardState>();
   private readonly maxHeldMessages: number;
   private readonly maxHeldBytes: number;
+  private readonly resume: boolean;
   private heldMessages = 0;
   private heldBytes = 0;
 
   constructor(options: RunAssemblerOptions = {}) {
     this.maxHeldMessages = options.maxHeldMessages ?? 65536;
     this.maxHeldBytes = options.maxHeldBytes ?? 64 * 1024 * 1024;
+    this.resume = options.resume ?? false;
   }
 
   get complete(): boolean {
@@ -356,7 +382,7 @@ export class RunAssembler {
     this.stats.messages++;
     let s = this.byShard.get(m.shard);
     if (s === undefined) {
-      s = { next: 1, held: new Map(), end: null, events: 0, parts: [] };
+      s = { next: this.resume ? m.seq : 1, held: new Map(), end: null, events: 0, parts: [] };
       this.byShard.set(m.shard, s);
     }
     if (m.seq < s.next || s.held.has(m.seq)) {
@@ -400,7 +426,7 @@ export class RunAssembler {
     s.next = m.seq + 1;
     if (m.kind === 'end') {
       if (this.shards !== null && this.shards !== m.end.shards) throw new PcapflowError('INPUT_READ_FAILED', `shard ${m.shard} counts ${m.end.shards} shards, another ${this.shards}`);
-      if (s.events !== m.end.events || s.parts.length > 0) throw new PcapflowError('INPUT_READ_FAILED', `shard ${m.shard} ended with ${m.end.events} events sent, ${s.events} received`);
+      if ((!this.resume && s.events !== m.end.events) || s.parts.length > 0) throw new PcapflowError('INPUT_READ_FAILED', `shard ${m.shard} ended with ${m.end.events} events sent, ${s.events} received`);
       this.shards = m.end.shards;
       s.end = m.end;
       if (m.end.fault !== undefined) this.faults.set(m.shard, m.end.fault);

@@ -5,8 +5,8 @@
  * opens, so that nothing else pays for them.
  */
 import { Writable } from 'node:stream';
-import type { NatsConnection, MsgHdrs } from '@nats-io/transport-node';
-import type { JetStreamClient, JetStreamManager, PubAck, StreamInfo } from '@nats-io/jetstream';
+import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamManager, StreamInfo } from '@nats-io/jetstream';
 import { type ErrorCode, PcapflowError } from '../core/errors.js';
 import type { StreamEvent } from '../core/events.js';
 import { NATS_MAX_DATA_BYTES, NatsWireEncoder, type RunFault, runSubjects, subjectCovers, type WireMessage } from '../core/nats-wire.js';
@@ -83,16 +83,6 @@ export interface NatsSinkStats {
   created: boolean;
 }
 
-/** Errors retried with the same message id: timeouts, no responders and 503s (the stream may answer once a leader is elected). */
-function retriable(err: unknown): boolean {
-  const e = err as { name?: string; status?: number; code?: unknown };
-  if (e.name === 'TimeoutError' || e.name === 'NoResponders' || e.name === 'RequestError') return true;
-  if (e.name === 'JetStreamNotEnabled') return true; // the client's name for "no responders" on a publish
-  // 503s are a leader election or a stream catching up, except a store failure (err_code 10077:
-  // maximum messages or bytes with discard new, a full disk), which waiting does not mend
-  return e.name === 'JetStreamApiError' && e.status === 503 && e.code !== 10077;
-}
-
 /** reason: the server's (or client's) words for `err`, with the JetStream error code when there is one. */
 function reason(err: unknown): string {
   const e = err as { message?: string; name?: string; code?: unknown };
@@ -100,7 +90,24 @@ function reason(err: unknown): string {
   return `${e.message ?? String(err)}${code}`;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+/** The size of the arenas header blocks are written into (NatsSink.headerBlock). */
+const HEADER_ARENA_BYTES = 256 * 1024;
+
+/** A message published and not yet settled (acknowledged, or failed for good). */
+interface InFlight {
+  m: WireMessage;
+  headers: MsgHdrs;
+  size: number;
+  /** When it was last sent (ms; or when its back-off ends, while retryTimer is set). */
+  sentAt: number;
+  /** When retrying it stops (ms). */
+  deadline: number;
+  /** The next back-off (ms). */
+  wait: number;
+  retryTimer: NodeJS.Timeout | null;
+}
 
 /**
  * NatsSink is an object-mode Writable of StreamEvent[] batches (highWaterMark 1). Opening
@@ -108,9 +115,12 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * window given) when it is missing; an existing stream is used as it is when its subjects cover
  * `PREFIX.RUN.>`, else the sink fails. Each batch's messages are published at once while fewer
  * than `maxPending` messages and `maxPendingBytes` bytes wait for their acknowledgement; past
- * that, the write callback waits (backpressure: the client library itself never pushes back).
- * A publish that times out or finds no responder (or a 503) is repeated with the same message id
- * (so the stream keeps one copy), backing off from 100 ms to 2 s, for `retryFor` ms in all.
+ * that, the write callback waits until the window has drained to half (backpressure: the client
+ * library itself never pushes back). Messages are published asynchronously (core publishes with
+ * a reply subject on one inbox subscription, `INBOX.SEQ`, the acknowledgements matched by SEQ;
+ * one timer finds those unacknowledged for `ackTimeout`), not as a request each. A publish that
+ * times out or finds no responder (or a 503) is repeated with the same message id (so the
+ * stream keeps one copy), backing off from 100 ms to 2 s, for `retryFor` ms in all.
  * _final publishes the end-of-run message (not after abandon()), waits for every
  * acknowledgement and closes the connection. Fails with PcapflowError OUTPUT_FAILED and the server's reason (cannot connect,
  * wrong stream, stream full, message too large, retries exhausted); throws INVALID_OPTION from
@@ -125,12 +135,22 @@ export class NatsSink extends Writable {
   private readonly options: NatsSinkOptions;
   private readonly maxPending: number;
   private readonly maxPendingBytes: number;
+  private readonly ackTimeout: number;
+  private readonly retryFor: number;
   private nc: NatsConnection | null = null;
-  private js: JetStreamClient | null = null;
-  private makeHeaders: (() => MsgHdrs) | null = null;
+  /** A MsgHdrs whose encoding is the given header block (made in open, with the client's class). */
+  private makeHeaders: ((block: Uint8Array) => MsgHdrs) | null = null;
+  private headerArena = new Uint8Array(0);
+  private headerArenaAt = 0;
+  /** The acknowledgements' subject prefix (`_INBOX.<nuid>.`); a publish's reply subject is this and its SEQ. */
+  private inbox = '';
+  /** The publishes not yet settled by SEQ, in order of sentAt. */
+  private readonly inFlight = new Map<number, InFlight>();
+  private ticker: NodeJS.Timeout | null = null;
   private pending = 0;
   private pendingBytes = 0;
   private waiters: (() => void)[] = [];
+  private waking = false;
   private failure: PcapflowError | null = null;
   private abandoned = false;
   /** The capture fault the reading stopped at (see abandon), carried by the end message. */
@@ -147,8 +167,8 @@ export class NatsSink extends Writable {
     this.runId = this.wire.runId;
     this.maxPending = positive('maxPending', options.maxPending ?? 1024);
     this.maxPendingBytes = positive('maxPendingBytes', options.maxPendingBytes ?? 16 * 1024 * 1024);
-    positive('ackTimeout', options.ackTimeout ?? 5000);
-    positive('retryFor', options.retryFor ?? 60000);
+    this.ackTimeout = positive('ackTimeout', options.ackTimeout ?? 5000);
+    this.retryFor = positive('retryFor', options.retryFor ?? 60000);
     const replicas = options.replicas ?? 1;
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new PcapflowError('INVALID_OPTION', `replicas must be a whole number from 1 to 5, got ${replicas}`);
   }
@@ -164,11 +184,15 @@ export class NatsSink extends Writable {
     );
   }
 
-  /** open connects, checks or creates the stream and makes the JetStream client. */
+  /** open connects, checks or creates the stream, subscribes to the acknowledgements' inbox and starts the timeout timer. */
   private async open(): Promise<void> {
-    const { connect, headers } = await import('@nats-io/transport-node');
-    const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
-    this.makeHeaders = headers;
+    const { connect, createInbox, MsgHdrsImpl } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    this.makeHeaders = (block) => {
+      const h = new MsgHdrsImpl();
+      h.encode = () => block;
+      return h;
+    };
     const servers = [...this.options.servers];
     try {
       this.nc = await connect({ servers, name: 'pcapflow', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
@@ -180,7 +204,10 @@ export class NatsSink extends Writable {
     if (room < this.wire.maxDataBytes) this.wire = this.encoder(Math.max(1024, room));
     const jsm = await jetstreamManager(this.nc);
     await this.ensureStream(jsm);
-    this.js = jetstream(this.nc);
+    this.inbox = `${createInbox()}.`;
+    this.nc.subscribe(`${this.inbox}*`, { callback: (err, msg) => this.onAck(err, msg) });
+    this.ticker = setInterval(() => this.tick(), Math.max(10, Math.min(250, this.ackTimeout / 4)));
+    this.ticker.unref();
   }
 
   /** ensureStream: the stream exists (created here when missing) and takes this run's subjects. */
@@ -252,6 +279,7 @@ export class NatsSink extends Writable {
       if (!this.abandoned) await this.send([this.wire.end(this.fault)]);
       while (this.pending > 0) await this.room();
       if (this.failure !== null) throw this.failure;
+      this.stopTimers();
       const nc = this.nc;
       this.nc = null;
       await nc?.drain();
@@ -263,6 +291,7 @@ export class NatsSink extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.stopTimers();
     const nc = this.nc;
     this.nc = null;
     if (nc === null) return callback(error);
@@ -270,6 +299,15 @@ export class NatsSink extends Writable {
       () => callback(error),
       () => callback(error),
     );
+  }
+
+  private stopTimers(): void {
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+    for (const f of this.inFlight.values()) {
+      if (f.retryTimer !== null) clearTimeout(f.retryTimer);
+      f.retryTimer = null;
+    }
   }
 
   /** send starts publishing `msgs` in order, waiting for room in the window before each; rejects with the sink's failure. */
@@ -281,61 +319,147 @@ export class NatsSink extends Writable {
     }
   }
 
-  /** room resolves when a publish in flight settles. */
+  /** room resolves when the window has drained (see settled). */
   private room(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** publish sends `m` with its headers and its reply subject (INBOX.SEQ), counting it in the window. */
   private publish(m: WireMessage): void {
+    if (this.makeHeaders === null) throw new PcapflowError('OUTPUT_FAILED', 'the NATS sink is not open');
+    const h = this.makeHeaders(this.headerBlock(m));
     const size = m.payload.length;
     this.pending++;
     this.pendingBytes += size;
     if (this.pending > this.stats.maxPending) this.stats.maxPending = this.pending;
-    this.publishRetrying(m).then(
-      (ack) => {
-        this.stats.acked++;
-        this.stats.bytes += size;
-        if (ack.duplicate) this.stats.duplicates++;
-        this.settled(size);
-      },
-      (err: unknown) => {
-        this.failure ??= isPcapflow(err) ? err : new PcapflowError('OUTPUT_FAILED', `stream ${this.stream} did not take message ${m.msgId} on ${m.subject}: ${reason(err)}`, { cause: err });
-        this.settled(size);
-      },
-    );
+    const f: InFlight = { m, headers: h, size, sentAt: 0, deadline: Date.now() + this.retryFor, wait: 100, retryTimer: null };
+    this.inFlight.set(m.seq, f);
+    this.transmit(f);
   }
 
-  private settled(size: number): void {
-    this.pending--;
-    this.pendingBytes -= size;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** publishRetrying publishes `m`, repeating it with the same message id on retriable errors within retryFor. */
-  private async publishRetrying(m: WireMessage): Promise<PubAck> {
-    const js = this.js;
-    if (js === null || this.makeHeaders === null) throw new PcapflowError('OUTPUT_FAILED', 'the NATS sink is not open');
-    const h = this.makeHeaders();
-    for (const [k, v] of m.headers) h.set(k, v);
-    const retryFor = this.options.retryFor ?? 60000;
-    const timeout = this.options.ackTimeout ?? 5000;
-    const deadline = Date.now() + retryFor;
-    let wait = 100;
-    for (;;) {
-      try {
-        return await js.publish(m.subject, m.payload, { msgID: m.msgId, headers: h, timeout });
-      } catch (err) {
-        if (this.failure !== null || this.nc === null || !retriable(err)) throw err;
-        if (Date.now() + wait > deadline) {
-          throw new PcapflowError('OUTPUT_FAILED', `stream ${this.stream} did not acknowledge ${m.msgId} within ${Math.round(retryFor / 1000)} s: ${reason(err)}`, { cause: err });
-        }
-        this.stats.retries++;
-        await sleep(wait);
-        wait = Math.min(wait * 2, 2000);
-      }
+  /**
+   * headerBlock: the header block of `m` (Nats-Msg-Id, then m.headers) as the client's MsgHdrs
+   * encodes it, written here once per message (the names are canonical and the values have no
+   * CR or LF: core/nats-wire.ts makes them), into an arena as NatsWireEncoder does its payloads.
+   */
+  private headerBlock(m: WireMessage): Uint8Array {
+    let text = `NATS/1.0\r\nNats-Msg-Id: ${m.msgId}`;
+    for (const [k, v] of m.headers) text += `\r\n${k}: ${v}`;
+    text += '\r\n\r\n';
+    const most = text.length * 3;
+    if (this.headerArena.length - this.headerArenaAt < most) {
+      this.headerArena = new Uint8Array(Math.max(HEADER_ARENA_BYTES, most));
+      this.headerArenaAt = 0;
     }
+    const at = this.headerArenaAt;
+    const { written } = textEncoder.encodeInto(text, this.headerArena.subarray(at));
+    this.headerArenaAt = at + written;
+    return this.headerArena.subarray(at, at + written);
+  }
+
+  /** transmit (re)publishes `f` and moves it to the end of inFlight (which stays in order of sentAt). */
+  private transmit(f: InFlight): void {
+    const nc = this.nc;
+    if (nc === null) return this.fail(f, new PcapflowError('OUTPUT_FAILED', `stream ${this.stream}: the connection is closed`));
+    f.sentAt = Date.now();
+    this.inFlight.delete(f.m.seq);
+    this.inFlight.set(f.m.seq, f);
+    try {
+      nc.publish(f.m.subject, f.m.payload, { reply: `${this.inbox}${f.m.seq}`, headers: f.headers });
+    } catch (err) {
+      this.fail(f, err);
+    }
+  }
+
+  /** onAck takes a reply on the inbox: a PubAck, a JetStream error or a no-responders status. */
+  private onAck(err: Error | null, msg: Msg): void {
+    if (err !== null) {
+      this.failure ??= new PcapflowError('OUTPUT_FAILED', `stream ${this.stream}: the acknowledgement subscription failed: ${reason(err)}`, { cause: err });
+      return this.wake();
+    }
+    const f = this.inFlight.get(Number(msg.subject.slice(this.inbox.length)));
+    if (f === undefined) return; // a late reply to a publish already settled (it was repeated)
+    if (msg.data.length === 0 && msg.headers?.code === 503) return this.retry(f, 'no responders (no stream takes the subject yet)');
+    let ack: { stream?: unknown; duplicate?: unknown; error?: { code?: unknown; err_code?: unknown; description?: unknown } };
+    try {
+      ack = JSON.parse(textDecoder.decode(msg.data)) as typeof ack;
+    } catch (e) {
+      return this.fail(f, new Error(`an acknowledgement that is not JSON`, { cause: e }));
+    }
+    const e = ack.error;
+    if (e !== undefined && e !== null) {
+      const why = `${String(e.description ?? 'error')}${typeof e.err_code === 'number' ? ` (err_code ${e.err_code})` : ''}`;
+      // 503s are a leader election or a stream catching up, except a store failure (err_code 10077)
+      if (e.code === 503 && e.err_code !== 10077) return this.retry(f, why);
+      return this.fail(f, new Error(why));
+    }
+    if (typeof ack.stream !== 'string' || ack.stream === '') return this.fail(f, new Error('an invalid acknowledgement'));
+    if (f.retryTimer !== null) clearTimeout(f.retryTimer);
+    this.stats.acked++;
+    this.stats.bytes += f.size;
+    if (ack.duplicate === true) this.stats.duplicates++;
+    this.settle(f);
+  }
+
+  /** tick repeats every publish unacknowledged for ackTimeout (oldest first; inFlight is in send order). */
+  private tick(): void {
+    const old = Date.now() - this.ackTimeout;
+    for (const f of this.inFlight.values()) {
+      if (f.sentAt > old) break;
+      if (f.retryTimer === null) this.retry(f, `no acknowledgement within ${this.ackTimeout} ms`);
+    }
+  }
+
+  /** retry publishes `f` again with its message id after a back-off (100 ms doubling to 2 s), failing past its deadline or once the sink failed. */
+  private retry(f: InFlight, why: string): void {
+    if (f.retryTimer !== null) return;
+    if (this.failure !== null || this.nc === null) return this.fail(f, new Error(why));
+    const now = Date.now();
+    if (now + f.wait > f.deadline) {
+      return this.fail(f, new PcapflowError('OUTPUT_FAILED', `stream ${this.stream} did not acknowledge ${f.m.msgId} within ${Math.round(this.retryFor / 1000)} s: ${why}`));
+    }
+    this.stats.retries++;
+    // out of the timeout scan's way until sent again
+    f.sentAt = now + f.wait;
+    this.inFlight.delete(f.m.seq);
+    this.inFlight.set(f.m.seq, f);
+    f.retryTimer = setTimeout(() => {
+      f.retryTimer = null;
+      if (this.inFlight.get(f.m.seq) === f) this.transmit(f);
+    }, f.wait);
+    f.wait = Math.min(f.wait * 2, 2000);
+  }
+
+  private fail(f: InFlight, err: unknown): void {
+    if (f.retryTimer !== null) clearTimeout(f.retryTimer);
+    f.retryTimer = null;
+    this.failure ??= isPcapflow(err) ? err : new PcapflowError('OUTPUT_FAILED', `stream ${this.stream} did not take message ${f.m.msgId} on ${f.m.subject}: ${reason(err)}`, { cause: err });
+    this.settle(f);
+  }
+
+  /**
+   * settle takes `f` out of the window. The waiting writer is woken once the window has drained
+   * to half (or is empty, or the sink failed), and from a microtask, so that it refills the
+   * window with many publishes at a time (which the client sends in one write) rather than one
+   * per acknowledgement.
+   */
+  private settle(f: InFlight): void {
+    if (this.inFlight.get(f.m.seq) !== f) return;
+    this.inFlight.delete(f.m.seq);
+    this.pending--;
+    this.pendingBytes -= f.size;
+    if (this.pending === 0 || this.failure !== null || (this.pending * 2 <= this.maxPending && this.pendingBytes * 2 <= this.maxPendingBytes)) this.wake();
+  }
+
+  private wake(): void {
+    if (this.waking || this.waiters.length === 0) return;
+    this.waking = true;
+    queueMicrotask(() => {
+      this.waking = false;
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w();
+    });
   }
 
   private outputError(err: unknown, what: string): PcapflowError {
