@@ -5,6 +5,7 @@
  * of everything the process allocated (bench/PROFILE.md, "Seventh pass").
  */
 import type { CloseEvent, CloseReason, DirectionSummary, Endpoint, GapReason, OpenEvent } from '../core/events.js';
+import { JsonBytes } from './json-bytes.js';
 
 /** One gap as listed in connections.ndjson: stream offset and length of the missing bytes. */
 export interface GapRecord {
@@ -67,10 +68,8 @@ export interface DirectionFiles {
  * escaping (times, reasons, file names and addresses made of digits, hex and punctuation) except
  * possibly an address, which is escaped when it holds anything else.
  */
-export class RecordWriter {
-  private buf = Buffer.alloc(0);
-  private spare = Buffer.alloc(0);
-  private at = 0;
+export class RecordWriter extends JsonBytes {
+  private spare: Buffer = Buffer.alloc(0);
   /** Lines written since the last take. */
   lines = 0;
 
@@ -183,14 +182,6 @@ export class RecordWriter {
     this.raw('"');
   }
 
-  private endpoint(e: Endpoint): void {
-    this.raw('{"ip":');
-    this.str(e.ip);
-    this.raw(',"port":');
-    this.num(e.port);
-    this.raw('}');
-  }
-
   private vlan(v: readonly number[]): void {
     if (v.length === 0) {
       this.raw('[]');
@@ -202,57 +193,6 @@ export class RecordWriter {
       this.num(v[i]!);
     }
     this.raw(']');
-  }
-
-  /** str writes a JSON string: quoted as it is when it is plain (see the class comment), else through JSON.stringify. */
-  private str(s: string): void {
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
-        this.raw(JSON.stringify(s));
-        return;
-      }
-    }
-    this.raw('"');
-    this.raw(s);
-    this.raw('"');
-  }
-
-  /** num writes a number as JSON does. */
-  private num(n: number): void {
-    if (n >= 0 && n < 1e9 && (n | 0) === n) {
-      this.room(10);
-      const b = this.buf;
-      if (n < 10) {
-        b[this.at++] = 0x30 + n;
-        return;
-      }
-      let digits = 1;
-      for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
-      let at = this.at + digits;
-      this.at = at;
-      for (let x = n; at > this.at - digits; x = (x / 10) | 0) b[--at] = 0x30 + (x % 10);
-      return;
-    }
-    this.raw(JSON.stringify(n));
-  }
-
-  /** raw writes characters known to be ASCII as they are. */
-  private raw(s: string): void {
-    const n = s.length;
-    this.room(n);
-    const b = this.buf;
-    let at = this.at;
-    if (n > 32) at += b.write(s, at, 'latin1');
-    else for (let i = 0; i < n; i++) b[at++] = s.charCodeAt(i);
-    this.at = at;
-  }
-
-  private room(n: number): void {
-    if (this.buf.length - this.at >= n) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.at + n, this.buf.length * 2, 1 << 16));
-    this.buf.copy(bigger, 0, 0, this.at);
-    this.buf = bigger;
   }
 }
 

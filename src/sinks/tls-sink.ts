@@ -7,10 +7,11 @@
  * bytes as JSON.stringify's. Backpressure, a closed pipe and output errors are ByteSink's.
  */
 import crypto, { X509Certificate } from 'node:crypto';
-import type { Endpoint, StreamEvent } from '../core/events.js';
+import type { StreamEvent } from '../core/events.js';
 import { TlsParser, type TlsClientHello, type TlsParserOptions, type TlsRecord, type TlsServerHello } from '../core/tls.js';
 import { nodeTlsHashes } from '../transforms/tls-transform.js';
-import { ByteSink, type ByteSinkOptions, type RawWrites } from './byte-sink.js';
+import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
+import { JsonBytes } from './json-bytes.js';
 
 export interface TlsSinkOptions extends ByteSinkOptions {
   format?: 'ndjson' | 'text';
@@ -131,9 +132,7 @@ export function tlsText(r: TlsRecord, cache?: Map<string, TlsCertificateInfo>): 
  * test/tls.test.ts) without building the record's copy nor its string, or tlsText's lines.
  * A certificate's JSON is made once per certificate described (certificateInfo's cache).
  */
-export class TlsLines {
-  private buf = Buffer.allocUnsafe(1 << 16);
-  private at = 0;
+export class TlsLines extends JsonBytes {
   /** Certificates described, by SHA-256 (certificateInfo's cache). */
   private readonly certs = new Map<string, TlsCertificateInfo>();
   /**
@@ -269,14 +268,6 @@ export class TlsLines {
     return json;
   }
 
-  private endpoint(e: Endpoint): void {
-    this.raw('{"ip":');
-    this.str(e.ip);
-    this.raw(',"port":');
-    this.num(e.port);
-    this.raw('}');
-  }
-
   /** list: a short list of plain objects or strings (alerts, missing, errors), as JSON.stringify writes it. */
   private list(l: readonly unknown[]): void {
     if (l.length === 0) this.raw('[]');
@@ -320,18 +311,6 @@ export class TlsLines {
     else this.num(n);
   }
 
-  /** num writes a number as JSON does. */
-  private num(n: number): void {
-    if (!(n >= 0 && n < 1e9 && (n | 0) === n)) return this.raw(JSON.stringify(n));
-    this.room(10);
-    const b = this.buf;
-    let digits = 1;
-    for (let x = n; x >= 10; x = (x / 10) | 0) digits++;
-    let at = this.at + digits;
-    this.at = at;
-    for (let x = n, i = 0; i < digits; x = (x / 10) | 0, i++) b[--at] = 0x30 + (x % 10);
-  }
-
   /** plainOrNull: a string the parser makes of digits, letters and `,-_` only (fingerprints, hex), quoted as it is. */
   private plainOrNull(s: string | null): void {
     if (s === null) return this.raw('null');
@@ -346,41 +325,6 @@ export class TlsLines {
     else this.str(s);
   }
 
-  /** str writes a JSON string: quoted as it is when it is printable ASCII without `"` or `\`, else through JSON.stringify. */
-  private str(s: string): void {
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return this.utf8(JSON.stringify(s));
-    }
-    this.room(s.length + 2);
-    this.buf[this.at++] = 0x22;
-    this.raw(s);
-    this.buf[this.at++] = 0x22;
-  }
-
-  /** raw writes characters known to be ASCII as they are. */
-  private raw(s: string): void {
-    const n = s.length;
-    this.room(n);
-    const b = this.buf;
-    let at = this.at;
-    if (n > 24) at += (b as unknown as RawWrites).latin1Write(s, at, n);
-    else for (let i = 0; i < n; i++) b[at++] = s.charCodeAt(i);
-    this.at = at;
-  }
-
-  /** utf8 writes any text, as UTF-8. */
-  private utf8(s: string): void {
-    this.room(s.length * 3);
-    this.at += (this.buf as unknown as RawWrites).utf8Write(s, this.at, this.buf.length - this.at);
-  }
-
-  private room(n: number): void {
-    if (this.buf.length - this.at >= n) return;
-    const bigger = Buffer.allocUnsafe(Math.max(this.at + n, this.buf.length * 2));
-    this.buf.copy(bigger, 0, 0, this.at);
-    this.buf = bigger;
-  }
 }
 
 export class TlsSink extends ByteSink<readonly StreamEvent[]> {
