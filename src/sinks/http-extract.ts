@@ -6,7 +6,8 @@
  * run's first 4096, by a WriteThread, one job per batch: flush). Names are
  * `c<conn>-t<trans>-<req|res>-<base>`: `base` from the response's Content-Disposition filename or
  * the URI's last path segment, made safe by safeBaseName; a name that exists gets `-<n>`. Files
- * are opened with O_EXCL, written and renamed with synchronous calls, never outside DIR.
+ * are opened with O_EXCL, written (a file's bytes of one batch in one writev) and renamed with
+ * synchronous calls, never outside DIR.
  *
  * A multipart/form-data request also has each part with a filename (a file the form uploads)
  * written to a file of its own, `c<conn>-t<trans>-req-p<index>-<base>`, `base` from that filename,
@@ -18,7 +19,7 @@ import path from 'node:path';
 import { contentCodings, headerValues, type HttpEvent } from '../core/http.js';
 import { PcapflowError } from '../core/errors.js';
 import { formParts, type BodyParts, type MultipartEvent } from '../core/multipart.js';
-import { WriteThread } from './write-thread.js';
+import { WriteThread, writevAllSync } from './write-thread.js';
 
 const WINDOWS_RESERVED = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
 const MAX_BASE = 100;
@@ -79,6 +80,9 @@ interface Open {
   name: string;
   held: Uint8Array[];
   heldLen: number;
+  /** Bytes for NAME.part not written yet (views of this batch's events): one writev per file and batch. */
+  pend: Uint8Array[];
+  pendLen: number;
 }
 
 /** A body this long or shorter is held and written whole at its end (tcpflow's and the files sink's way with small files). */
@@ -131,6 +135,8 @@ export class BodyExtractor {
   private pendingChunks: Uint8Array[][] = [];
   private pendingBytes = 0;
   private thread: WriteThread | null = null;
+  /** Files with bytes pending (Open.pend), written at the end of write(). */
+  private dirty: Open[] = [];
   /** The write thread's jobs not yet answered, oldest first; the first failure. */
   private inflight: Array<Promise<void>> = [];
   private failure: PcapflowError | null = null;
@@ -207,6 +213,23 @@ export class BodyExtractor {
         this.uris.delete(e.conn);
       }
     }
+    this.writeDirty();
+  }
+
+  /** writeDirty writes the bytes pending for each file (views of the batch's events, which stay valid until write() returns). */
+  private writeDirty(): void {
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (let i = 0; i < dirty.length; i++) this.writePending(dirty[i]!);
+  }
+
+  private writePending(f: Open): void {
+    if (f.pendLen === 0 || f.fd < 0) return;
+    const pend = f.pend;
+    const len = f.pendLen;
+    f.pend = [];
+    f.pendLen = 0;
+    writevAllSync(fs, f.fd, pend, len, [0]);
   }
 
   /** part writes the parts with a filename of the multipart request `key` (file names from `prefix`). */
@@ -226,7 +249,7 @@ export class BodyExtractor {
   }
 
   private begin(wanted: string): Open {
-    return { wanted, fd: -1, part: '', name: '', held: [], heldLen: 0 };
+    return { wanted, fd: -1, part: '', name: '', held: [], heldLen: 0, pend: [], pendLen: 0 };
   }
 
   /** put writes `data` to `f`'s file, or holds a copy of it (see Open). */
@@ -241,7 +264,9 @@ export class BodyExtractor {
       }
       this.create(f);
     }
-    fs.writeSync(f.fd, data);
+    if (f.pendLen === 0) this.dirty.push(f);
+    f.pend.push(data);
+    f.pendLen += data.length;
   }
 
   /** finish ends `f`'s file: written whole, or NAME.part closed and renamed to NAME; the record of `key` takes the name. */
@@ -249,6 +274,7 @@ export class BodyExtractor {
     if (f.fd < 0) {
       this.whole(f);
     } else {
+      this.writePending(f);
       fs.closeSync(f.fd);
       fs.renameSync(f.part, path.join(this.dir, f.name));
     }
@@ -310,7 +336,7 @@ export class BodyExtractor {
       }
       f.part = part;
       f.name = name;
-      for (const h of f.held) fs.writeSync(f.fd, h);
+      if (f.heldLen > 0) writevAllSync(fs, f.fd, f.held, f.heldLen, [0]);
       this.release(f);
       return;
     }
@@ -362,6 +388,7 @@ export class BodyExtractor {
 
   /** close ends every file still open (an error ended the run): they stay NAME.part; held bytes are let go. */
   close(): void {
+    this.dirty = [];
     for (const f of this.open.values()) if (f.fd >= 0) fs.closeSync(f.fd);
     this.open.clear();
     for (const h of this.heads.values()) {
