@@ -22,7 +22,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPcapflowError, PcapflowError } from '../src/core/errors.js';
-import type { StreamEvent } from '../src/core/events.js';
+import type { DataEvent, StreamEvent } from '../src/core/events.js';
 import {
   bucketOfOpen,
   decodeNatsMessage,
@@ -95,7 +95,7 @@ describe('nats-wire core', () => {
     const enc = new NatsWireEncoder({ prefix: 'pf', runId: 'r1' });
     const msgs: WireMessage[] = [];
     for (const e of events) enc.encode(e, msgs);
-    msgs.push(enc.end());
+    msgs.push(...enc.end());
     const bucket = bucketOfOpen(events[0] as Extract<StreamEvent, { type: 'open' }>);
     expect(msgs.map((m) => m.subject)).toEqual([...['open', 'data', 'gap', 'overlap', 'data', 'close'].map((t) => `pf.r1.0.${bucket}.${t}`), 'pf.r1.0.end']);
     expect(msgs.map((m) => m.msgId)).toEqual([1, 2, 3, 4, 5, 6, 7].map((s) => `r1:0:${s}`));
@@ -106,7 +106,7 @@ describe('nats-wire core', () => {
     ]);
     const data = Buffer.from(msgs[1]!.payload);
     const nl = data.indexOf(0x0a);
-    expect(JSON.parse(data.subarray(0, nl).toString())).toEqual({ type: 'data', conn: 3, dir: 'c2s', offset: 0, ts: events[1]!.ts, len: 100, seq: 2, cseq: 2 });
+    expect(JSON.parse(data.subarray(0, nl).toString())).toEqual({ type: 'data', conn: 3, dir: 'c2s', seq: 2, cseq: 2, events: [[0, 100, events[1]!.ts]] });
     expect(Buffer.compare(data.subarray(nl + 1), Buffer.from(pattern(3, 'c2s', 0, 100)))).toBe(0);
     const out: StreamEvent[] = [];
     const asm = new RunAssembler();
@@ -124,11 +124,11 @@ describe('nats-wire core', () => {
     const enc = new NatsWireEncoder({ prefix: 'a.b', runId: 'cut', shard: 2, shards: 3 });
     const msgs: WireMessage[] = [];
     for (const e of events) enc.encode(e, msgs);
-    msgs.push(enc.end());
+    msgs.push(...enc.end());
     expect(enc.cut).toBe(1);
     expect(msgs).toHaveLength(6);
     const decoded = msgs.map((m) => decodeNatsMessage(m.subject, m.payload, 2));
-    const parts = decoded.slice(1, 4).map((d) => (d.kind === 'event' && d.event.type === 'data' ? [d.part, d.parts, d.event.offset, d.event.data.length] : null));
+    const parts = decoded.slice(1, 4).map((d) => (d.kind === 'event' && d.events.length === 1 && d.events[0]!.type === 'data' ? [d.part, d.parts, d.events[0]!.offset, d.events[0]!.data.length] : null));
     expect(parts).toEqual([
       [1, 3, 5, NATS_MAX_DATA_BYTES],
       [2, 3, 5 + NATS_MAX_DATA_BYTES, NATS_MAX_DATA_BYTES],
@@ -156,7 +156,7 @@ describe('nats-wire core', () => {
     const enc = new NatsWireEncoder({ prefix: 'p', runId: 'x', maxDataBytes: 7 });
     const msgs: WireMessage[] = [];
     for (const e of events) enc.encode(e, msgs);
-    msgs.push(enc.end());
+    msgs.push(...enc.end());
     let seed = 12345;
     const rnd = (n: number): number => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -196,7 +196,7 @@ describe('nats-wire core', () => {
     expect((err as PcapflowError).code).toBe('INPUT_READ_FAILED');
     expect((err as PcapflowError).message).toMatch(/message 1 is missing/);
     // an end message whose count differs from what came
-    const end = enc.end();
+    const end = enc.end()[0]!;
     const lying = decodeNatsMessage(end.subject, Buffer.from(Buffer.from(end.payload).toString().replace('"events":10', '"events":11')), 1);
     const asm2 = new RunAssembler();
     for (const d of decodeAll(msgs)) asm2.push(d, () => undefined);
@@ -220,6 +220,292 @@ describe('nats-wire core', () => {
     expect(buckets.size).toBe(64);
     expect(() => new NatsWireEncoder({ prefix: 'p', runId: 'a.b' })).toThrow(/run id/);
     expect(() => new NatsWireEncoder({ prefix: 'p.>', runId: 'a' })).toThrow(/subject prefix/);
+  });
+});
+
+describe('nats-wire packing of adjacent data events', () => {
+  /** The decoded data messages' events as [conn, dir, offset, len] lists, and every message's kind. */
+  const shape = (decoded: readonly DecodedMessage[]): (string | number[][])[] =>
+    decoded.map((d) => (d.kind === 'end' ? 'end' : d.events[0]!.type !== 'data' ? d.events[0]!.type : (d.events as DataEvent[]).map((e) => [e.conn, e.dir === 'c2s' ? 0 : 1, e.offset, e.data.length])));
+
+  /** Distinct ts per event, so that a ts taken from the wrong event shows. */
+  const data = (conn: number, dir: 'c2s' | 's2c', offset: number, len: number): StreamEvent => ({ ...dataEvent(conn, dir, offset, pattern(conn, dir, offset, len)), ts: `1700000000.${String(offset * 7 + len).padStart(9, '0')}` });
+
+  /** The text of a data message's entries (`[O,L,T],...`). */
+  const entriesOf = (m: WireMessage): string => {
+    const text = Buffer.from(m.payload.subarray(0, m.payload.indexOf(0x0a))).toString();
+    return text.slice(text.indexOf('"events":[') + 10, -2);
+  };
+
+  /** encode `batches` (encodeBatch each, or with `held` encode each event: packs then span batches), check the round trip. */
+  function roundTrip(batches: readonly StreamEvent[][], maxDataBytes?: number, held = false): { msgs: WireMessage[]; decoded: DecodedMessage[]; enc: NatsWireEncoder } {
+    const enc = new NatsWireEncoder({ prefix: 'pk', runId: 'r', ...(maxDataBytes === undefined ? {} : { maxDataBytes }) });
+    const msgs: WireMessage[] = [];
+    for (const b of batches) {
+      if (held) for (const e of b) enc.encode(e, msgs);
+      else enc.encodeBatch(b, msgs);
+    }
+    msgs.push(...enc.end());
+    const decoded = decodeAll(msgs);
+    const out: StreamEvent[] = [];
+    const asm = new RunAssembler();
+    for (const d of decoded) asm.push(d, (e) => out.push(e));
+    expect(asm.complete).toBe(true);
+    expect(out.map(comparable)).toEqual(batches.flat().map(comparable));
+    return { msgs, decoded, enc };
+  }
+
+  it('packs only adjacent contiguous data events of one connection and direction', () => {
+    const a = endpoints(1);
+    const b = endpoints(2);
+    const oa = openEvent(1, a.client, a.server);
+    const ob = openEvent(2, b.client, b.server);
+    const batch: StreamEvent[] = [
+      oa,
+      ob,
+      data(1, 'c2s', 0, 100),
+      data(1, 'c2s', 100, 50),
+      data(1, 'c2s', 150, 0),
+      data(1, 'c2s', 150, 10), // one pack of four
+      data(1, 's2c', 0, 20), // another direction
+      data(1, 'c2s', 160, 5), // back: a new pack, though contiguous
+      data(1, 'c2s', 170, 5), // a hole in the offsets
+      data(1, 'c2s', 172, 5), // an overlap in the offsets
+      data(2, 'c2s', 177, 5), // another connection
+      data(1, 'c2s', 177, 5),
+      gapEvent(1, 'c2s', 182, 10),
+      data(1, 'c2s', 192, 5),
+      { type: 'overlap', conn: 1, dir: 'c2s', offset: 190, len: 2, ts: oa.ts, kept: 'first' },
+      data(1, 'c2s', 197, 5),
+      data(1, 'c2s', 202, 5),
+      closeEvent(oa, 207, 20),
+      data(2, 'c2s', 182, 5),
+      data(2, 'c2s', 187, 5),
+    ];
+    const { decoded, msgs, enc } = roundTrip([batch, [data(2, 'c2s', 192, 5), closeEvent(ob, 197, 0)]]);
+    expect(shape(decoded)).toEqual([
+      'open',
+      'open',
+      [
+        [1, 0, 0, 100],
+        [1, 0, 100, 50],
+        [1, 0, 150, 0],
+        [1, 0, 150, 10],
+      ],
+      [[1, 1, 0, 20]],
+      [[1, 0, 160, 5]],
+      [[1, 0, 170, 5]],
+      [[1, 0, 172, 5]],
+      [[2, 0, 177, 5]],
+      [[1, 0, 177, 5]],
+      'gap',
+      [[1, 0, 192, 5]],
+      'overlap',
+      [
+        [1, 0, 197, 5],
+        [1, 0, 202, 5],
+      ],
+      'close',
+      [
+        [2, 0, 182, 5],
+        [2, 0, 187, 5],
+      ],
+      [[2, 0, 192, 5]], // the next batch: never one pack across two
+      'close',
+      'end',
+    ]);
+    expect(enc.events).toBe(22);
+    // SEQ and the connection's sequence count messages, not events
+    expect(msgs.map((m) => m.seq)).toEqual(msgs.map((_, i) => i + 1));
+    expect(msgs[2]!.headers).toEqual([
+      ['Pcapflow-Seq', '3'],
+      ['Pcapflow-Conn', '1'],
+      ['Pcapflow-Conn-Seq', '2'],
+    ]);
+    expect(msgs[13]!.headers).toContainEqual(['Pcapflow-Conn-Seq', '12']);
+    const head = Buffer.from(msgs[2]!.payload);
+    const nl = head.indexOf(0x0a);
+    expect(JSON.parse(head.subarray(0, nl).toString())).toEqual({
+      type: 'data',
+      conn: 1,
+      dir: 'c2s',
+      seq: 3,
+      cseq: 2,
+      events: (batch.slice(2, 6) as DataEvent[]).map((e) => [e.offset, e.data.length, e.ts]),
+    });
+    expect(head.length - nl - 1).toBe(160);
+    expect(JSON.parse(Buffer.from(msgs.at(-1)!.payload).toString())).toMatchObject({ type: 'end', events: 22, messages: msgs.length - 1, v: 2 });
+    // encode, one event at a time, holds a pack across calls: the two batches' last packs join
+    const held = roundTrip([batch, [data(2, 'c2s', 192, 5), closeEvent(ob, 197, 0)]], undefined, true);
+    expect(shape(held.decoded).slice(14, 16)).toEqual([
+      [
+        [2, 0, 182, 5],
+        [2, 0, 187, 5],
+        [2, 0, 192, 5],
+      ],
+      'close',
+    ]);
+  });
+
+  it('keeps a pack within 256 KiB, cuts a longer event alone as before, and round-trips', () => {
+    const { client, server } = endpoints(4);
+    const open = openEvent(4, client, server);
+    const events: StreamEvent[] = [open];
+    let off = 0;
+    const push = (len: number): void => {
+      events.push(data(4, 's2c', off, len));
+      off += len;
+    };
+    for (let i = 0; i < 500; i++) push(1448);
+    push(NATS_MAX_DATA_BYTES + 1); // cut in two
+    for (let i = 0; i < 3; i++) push(1448);
+    push(NATS_MAX_DATA_BYTES); // fits alone
+    push(1);
+    events.push(closeEvent(open, 0, off));
+    const { decoded, msgs, enc } = roundTrip([events]);
+    expect(enc.cut).toBe(1);
+    const dataMsgs = decoded.filter((d): d is Extract<DecodedMessage, { kind: 'event' }> => d.kind === 'event' && d.events[0]!.type === 'data');
+    const sizes = dataMsgs.map((d) => d.events.reduce((n, e) => n + (e as DataEvent).data.length, 0));
+    expect(Math.max(...sizes)).toBe(NATS_MAX_DATA_BYTES);
+    expect(msgs.every((m) => m.payload.length <= NATS_MAX_DATA_BYTES + 1024)).toBe(true);
+    // 500 segments: as few packs as the bound allows (each pack but the last of the run is full)
+    const counts = dataMsgs.map((d) => d.events.length);
+    expect(counts.slice(0, 2).every((n) => n > 170 && n <= 181)).toBe(true);
+    expect(counts.slice(0, 3).reduce((x, y) => x + y, 0)).toBe(500);
+    expect(dataMsgs.slice(3, 5).map((d) => [d.part, d.parts, d.events.length])).toEqual([
+      [1, 2, 1],
+      [2, 2, 1],
+    ]);
+    expect(counts.slice(5)).toEqual([3, 1, 1]);
+    expect(sizes.slice(5)).toEqual([3 * 1448, NATS_MAX_DATA_BYTES, 1]);
+    for (const d of dataMsgs.slice(0, 2)) {
+      const last = d.events.at(-1) as DataEvent;
+      const nextEntry = `,[${last.offset + 1448},1448,${JSON.stringify(events[1 + d.events.length]!.ts)}]`;
+      expect(sizes[dataMsgs.indexOf(d)]! + entriesOf(msgs[d.seq - 1]!).length).toBeLessThanOrEqual(NATS_MAX_DATA_BYTES);
+      expect(sizes[dataMsgs.indexOf(d)]! + entriesOf(msgs[d.seq - 1]!).length + nextEntry.length + 1448).toBeGreaterThan(NATS_MAX_DATA_BYTES);
+    }
+  });
+
+  it('round-trips random event sequences in random batches, packs maximal', () => {
+    let seed = 99;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    for (let round = 0; round < 30; round++) {
+      const max = 64 + rnd(200);
+      const events: StreamEvent[] = [];
+      const next = new Map<string, number>();
+      const opens = [1, 2, 3].map((c) => openEvent(c, endpoints(c).client, endpoints(c).server));
+      events.push(...opens);
+      for (let i = 0; i < 300; i++) {
+        const conn = 1 + rnd(rnd(4) === 0 ? 3 : 1);
+        const dir = rnd(5) === 0 ? 's2c' : 'c2s';
+        const key = `${conn}${dir}`;
+        let offset = next.get(key) ?? 0;
+        const r = rnd(20);
+        if (r === 0) events.push(gapEvent(conn, dir, offset, 3));
+        if (r === 1) offset += 2; // a hole
+        if (r === 2) offset = Math.max(0, offset - 2); // an overlap
+        const len = rnd(10) === 0 ? max + rnd(3 * max) : rnd(40);
+        events.push(data(conn, dir, offset, len));
+        next.set(key, offset + len);
+      }
+      for (const o of opens) events.push(closeEvent(o, 0, 0));
+      const batches: StreamEvent[][] = [];
+      for (let at = 0; at < events.length; ) {
+        const n = 1 + rnd(60);
+        batches.push(events.slice(at, at + n));
+        at += n;
+      }
+      const { decoded, msgs } = roundTrip(batches, max);
+      // held across batches: the same messages whatever the batching (a rerun's ids name the same content)
+      const whole = roundTrip([events], max, true).msgs;
+      const again = roundTrip(batches, max, true).msgs;
+      expect(again.map((m) => [m.msgId, m.subject, Buffer.from(m.payload).toString('hex')])).toEqual(whole.map((m) => [m.msgId, m.subject, Buffer.from(m.payload).toString('hex')]));
+      expect(whole.length).toBeLessThanOrEqual(msgs.length);
+      // each pack: one connection and direction, contiguous; within the bound
+      const firstSeqOfBatch = new Set<number>();
+      const enc2 = new NatsWireEncoder({ prefix: 'pk', runId: 'r', maxDataBytes: max });
+      const seen: WireMessage[] = [];
+      for (const b of batches) {
+        firstSeqOfBatch.add(enc2.seq + 1);
+        enc2.encodeBatch(b, seen);
+      }
+      for (let i = 0; i < decoded.length; i++) {
+        const d = decoded[i]!;
+        if (d.kind !== 'event' || d.events[0]!.type !== 'data') continue;
+        const es = d.events as DataEvent[];
+        const bytes = es.reduce((n, e) => n + e.data.length, 0);
+        if (d.parts === 1) expect(bytes).toBeLessThanOrEqual(max);
+        for (let j = 1; j < es.length; j++) {
+          expect([es[j]!.conn, es[j]!.dir, es[j]!.offset]).toEqual([es[0]!.conn, es[0]!.dir, es[j - 1]!.offset + es[j - 1]!.data.length]);
+        }
+        // maximal: the next message could not have joined (another kind, connection, direction or offset, another batch, or too big)
+        const n = decoded[i + 1]!;
+        if (d.parts > 1 || n.kind !== 'event' || n.parts > 1 || n.events[0]!.type !== 'data' || firstSeqOfBatch.has(n.seq)) continue;
+        const f = n.events[0] as DataEvent;
+        const last = es.at(-1)!;
+        if (f.conn !== last.conn || f.dir !== last.dir || f.offset !== last.offset + last.data.length) continue;
+        expect(bytes + entriesOf(msgs[i]!).length + 1 + f.data.length + `[${f.offset},${f.data.length},${JSON.stringify(f.ts)}]`.length).toBeGreaterThan(max);
+      }
+    }
+  });
+
+  it('reuses an arena only once every payload carved from it was released', () => {
+    const { client, server } = endpoints(5);
+    const open = openEvent(5, client, server);
+    const events: StreamEvent[] = [open];
+    for (let i = 0; i < 1600; i++) events.push(data(5, 'c2s', i * 1448, 1448)); // about 9 packs, over 2 MiB
+    events.push(closeEvent(open, 1600 * 1448, 0));
+    for (const release of [false, true]) {
+      const enc = new NatsWireEncoder({ prefix: 'pk', runId: 'r' });
+      const asm = new RunAssembler();
+      const out: StreamEvent[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      let dataMsgs = 0;
+      const take = (msgs: WireMessage[]): void => {
+        for (const m of msgs) {
+          // consumed (copied) before the payload is released
+          asm.push(decodeNatsMessage(m.subject, m.payload, 1), (e) => out.push(e.type === 'data' ? { ...e, data: Uint8Array.from(e.data) } : e));
+          if (m.subject.endsWith('.data')) {
+            dataMsgs++;
+            buffers.add(m.payload.buffer);
+          }
+          if (release && m.seq !== 2) enc.release(m.payload); // the first pack's held: its arena never returns
+        }
+      };
+      for (const e of events) {
+        const msgs: WireMessage[] = [];
+        enc.encode(e, msgs);
+        take(msgs);
+      }
+      take(enc.end());
+      expect(asm.complete).toBe(true);
+      expect(out.map(comparable)).toEqual(events.map(comparable));
+      expect(dataMsgs).toBeGreaterThan(8);
+      // four packs fill an arena: without release each arena is new; with it the first stays held
+      // (one payload of it is), the second is reused for all the rest
+      expect(buffers.size).toBe(release ? 2 : Math.ceil(dataMsgs / 4));
+    }
+  });
+
+  it('refuses a run of layout version 1', () => {
+    const te = new TextEncoder();
+    const v1 = te.encode('{"type":"data","conn":1,"dir":"c2s","offset":0,"ts":"1.0","len":3,"seq":2,"cseq":2}\nabc');
+    expect(() => decodeNatsMessage('p.x.0.1.data', v1, 1)).toThrow(/layout version 1, this pcapflow reads 2/);
+    const end1 = te.encode('{"type":"end","seq":3,"shard":"0","shards":1,"events":2,"messages":2,"v":1}');
+    expect(() => decodeNatsMessage('p.x.0.end', end1, 1)).toThrow(/layout version 1, this pcapflow reads 2/);
+    let err: unknown = null;
+    try {
+      decodeNatsMessage('p.x.0.1.data', v1, 1);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as PcapflowError).code).toBe('INPUT_READ_FAILED');
+    // lengths that do not add up to the bytes
+    expect(() => decodeNatsMessage('p.x.0.1.data', te.encode('{"type":"data","conn":1,"dir":"c2s","seq":2,"cseq":2,"events":[[0,2,"1.0"]]}\nabc'), 1)).toThrow(/lengths/);
+    expect(() => decodeNatsMessage('p.x.0.1.data', te.encode('{"type":"data","conn":1,"dir":"c2s","seq":2,"cseq":2,"events":[[0,4,"1.0"]]}\nabc'), 1)).toThrow(/lengths/);
   });
 });
 
@@ -287,16 +573,20 @@ const filesSink = (dir: string): Writable => buildSink({ type: 'files', dir, wri
 
 /**
  * directAndBack: `read --sink files` and `read --sink nats` + consume into files, through the
- * library: their contents and the failure codes of the direct read, the publishing read and the
- * consume.
+ * library, and the same for NDJSON (read straight to a file, and consumed from the run): their
+ * contents and the failure codes of the direct reads, the publishing read and the consumes.
  */
-async function directAndBack(capture: string, runId: string): Promise<{ direct: Map<string, string>; back: Map<string, string>; codes: (string | null)[] }> {
+async function directAndBack(capture: string, runId: string): Promise<{ direct: Map<string, string>; back: Map<string, string>; ndDirect: string; ndBack: string; codes: (string | null)[] }> {
   const a = newDir();
   const b = newDir();
+  const nd = `${newDir()}.ndjson`;
+  const ndb = `${newDir()}.ndjson`;
   const direct = await codeOf(readCaptures(capture, { sink: { type: 'files', dir: a, writeThread: false } }));
+  const ndDirect = await codeOf(readCaptures(capture, { sink: { type: 'ndjson', dest: fs.createWriteStream(nd) } }));
   const published = await codeOf(readCaptures(capture, { sink: new NatsSink({ servers: [url], runId }) }));
   const consumed = await codeOf(consumeRun({ servers: [url], runId, sink: filesSink(b), idleTimeout: 5000 }));
-  return { direct: dirContents(a), back: dirContents(b), codes: [direct, published, consumed] };
+  const ndConsumed = await codeOf(consumeRun({ servers: [url], runId, sink: buildSink({ type: 'ndjson', dest: fs.createWriteStream(ndb) }, 16 << 20, null), idleTimeout: 5000 }));
+  return { direct: dirContents(a), back: dirContents(b), ndDirect: fs.readFileSync(nd, 'utf8'), ndBack: fs.readFileSync(ndb, 'utf8'), codes: [direct, published, consumed, ndDirect, ndConsumed] };
 }
 
 beforeAll(async () => {
@@ -319,21 +609,27 @@ afterAll(async () => {
 });
 
 describe.skipIf(!haveServer)('nats-server', () => {
-  it('every shared capture: read --sink nats, then consume --sink files, equals read --sink files', async () => {
+  it('every shared capture: read --sink nats, then consume --sink files (ndjson), equals read --sink files (ndjson)', async () => {
     const captures = [...sharedCaptures(), path.join(FIXTURES, 'zeek__ipv4-frags-out-of-order.pcap'), path.join(FIXTURES, 'suricata-verify__ipv6-frag-tcp-linktype229.pcap')];
     let files = 0;
     let failed = 0;
+    let nd = 0;
     let i = 0;
     for (const capture of captures) {
-      const { direct, back, codes } = await directAndBack(capture, `all-${i++}`);
+      const { direct, back, ndDirect, ndBack, codes } = await directAndBack(capture, `all-${i++}`);
       // a truncated or corrupt capture: the same output and the same error all three ways
       expect(codes[1], capture).toBe(codes[0]);
       expect(codes[2], capture).toBe(codes[0]);
+      expect(codes[3], capture).toBe(codes[0]);
+      expect(codes[4], capture).toBe(codes[0]);
       expect(back, capture).toEqual(direct);
+      expect(ndBack === ndDirect, capture).toBe(true);
+      nd += ndDirect.length;
       files += direct.size;
       if (codes[0] !== null) failed++;
     }
     expect(files).toBeGreaterThan(500);
+    expect(nd).toBeGreaterThan(1e6);
     expect(failed).toBe(4);
   }, 60000);
 
@@ -457,7 +753,8 @@ describe.skipIf(!haveServer)('nats-server', () => {
     expect((err as PcapflowError).message).toMatch(/no message of run never/);
     // a run without its end message (a reader killed mid-run): incomplete after the idle timeout
     const { client, server: srv } = endpoints(1);
-    const half = new NatsSink({ servers: [url], runId: 'half', stream: 'HALF', prefix: 'half' });
+    // flushEachBatch (as live): the data event goes out with its batch, not held for the next
+    const half = new NatsSink({ servers: [url], runId: 'half', stream: 'HALF', prefix: 'half', flushEachBatch: true });
     half.write([openEvent(1, client, srv)]);
     await new Promise<void>((resolve) => half.write([dataEvent(1, 'c2s', 0, pattern(1, 'c2s', 0, 5))], () => resolve()));
     while (half.stats.acked < 2) await new Promise((r) => setTimeout(r, 10));

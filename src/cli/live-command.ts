@@ -113,7 +113,7 @@ export async function runLive(args: LiveCommand, io: CliIo): Promise<number> {
     sink =
       nats === null
         ? createSink(args, io)
-        : nats.natsSinkFor(args, [], shard ?? undefined, io, () => nats.liveRunId(device, args as unknown as Record<string, unknown>, startMs));
+        : nats.natsSinkFor(args, [], shard ?? undefined, io, { runId: () => nats.liveRunId(device, args as unknown as Record<string, unknown>, startMs) });
   } catch (err) {
     source.destroy();
     writer?.destroy();

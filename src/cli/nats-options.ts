@@ -126,15 +126,16 @@ export function natsServers(url: string | undefined, what: string): string[] {
 /**
  * natsSinkFor builds the sink of `read --sink nats` and `live --sink nats`: the servers, stream,
  * prefix, replicas, duplicate window, window of unacknowledged publishes and retry time of its
- * options, the shard of `shard`, and --run-id or else `derive()` (live: liveRunId) or
- * defaultRunId of `inputs` (printed on stderr, since `consume` needs it). Throws INVALID_OPTION.
+ * options, the shard of `shard`, and --run-id or else `live.runId()` (liveRunId) or
+ * defaultRunId of `inputs` (printed on stderr, since `consume` needs it); with `live`, each
+ * batch's data is published at its end (flushEachBatch). Throws INVALID_OPTION.
  */
-export function natsSinkFor(args: NatsArgs, inputs: readonly string[], shard: ShardSpec | undefined, io: CliIo, derive?: () => string): NatsSink {
+export function natsSinkFor(args: NatsArgs, inputs: readonly string[], shard: ShardSpec | undefined, io: CliIo, live?: { runId: () => string }): NatsSink {
   const servers = natsServers(args.natsUrl, '--sink nats');
   const prefix = checkSubjectPrefix(args.natsSubjectPrefix ?? 'pcapflow');
   let runId = args.runId;
   if (runId === undefined || runId === '') {
-    runId = derive === undefined ? defaultRunId(inputs, args as unknown as Record<string, unknown>) : derive();
+    runId = live === undefined ? defaultRunId(inputs, args as unknown as Record<string, unknown>) : live.runId();
     io.stderr.write(`pcapflow: --run-id ${runId}\n`);
   }
   return new NatsSink({
@@ -149,5 +150,7 @@ export function natsSinkFor(args: NatsArgs, inputs: readonly string[], shard: Sh
     maxPending: parseCount('nats-max-pending', args.natsMaxPending ?? '1024', 1, 1 << 20),
     maxPendingBytes: parseCount('nats-max-pending-bytes', args.natsMaxPendingBytes ?? '16m', 1, 2 ** 40, true),
     retryFor: Math.max(1, Math.round(parseSeconds('nats-retry-seconds', args.natsRetrySeconds ?? '60') * 1000)),
+    // live capture: no data held past a batch (a live run is never rerun, see checkNewRun)
+    flushEachBatch: live !== undefined,
   });
 }

@@ -3,28 +3,41 @@
  * consume`), as pure code: subjects, message ids, headers and payloads (NatsWireEncoder), their
  * decoding (decodeNatsMessage), and the consumer's ordering (RunAssembler). No node:* import.
  *
- * Layout (version 1), for a run id RUN, a shard token SHARD ("0" without `--shard`, "K-N" for
+ * Layout (version 2), for a run id RUN, a shard token SHARD ("0" without `--shard`, "K-N" for
  * shard K of N) and a subject prefix PREFIX:
- * - subject `PREFIX.RUN.SHARD.BUCKET.TYPE` for an event: BUCKET is 0 to NATS_BUCKETS-1, from the
+ * - subject `PREFIX.RUN.SHARD.BUCKET.TYPE` for a message: BUCKET is 0 to NATS_BUCKETS-1, from the
  *   connection's SHARD KEY (core/shard-key.ts) mixed (bucketOfKey), so that a connection's
  *   messages share one subject per type and subscribers can split the work by bucket; TYPE is
- *   the event's type (open, data, gap, overlap, close). `PREFIX.RUN.SHARD.end` is the shard's
- *   end-of-run message.
+ *   the type of its events (open, data, gap, overlap, close). `PREFIX.RUN.SHARD.end` is the
+ *   shard's end-of-run message.
  * - message id (`Nats-Msg-Id`) `RUN:SHARD:SEQ`: SEQ numbers the shard's messages from 1 in publish
  *   order (the end message is the last), so that the server drops the copies a retry or a restart
  *   of the same run publishes within the stream's duplicate window.
  * - headers `Pcapflow-Seq` (SEQ), `Pcapflow-Conn` (connection number), `Pcapflow-Conn-Seq` (the
- *   connection's messages numbered from 1, the open first) and, on a cut data event,
+ *   connection's messages numbered from 1, the open first) and, on a part of a cut data event,
  *   `Pcapflow-Part` (`I/N`, I from 1).
- * - payload: the event as JSON (its fields as events.ts names them, in that order) with `seq`
- *   and `cseq` (and `part`, `parts` when cut) added; a data event has `len` instead of its bytes,
- *   then a newline (0x0a) and the `len` raw bytes. A data event of more than `maxDataBytes` (256
- *   KiB by default; the default max_payload is 1 MiB) is cut into consecutive parts, each a data
- *   event of its own offset, which the consumer joins back.
- * - the end message's payload: `{"type":"end","seq":S,"shard":"SHARD","shards":N,"events":E,"messages":M,"v":1}`:
+ * - an open, gap, overlap or close message carries one event: its JSON (its fields as events.ts
+ *   names them, in that order) with `seq` and `cseq` added.
+ * - a data message carries a PACK: one or more data events that came one after the other in the
+ *   encoded batch (nothing between them), of one connection and direction, each starting where
+ *   the one before ended (offset = previous offset + len). Payload: the JSON head
+ *   `{"type":"data","conn":C,"dir":D,"seq":S,"cseq":K,"events":[[OFFSET,LEN,TS],...]}`, one
+ *   entry per event in order (TS the event's `ts` string), then a newline (0x0a) and the events'
+ *   bytes concatenated (the LENs add up to the rest of the payload). A pack's bytes plus the text
+ *   of its entries stay within `maxDataBytes` (256 KiB by default; the default max_payload is
+ *   1 MiB); a data event longer than that goes alone, cut into consecutive parts, each a message
+ *   of one entry (its own offset) with `"part":I,"parts":N` before `events`, which the consumer
+ *   joins back. A pack ends at the first event that does not join it, at flush(), or at the end.
+ *   The messages, and so what each message id names, are then a function of the events alone
+ *   (not of how they were batched): a rerun of the same job republishes the same content under
+ *   the same ids. Live capture (which never reruns a run) flushes at the end of each batch, so
+ *   that packing adds no latency there (NatsSink's flushEachBatch).
+ * - the end message's payload: `{"type":"end","seq":S,"shard":"SHARD","shards":N,"events":E,"messages":M,"v":2}`:
  *   E events in M messages before it (M = S - 1), N shards in the run; and `"fault":{"code","message"}`
  *   when the reading stopped at a fault of the capture itself (a truncated or corrupt file): the
  *   run holds what `read` gave its sink before failing with that error.
+ * A consumer refuses another layout with INPUT_READ_FAILED: an end message of another `v`, or a
+ * data message of version 1 (a `len` and no `events`: one event per message).
  */
 import { parseIp } from './addr.js';
 import { PcapflowError } from './errors.js';
@@ -36,7 +49,7 @@ export const NATS_BUCKETS = 64;
 /** The most data bytes in one message (a longer data event is cut). */
 export const NATS_MAX_DATA_BYTES = 256 * 1024;
 /** The layout's version (module comment); a consumer refuses payloads of another. */
-export const NATS_WIRE_VERSION = 1;
+export const NATS_WIRE_VERSION = 2;
 
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
 const PREFIX = /^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,7}$/;
@@ -125,7 +138,28 @@ export interface NatsWireOptions {
 const encoder = new TextEncoder();
 /** The size of the arenas data messages' payloads are carved from (NatsWireEncoder.payloadOf). */
 const ARENA_BYTES = 1 << 20;
+/** Released arenas kept for reuse at most. */
+const SPARE_ARENAS = 8;
 const decoder = new TextDecoder();
+
+/** The data message being filled (NatsWireEncoder): a pack of data events (module comment). */
+interface Pack {
+  conn: number;
+  dir: DataEvent['dir'];
+  state: ConnState;
+  subject: string;
+  /** The events' entries, comma-separated (`[OFFSET,LEN,TS],...`). */
+  entries: string;
+  chunks: Uint8Array[];
+  bytes: number;
+  /** Where the next event must start to join. */
+  next: number;
+}
+
+interface ConnState {
+  bucket: number;
+  cseq: number;
+}
 
 /**
  * NatsWireEncoder turns one shard's events, in order, into messages (module comment), numbering
@@ -144,10 +178,15 @@ export class NatsWireEncoder {
   events = 0;
   /** Data events cut into parts. */
   cut = 0;
-  private readonly conns = new Map<number, { bucket: number; cseq: number }>();
+  private readonly conns = new Map<number, ConnState>();
   private readonly base: string;
-  private arena = new Uint8Array(0);
+  private arena: Uint8Array = new Uint8Array(0);
   private arenaAt = 0;
+  /** Payloads not yet released, by arena. */
+  private readonly live = new Map<ArrayBufferLike, number>();
+  /** Arenas whose payloads were all released, for reuse. */
+  private readonly spare: Uint8Array[] = [];
+  private pack: Pack | null = null;
 
   constructor(options: NatsWireOptions) {
     this.prefix = checkSubjectPrefix(options.prefix);
@@ -163,8 +202,23 @@ export class NatsWireEncoder {
     this.base = `${this.prefix}.${this.runId}.${this.shardToken}.`;
   }
 
-  /** encode appends the messages of `event` (one, or several parts of a long data event) to `out`. */
+  /**
+   * encode appends to `out` the messages `event` completes: its own (an open, gap, overlap or
+   * close message, or the parts of a data event longer than maxDataBytes) after the pack it
+   * ends, if any. A data event that fits joins the pack being filled or starts one, held (at most
+   * maxDataBytes) until an event that does not join it, flush() or end().
+   */
   encode(event: StreamEvent, out: WireMessage[]): void {
+    this.add(event, out);
+  }
+
+  /** encodeBatch: encode of each event, then flush() (nothing held between calls). */
+  encodeBatch(events: readonly StreamEvent[], out: WireMessage[]): void {
+    for (const e of events) this.add(e, out);
+    this.flush(out);
+  }
+
+  private add(event: StreamEvent, out: WireMessage[]): void {
     this.events++;
     let conn = this.conns.get(event.conn);
     if (conn === undefined) {
@@ -172,8 +226,9 @@ export class NatsWireEncoder {
       this.conns.set(event.conn, conn);
     }
     if (event.type === 'close') this.conns.delete(event.conn);
-    const subject = `${this.base}${conn.bucket}.${event.type}`;
     if (event.type !== 'data') {
+      this.flush(out);
+      const subject = `${this.base}${conn.bucket}.${event.type}`;
       const seq = ++this.seq;
       const cseq = ++conn.cseq;
       const payload = encoder.encode(JSON.stringify({ ...event, seq, cseq }));
@@ -181,45 +236,95 @@ export class NatsWireEncoder {
       return;
     }
     const len = event.data.length;
-    const parts = len <= this.maxDataBytes ? 1 : Math.ceil(len / this.maxDataBytes);
-    if (parts > 1) this.cut++;
+    const entry = `[${event.offset},${len},${JSON.stringify(event.ts)}]`;
+    const p = this.pack;
+    if (p !== null && p.conn === event.conn && p.dir === event.dir && p.next === event.offset && p.bytes + len + p.entries.length + 1 + entry.length <= this.maxDataBytes) {
+      p.entries += `,${entry}`;
+      p.chunks.push(event.data);
+      p.bytes += len;
+      p.next += len;
+      return;
+    }
+    this.flush(out);
+    const subject = `${this.base}${conn.bucket}.data`;
+    if (len <= this.maxDataBytes) {
+      this.pack = { conn: event.conn, dir: event.dir, state: conn, subject, entries: entry, chunks: [event.data], bytes: len, next: event.offset + len };
+      return;
+    }
+    const parts = Math.ceil(len / this.maxDataBytes);
+    this.cut++;
     for (let i = 0; i < parts; i++) {
       const start = i * this.maxDataBytes;
       const bytes = event.data.subarray(start, Math.min(len, start + this.maxDataBytes));
       const seq = ++this.seq;
       const cseq = ++conn.cseq;
-      // JSON.stringify's text for {type, conn, dir, offset, ts, len, seq, cseq[, part, parts]}, written out
-      const cut = parts > 1 ? `,"part":${i + 1},"parts":${parts}` : '';
-      const head = `{"type":"data","conn":${event.conn},"dir":${JSON.stringify(event.dir)},"offset":${event.offset + start},"ts":${JSON.stringify(event.ts)},"len":${bytes.length},"seq":${seq},"cseq":${cseq}${cut}}\n`;
-      const payload = this.payloadOf(head, bytes);
-      out.push({ subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, event.conn, cseq, parts > 1 ? i + 1 : 0, parts), payload });
+      const head = `{"type":"data","conn":${event.conn},"dir":${JSON.stringify(event.dir)},"seq":${seq},"cseq":${cseq},"part":${i + 1},"parts":${parts},"events":[[${event.offset + start},${bytes.length},${JSON.stringify(event.ts)}]]}\n`;
+      out.push({ subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, event.conn, cseq, i + 1, parts), payload: this.payloadOf(head, [bytes], bytes.length) });
     }
   }
 
+  /** flush closes the pack being filled, if any, as one data message appended to `out`. */
+  flush(out: WireMessage[]): void {
+    const p = this.pack;
+    if (p === null) return;
+    this.pack = null;
+    const seq = ++this.seq;
+    const cseq = ++p.state.cseq;
+    const head = `{"type":"data","conn":${p.conn},"dir":${JSON.stringify(p.dir)},"seq":${seq},"cseq":${cseq},"events":[${p.entries}]}\n`;
+    out.push({ subject: p.subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, p.conn, cseq, 0, 0), payload: this.payloadOf(head, p.chunks, p.bytes) });
+  }
+
   /**
-   * payloadOf: `head` as UTF-8 followed by `bytes`, carved from an arena of ARENA_BYTES (a new one
-   * when the current is full), so that a message costs a copy but no buffer of its own; an arena
-   * is freed once no payload of it is held.
+   * payloadOf: `head` as UTF-8 followed by the `chunks` (`bytes` in all), carved from an arena of
+   * ARENA_BYTES, so that a message costs a copy but no buffer of its own. When the current arena
+   * is full the next is one whose payloads were all released (release), else a new one; an arena
+   * not reused is freed once no payload of it is held.
    */
-  private payloadOf(head: string, bytes: Uint8Array): Uint8Array {
-    const most = head.length * 3 + bytes.length;
+  private payloadOf(head: string, chunks: readonly Uint8Array[], bytes: number): Uint8Array {
+    const most = head.length * 3 + bytes;
     if (this.arena.length - this.arenaAt < most) {
-      this.arena = new Uint8Array(Math.max(ARENA_BYTES, most));
+      const old = this.arena;
+      if (old.length === ARENA_BYTES && !this.live.has(old.buffer) && this.spare.length < SPARE_ARENAS) this.spare.push(old);
+      this.arena = most <= ARENA_BYTES && this.spare.length > 0 ? this.spare.pop()! : new Uint8Array(Math.max(ARENA_BYTES, most));
       this.arenaAt = 0;
     }
     const at = this.arenaAt;
     const { written } = encoder.encodeInto(head, this.arena.subarray(at));
-    this.arena.set(bytes, at + written);
-    const end = at + written + bytes.length;
+    let end = at + written;
+    for (const c of chunks) {
+      this.arena.set(c, end);
+      end += c.length;
+    }
     this.arenaAt = end;
+    const buf = this.arena.buffer;
+    this.live.set(buf, (this.live.get(buf) ?? 0) + 1);
     return this.arena.subarray(at, end);
   }
 
-  /** end: the shard's end-of-run message (call once, after the last event), with the fault that ended the reading if one did. */
-  end(fault?: RunFault): WireMessage {
+  /**
+   * release: the caller is done with `payload` (a message's, published and acknowledged): its
+   * bytes may be overwritten by later messages. Optional: without it arenas are never reused.
+   */
+  release(payload: Uint8Array): void {
+    const buf = payload.buffer;
+    const n = this.live.get(buf);
+    if (n === undefined) return;
+    if (n > 1) return void this.live.set(buf, n - 1);
+    this.live.delete(buf);
+    if (buf !== this.arena.buffer && buf.byteLength === ARENA_BYTES && this.spare.length < SPARE_ARENAS) this.spare.push(new Uint8Array(buf));
+  }
+
+  /**
+   * end: the messages that end the shard's run (call once, after the last event): the pack still
+   * held, if any, then the end-of-run message, with the fault that ended the reading if one did.
+   */
+  end(fault?: RunFault): WireMessage[] {
+    const out: WireMessage[] = [];
+    this.flush(out);
     const seq = ++this.seq;
     const body = { type: 'end', seq, shard: this.shardToken, shards: this.shards, events: this.events, messages: seq - 1, v: NATS_WIRE_VERSION, ...(fault === undefined ? {} : { fault }) };
-    return { subject: `${this.base}end`, msgId: this.msgId(seq), seq, headers: [['Pcapflow-Seq', String(seq)]], payload: encoder.encode(JSON.stringify(body)) };
+    out.push({ subject: `${this.base}end`, msgId: this.msgId(seq), seq, headers: [['Pcapflow-Seq', String(seq)]], payload: encoder.encode(JSON.stringify(body)) });
+    return out;
   }
 
   private msgId(seq: number): string {
@@ -254,9 +359,13 @@ export interface EndMessage {
   fault?: RunFault;
 }
 
-/** A message decoded: an event (with its part, 1 of 1 when not cut) or a shard's end. */
+/**
+ * A message decoded: its events (one, or a data message's pack; a part of a cut data event is
+ * one event of that part's bytes, with its part, 1 of 1 when not cut) of connection `conn`, or a
+ * shard's end.
+ */
 export type DecodedMessage =
-  | { kind: 'event'; shard: string; seq: number; cseq: number; part: number; parts: number; event: StreamEvent; bytes: number }
+  | { kind: 'event'; shard: string; seq: number; conn: number; cseq: number; part: number; parts: number; events: StreamEvent[]; bytes: number }
   | { kind: 'end'; shard: string; seq: number; end: EndMessage; bytes: number };
 
 const META = ['seq', 'cseq', 'part', 'parts'] as const;
@@ -300,14 +409,29 @@ export function decodeNatsMessage(subject: string, payload: Uint8Array, prefixTo
   const parts = obj.parts ?? 1;
   if (!isCount(cseq) || !isCount(part) || !isCount(parts) || part < 1 || part > parts) throw bad('no cseq or a bad part', subject);
   if (obj.type === 'data') {
-    const data = payload.subarray(nl + 1);
-    if (nl === payload.length || obj.len !== data.length) throw bad('its data length differs from len', subject);
-    const event: DataEvent = { type: 'data', conn: obj.conn as number, dir: obj.dir as DataEvent['dir'], offset: obj.offset as number, ts: obj.ts as string, data };
-    return { kind: 'event', shard, seq, cseq, part, parts, event, bytes: payload.length };
+    const entries = obj.events;
+    if (!Array.isArray(entries)) {
+      if (obj.len !== undefined) throw bad(`a data message of layout version 1, this pcapflow reads ${NATS_WIRE_VERSION} (publish the run again with this pcapflow)`, subject);
+      throw bad('a data message without events', subject);
+    }
+    if (entries.length === 0 || (parts > 1 && entries.length !== 1) || nl === payload.length) throw bad('a data message without events or bytes', subject);
+    const conn = obj.conn as number;
+    const dir = obj.dir as DataEvent['dir'];
+    const events: DataEvent[] = [];
+    let at = nl + 1;
+    for (const entry of entries as unknown[]) {
+      if (!Array.isArray(entry) || entry.length !== 3) throw bad('a malformed events entry', subject);
+      const [offset, len, ts] = entry as unknown[];
+      if (!isCount(offset) || !isCount(len) || typeof ts !== 'string' || at + len > payload.length) throw bad('a malformed events entry, or its lengths pass the data', subject);
+      events.push({ type: 'data', conn, dir, offset, ts, data: payload.subarray(at, at + len) });
+      at += len;
+    }
+    if (at !== payload.length) throw bad('its data length differs from its events\' lengths', subject);
+    return { kind: 'event', shard, seq, conn, cseq, part, parts, events, bytes: payload.length };
   }
   if (obj.type !== 'open' && obj.type !== 'close' && obj.type !== 'gap' && obj.type !== 'overlap') throw bad(`unknown type ${JSON.stringify(obj.type)}`, subject);
   for (const k of META) delete obj[k];
-  return { kind: 'event', shard, seq, cseq, part, parts, event: obj as unknown as StreamEvent, bytes: payload.length };
+  return { kind: 'event', shard, seq, conn: obj.conn as number, cseq, part, parts, events: [obj as unknown as StreamEvent], bytes: payload.length };
 }
 
 export interface RunAssemblerOptions {
@@ -347,8 +471,8 @@ interface ShardState {
 
 /**
  * RunAssembler puts a run's messages, as they come (any order across and within shards, copies
- * possible), back into each shard's publish order (SEQ), drops copies, joins cut data events and
- * gives out the events through `emit`: each shard's events in the order its reader made them
+ * possible), back into each shard's publish order (SEQ), drops copies, unpacks data messages,
+ * joins cut data events and gives out the events through `emit`: each shard's events in the order its reader made them
  * (so every connection's), the shards interleaved as their messages came. `complete` is true
  * once every shard's end message and everything before it were given out. Throws PcapflowError
  * INPUT_READ_FAILED when more than the bound would be held (a message lost for good), when shards
@@ -434,12 +558,12 @@ export class RunAssembler {
       return;
     }
     if (m.parts === 1) {
-      s.events++;
-      this.stats.events++;
-      emit(m.event);
+      s.events += m.events.length;
+      this.stats.events += m.events.length;
+      for (const e of m.events) emit(e);
       return;
     }
-    const e = m.event as DataEvent;
+    const e = m.events[0] as DataEvent;
     if (e.type !== 'data' || m.part !== s.parts.length + 1) throw new PcapflowError('INPUT_READ_FAILED', `shard ${m.shard}: message ${m.seq} is part ${m.part} of ${m.parts}, expected part ${s.parts.length + 1}`);
     s.parts.push(e);
     if (m.part < m.parts) return;

@@ -62,12 +62,19 @@ export interface NatsSinkOptions {
   retryFor?: number;
   /** Data bytes per message at most (default 256 KiB, less when the server's max_payload asks). */
   maxDataBytes?: number;
+  /**
+   * Publish the data events a batch ends with at the end of the batch (live capture: packing
+   * adds no latency) rather than once the run of adjacent data events they pack into ends
+   * (default false: the messages are then the same whatever the batching, which a rerun of the
+   * same job needs so that its message ids name the same content; core/nats-wire.ts).
+   */
+  flushEachBatch?: boolean;
 }
 
 export interface NatsSinkStats {
   /** Events taken. */
   events: number;
-  /** Messages published (cut data events count each part) and acknowledged. */
+  /** Messages published and acknowledged (a data message packs adjacent data events; a cut one counts each part). */
   acked: number;
   /** Acknowledgements that said the stream already had the message (a restart or a retry within the duplicate window). */
   duplicates: number;
@@ -113,7 +120,9 @@ interface InFlight {
  * NatsSink is an object-mode Writable of StreamEvent[] batches (highWaterMark 1). Opening
  * (_construct) connects, and creates the stream (subjects `PREFIX.>`, the replicas and duplicate
  * window given) when it is missing; an existing stream is used as it is when its subjects cover
- * `PREFIX.RUN.>`, else the sink fails. Each batch's messages are published at once while fewer
+ * `PREFIX.RUN.>`, else the sink fails. Each batch is encoded at once (runs of adjacent
+ * contiguous data events of one connection and direction packed into data messages; the last
+ * pack of a batch held for the next unless flushEachBatch) and its messages are published while fewer
  * than `maxPending` messages and `maxPendingBytes` bytes wait for their acknowledgement; past
  * that, the write callback waits until the window has drained to half (backpressure: the client
  * library itself never pushes back). Messages are published asynchronously (core publishes with
@@ -262,6 +271,7 @@ export class NatsSink extends Writable {
     const cut = this.wire.cut;
     try {
       for (const e of batch) this.wire.encode(e, out);
+      if (this.options.flushEachBatch === true) this.wire.flush(out);
     } catch (err) {
       return callback(err as Error);
     }
@@ -276,7 +286,7 @@ export class NatsSink extends Writable {
   override _final(callback: (error?: Error | null) => void): void {
     const work = async (): Promise<void> => {
       if (this.failure !== null) throw this.failure;
-      if (!this.abandoned) await this.send([this.wire.end(this.fault)]);
+      if (!this.abandoned) await this.send(this.wire.end(this.fault));
       while (this.pending > 0) await this.room();
       if (this.failure !== null) throw this.failure;
       this.stopTimers();
@@ -398,6 +408,8 @@ export class NatsSink extends Writable {
     this.stats.acked++;
     this.stats.bytes += f.size;
     if (ack.duplicate === true) this.stats.duplicates++;
+    // the stream has it: a copy the client may still hold (a repeat) would be dropped as a duplicate
+    this.wire.release(f.m.payload);
     this.settle(f);
   }
 

@@ -380,7 +380,7 @@ export async function consumeRun(options: ConsumeRunOptions): Promise<ConsumeRun
               const key = `e:${d.shard}`;
               if (!pins.has(key)) pins.set(key, lastReply);
             } else {
-              const conn = d.event.conn;
+              const conn = d.conn;
               const bucket = Number(m.subject.split('.')[prefixTokens + 2]);
               if (inPart(bucket) && !done.has(conn) && !committed.has(conn) && !pins.has(conn)) pins.set(conn, lastReply);
             }
