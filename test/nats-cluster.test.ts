@@ -15,18 +15,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptures } from '../src/read-pipeline.js';
 import { runCli } from './helpers/cli-run.js';
 import { dirContents } from './helpers/dir-contents.js';
-import { hasTool, needTool, REPO_ROOT } from './helpers/env.js';
+import { REPO_ROOT } from './helpers/env.js';
+import { freePorts, haveNatsServer, NATS_SERVER } from './helpers/nats-server.js';
 
-/** nats-server on PATH, or where Debian puts it (/usr/sbin, often not on a user's PATH). */
-const NATS_SERVER = hasTool('nats-server') ? 'nats-server' : fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null;
-const haveServer = NATS_SERVER !== null || needTool('nats-server');
+const haveServer = haveNatsServer();
 const BIN = path.join(REPO_ROOT, 'bin/pcapflow.js');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-nats-cluster-'));
@@ -42,24 +40,6 @@ interface Node {
 const nodes: Node[] = [];
 const urlOf = (n: Node): string => `127.0.0.1:${n.port}`;
 const live = (): Node[] => nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
-
-/** freePorts: `count` distinct free loopback ports (all held open together, then released). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const s = net.createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

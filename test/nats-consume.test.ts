@@ -10,7 +10,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -23,57 +22,25 @@ import { parsePart } from '../src/sources/nats-source.js';
 import { runCli } from './helpers/cli-run.js';
 import { dirContents } from './helpers/dir-contents.js';
 import { BIN, ensureBuilt } from './helpers/live-net.js';
-import { hasTool, needTool, REPO_ROOT, sharedCaptures } from './helpers/env.js';
+import { REPO_ROOT, sharedCaptures } from './helpers/env.js';
+import { haveNatsServer, startNats, stopNats } from './helpers/nats-server.js';
 import { closeEvent, dataEvent, endpoints, openEvent, pattern } from './helpers/sink-events.js';
 
-const NATS_SERVER = hasTool('nats-server') ? 'nats-server' : fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null;
-const haveServer = NATS_SERVER !== null || needTool('nats-server');
+const haveServer = haveNatsServer();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-natsc-'));
 let server: ChildProcess | null = null;
 let url = '';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (const until = Date.now() + 10000; ; await new Promise((r) => setTimeout(r, 50))) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nats-server did not listen on ${port}`);
-  }
-}
-
 beforeAll(async () => {
   if (!haveServer) return;
   ensureBuilt();
-  const port = await freePort();
-  const store = path.join(tmp, 'store');
-  fs.mkdirSync(store);
-  server = spawn(NATS_SERVER!, ['-js', '-p', String(port), '-a', '127.0.0.1', '-sd', store], { stdio: 'ignore' });
-  url = `127.0.0.1:${port}`;
-  await waitForPort(port);
+  const started = await startNats(path.join(tmp, 'store'));
+  server = started.proc;
+  url = started.url;
 });
 
 afterAll(async () => {
-  if (server !== null && server.exitCode === null) {
-    const exited = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await stopNats(server);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -18,11 +18,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dirContents } from './helpers/dir-contents.js';
-import { hasTool, needTool } from './helpers/env.js';
+import { haveNatsServer, NATS_SERVER } from './helpers/nats-server.js';
 import { BIN, ensureBuilt, liveReady, Netns, runTraffic, sleep, startLive, statValue } from './helpers/live-net.js';
 
-const NATS_SERVER = hasTool('nats-server') ? 'nats-server' : fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null;
-const ready = liveReady() && (NATS_SERVER !== null || needTool('nats-server'));
+const ready = liveReady() && haveNatsServer();
 
 describe.skipIf(!ready)('pcapflow live --sink nats in a private namespace (root)', () => {
   let tmp = '';

@@ -12,15 +12,15 @@
  * that does not take the subjects, a full stream (discard new), a missing run and a missing
  * stream fail with their codes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePorts, haveNatsServer, spawnNats, startNats, stopNats, waitForPort } from './helpers/nats-server.js';
 import { isPcapflowError, PcapflowError } from '../src/core/errors.js';
 import type { DataEvent, StreamEvent } from '../src/core/events.js';
 import {
@@ -38,7 +38,7 @@ import { NatsSink } from '../src/sinks/nats-sink.js';
 import { consumeRun } from '../src/sources/nats-source.js';
 import { runCli } from './helpers/cli-run.js';
 import { dirContents } from './helpers/dir-contents.js';
-import { FIXTURES, hasTool, needTool, sharedCaptures } from './helpers/env.js';
+import { FIXTURES, sharedCaptures } from './helpers/env.js';
 import { closeEvent, dataEvent, endpoints, gapEvent, openEvent, pattern } from './helpers/sink-events.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-nats-'));
@@ -511,38 +511,9 @@ describe('nats-wire packing of adjacent data events', () => {
 
 // --- a real server ---
 
-/** nats-server on PATH, or where Debian puts it (/usr/sbin, often not on a user's PATH). */
-const NATS_SERVER = hasTool('nats-server') ? 'nats-server' : fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : null;
-const haveServer = NATS_SERVER !== null || needTool('nats-server');
+const haveServer = haveNatsServer();
 let server: ChildProcess | null = null;
 let url = '';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        c.destroy();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nats-server did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** streamState: the message count of `stream` (and of one run's subjects when `filter` is given). */
 async function streamMessages(stream: string): Promise<number> {
@@ -591,20 +562,13 @@ async function directAndBack(capture: string, runId: string): Promise<{ direct: 
 
 beforeAll(async () => {
   if (!haveServer) return;
-  const port = await freePort();
-  const store = path.join(tmp, 'store');
-  fs.mkdirSync(store);
-  server = spawn(NATS_SERVER!, ['-js', '-p', String(port), '-a', '127.0.0.1', '-sd', store], { stdio: 'ignore' });
-  url = `127.0.0.1:${port}`;
-  await waitForPort(port, 10000);
+  const started = await startNats(path.join(tmp, 'store'));
+  server = started.proc;
+  url = started.url;
 });
 
 afterAll(async () => {
-  if (server !== null && server.exitCode === null) {
-    const exited = new Promise((r) => server!.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await stopNats(server);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -796,10 +760,10 @@ describe.skipIf(!haveServer)('nats-server restarts', () => {
   });
 
   it('waits out a server restart mid-run: publishes retried with their ids, nothing lost or doubled', async () => {
-    const port = await freePort();
+    const [port] = (await freePorts(1)) as [number];
     const store = path.join(tmp, 'store2');
     fs.mkdirSync(store);
-    const start = (): ChildProcess => spawn(NATS_SERVER!, ['-js', '-p', String(port), '-a', '127.0.0.1', '-sd', store], { stdio: 'ignore' });
+    const start = (): ChildProcess => spawnNats(port, store);
     let proc = start();
     try {
       await waitForPort(port, 10000);
