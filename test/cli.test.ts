@@ -243,6 +243,21 @@ describe('the README HTTP library example', () => {
   });
 });
 
+describe('the README TLS library example', () => {
+  it('runs as written and prints what its comment says', () => {
+    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const m = /<!-- library-example-tls -->\n```js\n([\s\S]*?)\n```/.exec(readme);
+    expect(m).not.toBeNull();
+    const code = (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
+    const said = /console\.log\(lines\); \/\/ (.*)$/m.exec(code)?.[1];
+    expect(said).toBe("[ '0 example.test h2 t13d5911h2_a33745022dd6_1f22a2ca17c4' ]");
+    const file = path.join(tmp, 'example-tls.mjs');
+    writeFileSync(file, code);
+    const out = execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(out.trim()).toBe(said);
+  });
+});
+
 describe('the README error table', () => {
   it('lists exactly the codes of the closed union', async () => {
     const { ERROR_CODES } = await import('../src/core/errors.js');
