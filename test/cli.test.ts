@@ -217,44 +217,35 @@ describe('shell pipes (built bin)', () => {
   });
 });
 
-describe('the README library example', () => {
-  it('runs as written and prints what its comment says', () => {
-    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-    const m = /<!-- library-example -->\n```js\n([\s\S]*?)\n```/.exec(readme);
-    expect(m).not.toBeNull();
-    const code = (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
-    const file = path.join(tmp, 'example.mjs');
-    writeFileSync(file, code);
-    const out = execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' });
-    expect(out.trim()).toBe("{ '0 c2s': 136, '0 s2c': 5007 }");
-  });
-});
+/** readmeExample: the code of the README's ```js block after `<!-- MARKER -->`, importing the built library. */
+function readmeExample(marker: string): string {
+  const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const m = new RegExp(`<!-- ${marker} -->\\n\`\`\`js\\n([\\s\\S]*?)\\n\`\`\``).exec(readme);
+  expect(m).not.toBeNull();
+  return (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
+}
 
-describe('the README HTTP library example', () => {
-  it('runs as written and prints what its comment says', () => {
-    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-    const m = /<!-- library-example-http -->\n```js\n([\s\S]*?)\n```/.exec(readme);
-    expect(m).not.toBeNull();
-    const code = (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
-    const file = path.join(tmp, 'example-http.mjs');
-    writeFileSync(file, code);
-    const out = execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' });
-    expect(out.trim()).toBe("[ '0 GET /download/CHANGES.bro-aux.txt', '0 200 OK' ]");
-  });
-});
+/** runExample runs `code` as an ES module from the repository root; what it printed, trimmed. */
+function runExample(code: string, name: string): string {
+  const file = path.join(tmp, name);
+  writeFileSync(file, code);
+  return execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
+}
 
-describe('the README TLS library example', () => {
-  it('runs as written and prints what its comment says', () => {
-    const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-    const m = /<!-- library-example-tls -->\n```js\n([\s\S]*?)\n```/.exec(readme);
-    expect(m).not.toBeNull();
-    const code = (m?.[1] ?? '').replace("from 'pcapflow'", `from '${path.join(REPO_ROOT, 'dist/index.js')}'`);
+describe('the README library examples', () => {
+  it('the reassembly example runs as written and prints what its comment says', () => {
+    expect(runExample(readmeExample('library-example'), 'example.mjs')).toBe("{ '0 c2s': 136, '0 s2c': 5007 }");
+  });
+
+  it('the HTTP example runs as written and prints what its comment says', () => {
+    expect(runExample(readmeExample('library-example-http'), 'example-http.mjs')).toBe("[ '0 GET /download/CHANGES.bro-aux.txt', '0 200 OK' ]");
+  });
+
+  it('the TLS example runs as written and prints what its comment says', () => {
+    const code = readmeExample('library-example-tls');
     const said = /console\.log\(lines\); \/\/ (.*)$/m.exec(code)?.[1];
     expect(said).toBe("[ '0 example.test h2 t13d5911h2_a33745022dd6_1f22a2ca17c4' ]");
-    const file = path.join(tmp, 'example-tls.mjs');
-    writeFileSync(file, code);
-    const out = execFileSync('node', [file], { cwd: REPO_ROOT, encoding: 'utf8' });
-    expect(out.trim()).toBe(said);
+    expect(runExample(code, 'example-tls.mjs')).toBe(said);
   });
 });
 
