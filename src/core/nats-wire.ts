@@ -38,6 +38,10 @@
  *   run holds what `read` gave its sink before failing with that error.
  * A consumer refuses another layout with INPUT_READ_FAILED: an end message of another `v`, or a
  * data message of version 1 (a `len` and no `events`: one event per message).
+ *
+ * Each message is also made as the NATS client protocol sends it (WireMessage.frame: `HPUB SUBJECT
+ * [REPLY] HLEN TLEN`, the header block, the payload, CRLF), written once into a reused arena, so
+ * that a publisher can hand runs of whole messages to its socket without copying them again.
  */
 import { parseIp } from './addr.js';
 import { PcapflowError } from './errors.js';
@@ -115,13 +119,22 @@ export function bucketOfOpen(open: Pick<OpenEvent, 'client' | 'server' | 'vlan'>
   return bucketOfKey(shardKey(a, 0, open.client.port, b, 0, open.server.port, a.length, open.vlan));
 }
 
-/** One message to publish. `headers` are name/value pairs besides Nats-Msg-Id (which is `msgId`). */
+/**
+ * One message to publish. `headers` are name/value pairs besides Nats-Msg-Id (which is `msgId`).
+ * `frame` is the whole message in the NATS client protocol: `HPUB SUBJECT [REPLY] HLEN TLEN\r\n`
+ * (REPLY: NatsWireOptions.reply and the SEQ, when a reply prefix is given), the header block
+ * `NATS/1.0\r\nNats-Msg-Id: ID\r\nName: value\r\n...\r\n\r\n` (HLEN bytes), the payload (TLEN
+ * counts both), `\r\n`. `headerBlock` and `payload` are views of it. Frames made one after the
+ * other in one arena are adjacent in memory (a run of them is one subarray) until release().
+ */
 export interface WireMessage {
   subject: string;
   msgId: string;
   seq: number;
   headers: [string, string][];
   payload: Uint8Array;
+  headerBlock: Uint8Array;
+  frame: Uint8Array;
 }
 
 export interface NatsWireOptions {
@@ -133,14 +146,17 @@ export interface NatsWireOptions {
   shards?: number;
   /** Data bytes per message at most (default NATS_MAX_DATA_BYTES). */
   maxDataBytes?: number;
+  /** The frames' reply subject is this followed by the message's SEQ (a publisher's acknowledgement inbox, e.g. `_INBOX.X.`); none when absent. */
+  reply?: string;
 }
 
 const encoder = new TextEncoder();
-/** The size of the arenas data messages' payloads are carved from (NatsWireEncoder.payloadOf). */
+/** The size of the arenas messages' frames are carved from (NatsWireEncoder.frame). */
 const ARENA_BYTES = 1 << 20;
 /** Released arenas kept for reuse at most. */
 const SPARE_ARENAS = 8;
 const decoder = new TextDecoder();
+const NO_CHUNKS: readonly Uint8Array[] = [];
 
 /** The data message being filled (NatsWireEncoder): a pack of data events (module comment). */
 interface Pack {
@@ -180,6 +196,9 @@ export class NatsWireEncoder {
   cut = 0;
   private readonly conns = new Map<number, ConnState>();
   private readonly base: string;
+  private readonly reply: string;
+  /** A payload's JSON head as UTF-8, before it is framed (its length comes first in the frame). */
+  private scratch = new Uint8Array(4096);
   private arena: Uint8Array = new Uint8Array(0);
   private arenaAt = 0;
   /** Payloads not yet released, by arena. */
@@ -200,6 +219,8 @@ export class NatsWireEncoder {
     this.maxDataBytes = options.maxDataBytes ?? NATS_MAX_DATA_BYTES;
     if (!Number.isInteger(this.maxDataBytes) || this.maxDataBytes < 1) throw new PcapflowError('INVALID_OPTION', `maxDataBytes must be a whole number above 0, got ${this.maxDataBytes}`);
     this.base = `${this.prefix}.${this.runId}.${this.shardToken}.`;
+    this.reply = options.reply ?? '';
+    if (/[\s]/.test(this.reply)) throw new PcapflowError('INVALID_OPTION', `a reply subject has no white space, not ${JSON.stringify(this.reply)}`);
   }
 
   /**
@@ -231,8 +252,7 @@ export class NatsWireEncoder {
       const subject = `${this.base}${conn.bucket}.${event.type}`;
       const seq = ++this.seq;
       const cseq = ++conn.cseq;
-      const payload = encoder.encode(JSON.stringify({ ...event, seq, cseq }));
-      out.push({ subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, event.conn, cseq, 0, 0), payload });
+      out.push(this.frame(subject, seq, this.headers(seq, event.conn, cseq, 0, 0), JSON.stringify({ ...event, seq, cseq }), NO_CHUNKS, 0));
       return;
     }
     const len = event.data.length;
@@ -259,7 +279,7 @@ export class NatsWireEncoder {
       const seq = ++this.seq;
       const cseq = ++conn.cseq;
       const head = `{"type":"data","conn":${event.conn},"dir":${JSON.stringify(event.dir)},"seq":${seq},"cseq":${cseq},"part":${i + 1},"parts":${parts},"events":[[${event.offset + start},${bytes.length},${JSON.stringify(event.ts)}]]}\n`;
-      out.push({ subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, event.conn, cseq, i + 1, parts), payload: this.payloadOf(head, [bytes], bytes.length) });
+      out.push(this.frame(subject, seq, this.headers(seq, event.conn, cseq, i + 1, parts), head, [bytes], bytes.length));
     }
   }
 
@@ -271,39 +291,56 @@ export class NatsWireEncoder {
     const seq = ++this.seq;
     const cseq = ++p.state.cseq;
     const head = `{"type":"data","conn":${p.conn},"dir":${JSON.stringify(p.dir)},"seq":${seq},"cseq":${cseq},"events":[${p.entries}]}\n`;
-    out.push({ subject: p.subject, msgId: this.msgId(seq), seq, headers: this.headers(seq, p.conn, cseq, 0, 0), payload: this.payloadOf(head, p.chunks, p.bytes) });
+    out.push(this.frame(p.subject, seq, this.headers(seq, p.conn, cseq, 0, 0), head, p.chunks, p.bytes));
   }
 
   /**
-   * payloadOf: `head` as UTF-8 followed by the `chunks` (`bytes` in all), carved from an arena of
-   * ARENA_BYTES, so that a message costs a copy but no buffer of its own. When the current arena
-   * is full the next is one whose payloads were all released (release), else a new one; an arena
-   * not reused is freed once no payload of it is held.
+   * frame: the message SEQ `seq` on `subject` with `headers`, whose payload is `head` as UTF-8
+   * followed by the `chunks` (`bytes` in all), framed (WireMessage.frame) in an arena of
+   * ARENA_BYTES: a message costs one copy of its bytes and no buffer of its own. When the current
+   * arena is full the next is one whose messages were all released (release), else a new one; an
+   * arena not reused is freed once no message of it is held. The subject, ids and header values
+   * are ASCII (checkRunId, checkSubjectPrefix, numbers), so their lengths are their byte counts.
    */
-  private payloadOf(head: string, chunks: readonly Uint8Array[], bytes: number): Uint8Array {
-    const most = head.length * 3 + bytes;
-    if (this.arena.length - this.arenaAt < most) {
+  private frame(subject: string, seq: number, headers: [string, string][], head: string, chunks: readonly Uint8Array[], bytes: number): WireMessage {
+    const msgId = this.msgId(seq);
+    let block = `NATS/1.0\r\nNats-Msg-Id: ${msgId}`;
+    for (const [k, v] of headers) block += `\r\n${k}: ${v}`;
+    block += '\r\n\r\n';
+    if (this.scratch.length < head.length * 3) this.scratch = new Uint8Array(head.length * 3);
+    const headBytes = encoder.encodeInto(head, this.scratch).written;
+    const hlen = block.length;
+    const plen = headBytes + bytes;
+    const line = `HPUB ${subject}${this.reply === '' ? '' : ` ${this.reply}${seq}`} ${hlen} ${hlen + plen}\r\n`;
+    const size = line.length + hlen + plen + 2;
+    if (this.arena.length - this.arenaAt < size) {
       const old = this.arena;
       if (old.length === ARENA_BYTES && !this.live.has(old.buffer) && this.spare.length < SPARE_ARENAS) this.spare.push(old);
-      this.arena = most <= ARENA_BYTES && this.spare.length > 0 ? this.spare.pop()! : new Uint8Array(Math.max(ARENA_BYTES, most));
+      this.arena = size <= ARENA_BYTES && this.spare.length > 0 ? this.spare.pop()! : new Uint8Array(Math.max(ARENA_BYTES, size));
       this.arenaAt = 0;
     }
+    const a = this.arena;
     const at = this.arenaAt;
-    const { written } = encoder.encodeInto(head, this.arena.subarray(at));
-    let end = at + written;
+    const blockAt = at + encoder.encodeInto(line, a.subarray(at)).written;
+    const payloadAt = blockAt + encoder.encodeInto(block, a.subarray(blockAt)).written;
+    a.set(this.scratch.subarray(0, headBytes), payloadAt);
+    let end = payloadAt + headBytes;
     for (const c of chunks) {
-      this.arena.set(c, end);
+      a.set(c, end);
       end += c.length;
     }
-    this.arenaAt = end;
-    const buf = this.arena.buffer;
+    a[end] = 0x0d;
+    a[end + 1] = 0x0a;
+    this.arenaAt = end + 2;
+    const buf = a.buffer;
     this.live.set(buf, (this.live.get(buf) ?? 0) + 1);
-    return this.arena.subarray(at, end);
+    return { subject, msgId, seq, headers, payload: a.subarray(payloadAt, end), headerBlock: a.subarray(blockAt, payloadAt), frame: a.subarray(at, end + 2) };
   }
 
   /**
-   * release: the caller is done with `payload` (a message's, published and acknowledged): its
-   * bytes may be overwritten by later messages. Optional: without it arenas are never reused.
+   * release: the caller is done with `payload` (a message's, published and acknowledged, its frame
+   * written): its arena's bytes may be overwritten by later messages. Optional: without it arenas
+   * are never reused.
    */
   release(payload: Uint8Array): void {
     const buf = payload.buffer;
@@ -323,7 +360,7 @@ export class NatsWireEncoder {
     this.flush(out);
     const seq = ++this.seq;
     const body = { type: 'end', seq, shard: this.shardToken, shards: this.shards, events: this.events, messages: seq - 1, v: NATS_WIRE_VERSION, ...(fault === undefined ? {} : { fault }) };
-    out.push({ subject: `${this.base}end`, msgId: this.msgId(seq), seq, headers: [['Pcapflow-Seq', String(seq)]], payload: encoder.encode(JSON.stringify(body)) });
+    out.push(this.frame(`${this.base}end`, seq, [['Pcapflow-Seq', String(seq)]], JSON.stringify(body), NO_CHUNKS, 0));
     return out;
   }
 

@@ -98,14 +98,23 @@ function reason(err: unknown): string {
 }
 
 const textDecoder = new TextDecoder();
-const textEncoder = new TextEncoder();
-/** The size of the arenas header blocks are written into (NatsSink.headerBlock). */
-const HEADER_ARENA_BYTES = 256 * 1024;
+/** Frames handed to the client at once at most (NatsSink.queue); a longer frame goes alone. */
+const RUN_BYTES = 128 * 1024;
+
+/**
+ * The client's protocol handler (`nc.protocol`, an internal of @nats-io/nats-core 3.x, checked at
+ * open): sendCommand queues bytes on its outbound buffer (kept across a reconnect and sent after
+ * it), flushPending writes that buffer to the socket, as one write when it holds one buffer.
+ */
+interface RawProtocol {
+  sendCommand(cmd: Uint8Array): void;
+  flushPending(): void;
+  noMorePublishing: boolean;
+}
 
 /** A message published and not yet settled (acknowledged, or failed for good). */
 interface InFlight {
   m: WireMessage;
-  headers: MsgHdrs;
   size: number;
   /** When it was last sent (ms; or when its back-off ends, while retryTimer is set). */
   sentAt: number;
@@ -127,7 +136,10 @@ interface InFlight {
  * that, the write callback waits until the window has drained to half (backpressure: the client
  * library itself never pushes back). Messages are published asynchronously (core publishes with
  * a reply subject on one inbox subscription, `INBOX.SEQ`, the acknowledgements matched by SEQ;
- * one timer finds those unacknowledged for `ackTimeout`), not as a request each. A publish that
+ * one timer finds those unacknowledged for `ackTimeout`), not as a request each, and as the
+ * frames NatsWireEncoder made: runs of adjacent frames go to the client's outbound buffer whole
+ * and are written to the socket at once (its protocol handler's sendCommand and flushPending,
+ * no copy; nc.publish when the client lacks them, which copies). A publish that
  * times out or finds no responder (or a 503) is repeated with the same message id (so the
  * stream keeps one copy), backing off from 100 ms to 2 s, for `retryFor` ms in all.
  * _final publishes the end-of-run message (not after abandon()), waits for every
@@ -147,10 +159,12 @@ export class NatsSink extends Writable {
   private readonly ackTimeout: number;
   private readonly retryFor: number;
   private nc: NatsConnection | null = null;
-  /** A MsgHdrs whose encoding is the given header block (made in open, with the client's class). */
+  /** The client's protocol handler, when it has the shape RawProtocol names (else publishes go through nc.publish). */
+  private raw: RawProtocol | null = null;
+  /** A MsgHdrs whose encoding is the given header block (made in open, with the client's class; for nc.publish). */
   private makeHeaders: ((block: Uint8Array) => MsgHdrs) | null = null;
-  private headerArena = new Uint8Array(0);
-  private headerArenaAt = 0;
+  /** Frames queued (queue) and not yet handed to the client: adjacent in one arena, so one view. */
+  private run: Uint8Array | null = null;
   /** The acknowledgements' subject prefix (`_INBOX.<nuid>.`); a publish's reply subject is this and its SEQ. */
   private inbox = '';
   /** The publishes not yet settled by SEQ, in order of sentAt. */
@@ -182,8 +196,8 @@ export class NatsSink extends Writable {
     if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new PcapflowError('INVALID_OPTION', `replicas must be a whole number from 1 to 5, got ${replicas}`);
   }
 
-  private encoder(maxDataBytes: number): NatsWireEncoder {
-    return new NatsWireEncoder({ prefix: this.prefix, runId: this.options.runId, shard: this.options.shard ?? 1, shards: this.options.shards ?? 1, maxDataBytes });
+  private encoder(maxDataBytes: number, reply?: string): NatsWireEncoder {
+    return new NatsWireEncoder({ prefix: this.prefix, runId: this.options.runId, shard: this.options.shard ?? 1, shards: this.options.shards ?? 1, maxDataBytes, ...(reply === undefined ? {} : { reply }) });
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -208,12 +222,14 @@ export class NatsSink extends Writable {
     } catch (err) {
       throw new PcapflowError('OUTPUT_FAILED', `cannot connect to NATS at ${servers.join(',')}: ${reason(err)}`, { cause: err });
     }
+    const proto = (this.nc as unknown as { protocol?: Partial<RawProtocol> }).protocol;
+    if (typeof proto?.sendCommand === 'function' && typeof proto.flushPending === 'function' && typeof proto.noMorePublishing === 'boolean') this.raw = proto as RawProtocol;
     // a message is its data, a JSON head (under 1 KiB) and headers: keep it within max_payload
     const room = this.nc.info === undefined ? Infinity : this.nc.info.max_payload - 4096;
-    if (room < this.wire.maxDataBytes) this.wire = this.encoder(Math.max(1024, room));
+    this.inbox = `${createInbox()}.`;
+    this.wire = this.encoder(Math.max(1024, Math.min(room, this.wire.maxDataBytes)), this.inbox);
     const jsm = await jetstreamManager(this.nc);
     await this.ensureStream(jsm);
-    this.inbox = `${createInbox()}.`;
     this.nc.subscribe(`${this.inbox}*`, { callback: (err, msg) => this.onAck(err, msg) });
     this.ticker = setInterval(() => this.tick(), Math.max(10, Math.min(250, this.ackTimeout / 4)));
     this.ticker.unref();
@@ -323,10 +339,14 @@ export class NatsSink extends Writable {
   /** send starts publishing `msgs` in order, waiting for room in the window before each; rejects with the sink's failure. */
   private async send(msgs: readonly WireMessage[]): Promise<void> {
     for (const m of msgs) {
-      while (this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes)) await this.room();
+      if (this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes)) {
+        this.handOver();
+        while (this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes)) await this.room();
+      }
       if (this.failure !== null) throw this.failure;
       this.publish(m);
     }
+    this.handOver();
   }
 
   /** room resolves when the window has drained (see settled). */
@@ -334,51 +354,81 @@ export class NatsSink extends Writable {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** publish sends `m` with its headers and its reply subject (INBOX.SEQ), counting it in the window. */
+  /** publish sends `m` (its frame: headers, reply subject INBOX.SEQ), counting it in the window. */
   private publish(m: WireMessage): void {
-    if (this.makeHeaders === null) throw new PcapflowError('OUTPUT_FAILED', 'the NATS sink is not open');
-    const h = this.makeHeaders(this.headerBlock(m));
     const size = m.payload.length;
     this.pending++;
     this.pendingBytes += size;
     if (this.pending > this.stats.maxPending) this.stats.maxPending = this.pending;
-    const f: InFlight = { m, headers: h, size, sentAt: 0, deadline: Date.now() + this.retryFor, wait: 100, retryTimer: null };
+    const f: InFlight = { m, size, sentAt: 0, deadline: Date.now() + this.retryFor, wait: 100, retryTimer: null };
     this.inFlight.set(m.seq, f);
-    this.transmit(f);
+    this.transmit(f, true);
   }
 
   /**
-   * headerBlock: the header block of `m` (Nats-Msg-Id, then m.headers) as the client's MsgHdrs
-   * encodes it, written here once per message (the names are canonical and the values have no
-   * CR or LF: core/nats-wire.ts makes them), into an arena as NatsWireEncoder does its payloads.
+   * transmit (re)publishes `f` and moves it to the end of inFlight (which stays in order of
+   * sentAt). The first time, its frame joins the run of frames queued (queue); a repeat sends a
+   * copy of the frame, since the frame's arena may be reused once any copy is acknowledged while
+   * this one still waits in the socket.
    */
-  private headerBlock(m: WireMessage): Uint8Array {
-    let text = `NATS/1.0\r\nNats-Msg-Id: ${m.msgId}`;
-    for (const [k, v] of m.headers) text += `\r\n${k}: ${v}`;
-    text += '\r\n\r\n';
-    const most = text.length * 3;
-    if (this.headerArena.length - this.headerArenaAt < most) {
-      this.headerArena = new Uint8Array(Math.max(HEADER_ARENA_BYTES, most));
-      this.headerArenaAt = 0;
-    }
-    const at = this.headerArenaAt;
-    const { written } = textEncoder.encodeInto(text, this.headerArena.subarray(at));
-    this.headerArenaAt = at + written;
-    return this.headerArena.subarray(at, at + written);
-  }
-
-  /** transmit (re)publishes `f` and moves it to the end of inFlight (which stays in order of sentAt). */
-  private transmit(f: InFlight): void {
+  private transmit(f: InFlight, first: boolean): void {
     const nc = this.nc;
     if (nc === null) return this.fail(f, new PcapflowError('OUTPUT_FAILED', `stream ${this.stream}: the connection is closed`));
     f.sentAt = Date.now();
     this.inFlight.delete(f.m.seq);
     this.inFlight.set(f.m.seq, f);
     try {
-      nc.publish(f.m.subject, f.m.payload, { reply: `${this.inbox}${f.m.seq}`, headers: f.headers });
+      if (this.raw !== null) {
+        // what nc.publish checks (it cannot be reached with the encoder's maxDataBytes set in open)
+        const max = nc.info?.max_payload;
+        if (max !== undefined && f.m.headerBlock.length + f.m.payload.length > max) throw new Error(`max_payload size exceeded (${max} bytes)`);
+        if (first) return this.queue(f.m.frame);
+        this.handOver();
+        return this.toClient(f.m.frame.slice());
+      }
+      if (this.makeHeaders === null) throw new PcapflowError('OUTPUT_FAILED', 'the NATS sink is not open');
+      const payload = first ? f.m.payload : f.m.payload.slice();
+      nc.publish(f.m.subject, payload, { reply: `${this.inbox}${f.m.seq}`, headers: this.makeHeaders(first ? f.m.headerBlock : f.m.headerBlock.slice()) });
     } catch (err) {
       this.fail(f, err);
     }
+  }
+
+  /**
+   * queue adds `frame` to the run of frames not yet handed to the client, which grows while each
+   * frame follows the last in memory (NatsWireEncoder carves them one after the other), and is
+   * handed over (handOver) once it reaches RUN_BYTES, at a frame that does not follow, and at the
+   * end of send(): the client then writes each run with one socket write and no copy.
+   */
+  private queue(frame: Uint8Array): void {
+    const r = this.run;
+    if (r !== null && r.buffer === frame.buffer && r.byteOffset + r.length === frame.byteOffset) {
+      this.run = new Uint8Array(r.buffer, r.byteOffset, r.length + frame.length);
+    } else {
+      this.handOver();
+      this.run = frame;
+    }
+    if (this.run.length >= RUN_BYTES) this.handOver();
+  }
+
+  /** handOver hands the queued run of frames to the client; a failure fails every message waiting. */
+  private handOver(): void {
+    const r = this.run;
+    if (r === null) return;
+    this.run = null;
+    try {
+      this.toClient(r);
+    } catch (err) {
+      for (const f of [...this.inFlight.values()]) this.fail(f, err);
+    }
+  }
+
+  /** toClient hands `bytes` (whole frames) to the client's outbound buffer and has it written to the socket now (when connected). */
+  private toClient(bytes: Uint8Array): void {
+    const raw = this.raw!;
+    if (this.nc === null || this.nc.isClosed() || raw.noMorePublishing) throw new PcapflowError('OUTPUT_FAILED', `stream ${this.stream}: the connection is closed`);
+    raw.sendCommand(bytes);
+    raw.flushPending();
   }
 
   /** onAck takes a reply on the inbox: a PubAck, a JetStream error or a no-responders status. */
@@ -437,7 +487,7 @@ export class NatsSink extends Writable {
     this.inFlight.set(f.m.seq, f);
     f.retryTimer = setTimeout(() => {
       f.retryTimer = null;
-      if (this.inFlight.get(f.m.seq) === f) this.transmit(f);
+      if (this.inFlight.get(f.m.seq) === f) this.transmit(f, false);
     }, f.wait);
     f.wait = Math.min(f.wait * 2, 2000);
   }
