@@ -1,7 +1,7 @@
 /**
  * Node built-ins that a run may not need, loaded on first use (synchronously, through
- * `require`): zlib (gzip input, compressed payloads), worker_threads (the sinks' threads), v8 and
- * vm (the forced collection). Importing them up front cost `pcapflow read` some milliseconds of
+ * `require`): zlib (gzip input, compressed payloads), worker_threads (the sinks' threads), v8, vm
+ * and perf_hooks (heap.ts). Importing them up front cost `pcapflow read` some milliseconds of
  * start-up each (bench/PROFILE.md, "Seventh pass").
  */
 import { createRequire } from 'node:module';
@@ -12,3 +12,4 @@ export const zlib = (): typeof import('node:zlib') => require('node:zlib') as ty
 export const workerThreads = (): typeof import('node:worker_threads') => require('node:worker_threads') as typeof import('node:worker_threads');
 export const v8 = (): typeof import('node:v8') => require('node:v8') as typeof import('node:v8');
 export const vm = (): typeof import('node:vm') => require('node:vm') as typeof import('node:vm');
+export const perfHooks = (): typeof import('node:perf_hooks') => require('node:perf_hooks') as typeof import('node:perf_hooks');

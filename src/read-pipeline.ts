@@ -6,9 +6,9 @@
  * the sink and the TCP stages, and the sinks' thread defaults.
  */
 import { statSync } from 'node:fs';
-import { v8, vm } from './builtins.js';
 import { Readable, type Writable } from 'node:stream';
 import { PcapflowError } from './core/errors.js';
+import { fullCollection, tuneHeap } from './heap.js';
 import { RENDER_THREAD_MIN_INPUT, renderThreadByDefault } from './render-thread-default.js';
 import type { PacketFilter, FilterStats } from './core/filter.js';
 import type { TcpDemuxOptions, TcpDemuxStats } from './core/flow-table.js';
@@ -93,38 +93,12 @@ export interface ReadCapturesOptions {
    */
   shard?: ShardSpec;
   /**
-   * Let V8's old generation grow by at most HEAP_GROWING_PERCENT between full collections
-   * (tuneHeap: a process-wide V8 flag, for every thread). Default true; false leaves V8's own
-   * heuristic, which let the heap grow to about four times its live data here.
+   * Tune V8's heap for the run (tuneHeap, heap.ts: process-wide V8 flags, for every thread: the
+   * old generation grows by at most HEAP_GROWING_PERCENT between full collections, the young one
+   * stops at YOUNG_GENERATION_CAP). Default true; false leaves V8's own heuristics, which let the
+   * heap grow to about four times its live data here.
    */
   tuneHeap?: boolean;
-}
-
-/**
- * HEAP_GROWING_PERCENT: how much V8's old generation may grow past its live data before the
- * next full collection. Measured (bench/PROFILE.md, "Heap growth"): 100 cut peak RSS on 50 000
- * short connections from 204 to 176 MB and on 200 connections from 144 to 126 MB with no change
- * in time (0.99 and 1.00 in A/B); 50 cut more (167 MB on short) for 2-5 % more time.
- */
-export const HEAP_GROWING_PERCENT = 100;
-
-let heapTuned = false;
-
-/**
- * tuneHeap sets V8's `--heap-growing-percent` to HEAP_GROWING_PERCENT, once per process, unless
- * the process was started with its own (in execArgv or NODE_OPTIONS). Without it V8 let the old
- * generation fill with promoted per-connection garbage up to about four times the live data
- * before collecting (on a SYN flood: 120 MB of heap for 32 MB live, in each thread).
- */
-export function tuneHeap(): void {
-  if (heapTuned) return;
-  heapTuned = true;
-  if (!heapFlagGiven(process.execArgv, process.env.NODE_OPTIONS)) v8().setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-}
-
-/** heapFlagGiven: does node's command line or NODE_OPTIONS set the heap growing percent itself? */
-export function heapFlagGiven(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, nodeOptions ?? ''].some((a) => /--heap[-_]growing[-_]percent/.test(a));
 }
 
 /** Every stage's counters (what `pcapflow read --stats` prints, in this order). */
@@ -144,6 +118,7 @@ export interface ReadStats {
 }
 
 export { RENDER_THREAD_MIN_INPUT, renderThreadByDefault };
+export { fullCollection, heapFlagGiven, HEAP_GROWING_PERCENT, tuneHeap, YOUNG_GENERATION_CAP } from './heap.js';
 
 /**
  * ReadPipeline: `pcapflow read` as a library object. The constructor builds and checks
@@ -309,22 +284,15 @@ function sharedChunks(sink: FilesSink | NdjsonSink, tcp: TcpStreamTransform, rea
 }
 
 /**
- * fullCollection returns a function that runs a full V8 garbage collection, or null when none
- * can be had. `--expose-gc` set at run time only exposes `gc` to contexts created afterwards (the
- * one made here): the program's own global object is left as it was. The read pipeline asks for
- * it only when it allocates a shared read chunk.
+ * EARLY_WRITE_THREAD_INPUT: from this many bytes of capture files on, a files sink's write
+ * thread starts at the first flush with a closed connection's file and takes the files written
+ * whole from the first (FilesSink's `early`, and `hereFiles` 0, not 4096): on such an input of
+ * short connections it starts anyway, and started early its heap is made before the main
+ * thread's young generation reaches its cap, which V8 lets grow past it while a worker's heap is
+ * made (heap.ts, workerStarted). Measured on 50 000 short connections: peak RSS 144 MiB against
+ * 173 before (with the smaller demux entries and name table), the same CPU time.
  */
-export function fullCollection(): (() => void) | null {
-  const own = (globalThis as { gc?: unknown }).gc;
-  if (typeof own === 'function') return own as () => void;
-  try {
-    v8().setFlagsFromString('--expose-gc');
-    const gc = vm().runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
-}
+export const EARLY_WRITE_THREAD_INPUT = 64 * 1024 * 1024;
 
 /**
  * buildSink builds the sink `spec` describes, with the pipeline's defaults (see ReadSinkSpec):
@@ -334,7 +302,9 @@ export function fullCollection(): (() => void) | null {
 export function buildSink(spec: ReadSinkSpec, heldOutputBytes: number, fileBytes: number | null): Writable {
   if (spec.type === 'files') {
     const { type: _type, ...o } = spec;
-    return new FilesSink({ ...o, writeThread: o.writeThread ?? true, maxHeldBytes: o.maxHeldBytes ?? heldOutputBytes });
+    const thread = o.writeThread ?? true;
+    const early = thread === true && fileBytes !== null && fileBytes >= EARLY_WRITE_THREAD_INPUT;
+    return new FilesSink({ ...o, writeThread: early ? { hereFiles: 0, early: true } : thread, maxHeldBytes: o.maxHeldBytes ?? heldOutputBytes });
   }
   if (spec.type === 'ndjson') {
     const { type: _type, ...o } = spec;

@@ -4,6 +4,7 @@
  * the sinks' threads and the chunk pool engaged too, every input form, and each option reaching
  * its stage.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +24,7 @@ import type { TcpStreamTransform } from '../src/transforms/tcp-transforms.js';
 import { writeCapture } from '../bench/synth.js';
 import { runCli } from './helpers/cli-run.js';
 import { dirContents } from './helpers/dir-contents.js';
-import { FIXTURES, sharedCaptures, SHARED_PCAPS } from './helpers/env.js';
+import { FIXTURES, REPO_ROOT, sharedCaptures, SHARED_PCAPS } from './helpers/env.js';
 import { CollectingWritable } from './helpers/sink-events.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-read-pipeline-'));
@@ -98,6 +99,41 @@ describe('tuneHeap', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('holds the young generation at YOUNG_GENERATION_CAP, with a worker started on the way (workerStarted); V8 alone grows it past', () => {
+    // a child process, so that the flags stay out of this one; allocation that survives a
+    // scavenge or two (what makes V8 grow the young generation), and a worker started before the
+    // cap is reached, as the sinks do (a worker's heap puts V8's growth factor back)
+    const script = `
+      const { tuneHeap, workerStarted, YOUNG_GENERATION_CAP } = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist/heap.js'))});
+      const v8 = await import('node:v8');
+      const { Worker } = await import('node:worker_threads');
+      if (process.env.TUNE === '1') tuneHeap();
+      const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+      let keep = [];
+      let most = 0;
+      for (let step = 0; step < 400; step++) {
+        for (let k = 0; k < 20000; k++) {
+          keep.push({ a: k, b: [k] });
+          if (keep.length > 300000) keep = keep.slice(150000);
+        }
+        if (step === 3) {
+          const w = new Worker('setTimeout(() => {}, 200)', { eval: true });
+          workerStarted(w);
+          await new Promise((r) => w.once('online', r));
+        }
+        await new Promise((r) => setImmediate(r));
+        most = Math.max(most, young());
+      }
+      console.log(JSON.stringify({ most, cap: YOUNG_GENERATION_CAP }));
+    `;
+    const run = (tune: boolean): { most: number; cap: number } =>
+      JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TUNE: tune ? '1' : '0' } })) as { most: number; cap: number };
+    const tuned = run(true);
+    const plain = run(false);
+    expect(tuned.most).toBeLessThanOrEqual(tuned.cap);
+    expect(plain.most).toBeGreaterThan(tuned.cap);
   });
 });
 

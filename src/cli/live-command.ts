@@ -21,7 +21,7 @@
 import type { Argv } from 'yargs';
 import type { Writable } from 'node:stream';
 import { runPipeline } from '../pipeline.js';
-import { tuneHeap } from '../read-pipeline.js';
+import { tuneHeap } from '../heap.js';
 import { PcapWriteTransform } from '../sources/pcap-writer.js';
 import { DEFAULT_LIVE_BUFFER, DEFAULT_MAX_QUEUED, LIVE_BACKENDS, openLive, type LiveSourceStats } from '../sources/live-source.js';
 import { listInterfaces, loadCap, type CapAddress, type InterfaceInfo } from '../sources/live-binding.js';

@@ -94,7 +94,9 @@ export interface FilesSinkOptions {
    * tells the source whether to share.
    * Files of connections that closed before their first write are written whole (ThreadWrites,
    * files-thread.ts): the first `hereFiles` of a run (default 4096) on this thread with
-   * synchronous calls, later ones by the thread, whatever their shape.
+   * synchronous calls, later ones by the thread, whatever their shape. `early: true` starts the
+   * thread at the first flush with a file to write whole (see EARLY_WRITE_THREAD_INPUT in
+   * read-pipeline.ts).
    */
   writeThread?: WriteThreadOption;
   /**

@@ -16,7 +16,7 @@ import type { DirState, Taken } from './files-pending.js';
 import { WriteThread, writevAllSync } from './write-thread.js';
 
 /** The option writeThread (see FilesSinkOptions). */
-export type WriteThreadOption = boolean | { minAverage?: number; minFiles?: number; afterBytes?: number; hereFiles?: number };
+export type WriteThreadOption = boolean | { minAverage?: number; minFiles?: number; afterBytes?: number; hereFiles?: number; early?: boolean };
 
 /** The sink's counters that ThreadWrites keeps (see FilesSinkStats). */
 export interface ThreadCounters {
@@ -59,6 +59,8 @@ export class ThreadWrites {
   private readonly afterBytes: number;
   private readonly hereFiles: number;
   private readonly syncWrites: boolean;
+  /** The option's `early`: start the thread at the first flush with a file to write whole. */
+  private readonly early: boolean;
 
   constructor(
     option: WriteThreadOption,
@@ -76,6 +78,7 @@ export class ThreadWrites {
       this.minAverage = 0;
       this.hereFiles = Infinity;
     }
+    this.early = typeof option === 'object' && option.early === true && this.minAverage > 0;
   }
 
   /**
@@ -89,6 +92,7 @@ export class ThreadWrites {
     if (this.minAverage === 0 && !this.syncWrites) return null;
     let count = 0;
     for (let i = 0; i < f.dirs.length; i++) if (wholeFile(f.dirs[i]!)) count++;
+    if (count > 0 && this.early && this.thread === null) this.thread = new WriteThread();
     if (count < WHOLE_MIN_FILES) return null;
     const whole: Taken = { dirs: [], chunks: [] };
     const rest: Taken = { dirs: [], chunks: [] };

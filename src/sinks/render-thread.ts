@@ -1,5 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { workerThreads } from '../builtins.js';
+import { workerStarted } from '../heap.js';
 import type { StreamEvent } from '../core/events.js';
 import { dataJsonHead } from '../core/format.js';
 import type { RawWrites } from './byte-sink.js';
@@ -101,6 +102,7 @@ export class RenderThread {
   /** `onFailure` is called once if the thread fails: an error in it, or its exit other than by stop(). */
   constructor(encoding: 'base64' | 'hex', onFailure: (err: Error) => void) {
     this.worker = new (workerThreads().Worker)(`(${renderWorker.toString()})()`, { eval: true, workerData: { hex: encoding === 'hex' } });
+    workerStarted(this.worker);
     this.worker.unref();
     const fail = (err: Error): void => {
       if (this.failed || this.stopping) return;

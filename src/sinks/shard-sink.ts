@@ -17,6 +17,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Worker } from 'node:worker_threads';
 import { workerThreads } from '../builtins.js';
+import { workerStarted } from '../heap.js';
 import { PcapflowError, type ErrorCode } from '../core/errors.js';
 import { KeyedMerge } from '../core/keyed-merge.js';
 import type { Packet, PacketPool } from '../core/packet.js';
@@ -136,6 +137,7 @@ export class ShardSink extends Writable {
     const young = options.youngGenerationMb ?? 8;
     for (let s = 0; s < n; s++) {
       const w = new Worker(workerUrl(), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young } });
+      workerStarted(w);
       w.on('message', (m: WorkerMessage) => this.message(s, m));
       w.on('error', (err) => this.fail(new PcapflowError('OUTPUT_FAILED', `shard worker ${s} failed: ${err.message}`, { cause: err })));
       w.on('exit', (code) => {

@@ -1,5 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { workerThreads } from '../builtins.js';
+import { workerStarted } from '../heap.js';
 import { SharedIndex } from './shared-index.js';
 
 /**
@@ -123,6 +124,12 @@ function writeWorker(): void {
   });
 }
 
+/**
+ * WRITE_THREAD_YOUNG_MB: the write thread's young generation (MB; V8 gave it 8). It only
+ * receives messages and makes small arrays: 2 MB saved ~6 MB of RSS at no CPU cost measured.
+ */
+const WRITE_THREAD_YOUNG_MB = 2;
+
 export class WriteThread {
   private readonly worker: Worker;
   /** Handlers of the jobs posted and not answered, oldest first. */
@@ -131,7 +138,8 @@ export class WriteThread {
   private failure: Error | null = null;
 
   constructor() {
-    this.worker = new (workerThreads().Worker)(`const writevAllSync = ${writevAllSync.toString()};\n(${writeWorker.toString()})()`, { eval: true });
+    this.worker = new (workerThreads().Worker)(`const writevAllSync = ${writevAllSync.toString()};\n(${writeWorker.toString()})()`, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: WRITE_THREAD_YOUNG_MB } });
+    workerStarted(this.worker);
     this.worker.unref();
     const fail = (err: Error): void => {
       if (this.failure !== null || this.stopping) return;
