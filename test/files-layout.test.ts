@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { flowBaseName } from '../src/core/format.js';
 import { NameCounts } from '../src/sinks/files-layout.js';
-
-/** A seeded generator (mulberry32), so that a failure can be run again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/rng.js';
 
 describe('NameCounts', () => {
   it('counts every name as a Map of the names would, across table growth, directories, VLANs and IPv6', () => {

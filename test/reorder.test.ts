@@ -20,6 +20,7 @@ import { readCapture } from './helpers/read-capture.js';
 import { CollectingWritable } from './helpers/sink-events.js';
 import { runCli } from './helpers/cli-run.js';
 import { ethIpv4Tcp } from './helpers/packet-builder.js';
+import { rng } from './helpers/rng.js';
 
 function pkt(sec: number, nsec: number, id: number, len = 10): Packet {
   const p = new Packet();
@@ -112,18 +113,6 @@ async function ndjsonOf(bytes: Uint8Array, reorder: ReorderOptions | false): Pro
   const source = openCaptures(['-'], { stdin: Readable.from([Buffer.from(bytes)]) });
   await runPipeline([source, new TcpStreamTransform({ decoder: { onError: 'skip' }, reorder }), sink], sink);
   return dest.text();
-}
-
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('a shuffled capture', () => {
