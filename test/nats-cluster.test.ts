@@ -208,6 +208,7 @@ describe.skipIf(!haveServer)('3-node JetStream cluster', () => {
     expect(back.messages).toBe(end.messages + 1);
     expect(back.duplicates).toBe(0);
     wholeRun = end.messages + 1;
+    console.log(`pcapflow SIGKILLed at ${partial} stored messages; rerun: exit 0, ${duplicates} duplicates, ${stat(run.stderr, 'sink.retries')} retries; stream ${info.state.messages} messages (a whole run: ${end.messages + 1}); consume: ${back.files.size} files equal to read --sink files, 0 duplicates`);
   }, 60000);
 
   it('the stream leader killed mid-run: the run finishes, consume rebuilds every file, no message twice', async () => {
@@ -235,5 +236,6 @@ describe.skipIf(!haveServer)('3-node JetStream cluster', () => {
     expect(back.files).toEqual(direct);
     expect(back.messages).toBe(end.messages + 1);
     expect(back.duplicates).toBe(0);
+    console.log(`leader ${victim.name} SIGKILLed at ${state.messages} messages; run: exit 0, ${stat(run.stderr, 'sink.retries')} retries, ${stat(run.stderr, 'sink.duplicates')} duplicate acks; new leader ${info.cluster?.leader}; stream ${info.state.messages} messages (a whole run: ${wholeRun}); consume: ${back.files.size} files equal, 0 duplicates`);
   }, 60000);
 });
