@@ -8,13 +8,13 @@
  *   ends exactly as a direct write of the same events (every file, connections.ndjson in order),
  *   the second consume writing only what the first had not, and a third one finds nothing left.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StreamEvent } from '../src/core/events.js';
 import { buildSink, readCaptures } from '../src/read-pipeline.js';
 import { NatsSink } from '../src/sinks/nats-sink.js';
@@ -23,26 +23,13 @@ import { runCli } from './helpers/cli-run.js';
 import { dirContents } from './helpers/dir-contents.js';
 import { BIN, ensureBuilt } from './helpers/live-net.js';
 import { REPO_ROOT, sharedCaptures } from './helpers/env.js';
-import { haveNatsServer, startNats, stopNats } from './helpers/nats-server.js';
+import { haveNatsServer, natsForSuite } from './helpers/nats-server.js';
 import { closeEvent, dataEvent, endpoints, openEvent, pattern } from './helpers/sink-events.js';
 
 const haveServer = haveNatsServer();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pcapflow-natsc-'));
-let server: ChildProcess | null = null;
-let url = '';
 
-beforeAll(async () => {
-  if (!haveServer) return;
-  ensureBuilt();
-  const started = await startNats(path.join(tmp, 'store'));
-  server = started.proc;
-  url = started.url;
-});
-
-afterAll(async () => {
-  await stopNats(server);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const nats = natsForSuite(haveServer, tmp, ensureBuilt);
 
 const lines = (dir: string): string[] => fs.readFileSync(path.join(dir, 'connections.ndjson'), 'utf8').split('\n').filter(Boolean);
 const flows = (dir: string): Map<string, string> => new Map([...dirContents(dir)].filter(([name]) => name !== 'connections.ndjson'));
@@ -60,11 +47,11 @@ describe.skipIf(!haveServer)('consume --part and --durable (nats-server)', () =>
     const capture = sharedCaptures().find((c) => c.endsWith('pcapplusplus__mixed-126-conns.pcap'))!;
     const direct = path.join(tmp, 'direct');
     await readCaptures(capture, { sink: { type: 'files', dir: direct, writeThread: false } });
-    const pub = await runCli(['read', capture, '--sink', 'nats', '--nats-url', url, '--run-id', 'parts']);
+    const pub = await runCli(['read', capture, '--sink', 'nats', '--nats-url', nats.url, '--run-id', 'parts']);
     expect(pub.code, pub.stderr).toBe(0);
     const outs = [path.join(tmp, 'p1'), path.join(tmp, 'p2')];
     const runs = await Promise.all(
-      outs.map((o, i) => runCli(['consume', '--nats-url', url, '--run-id', 'parts', '--part', `${i + 1}/2`, '--sink', 'files', '-o', o, '--stats'])),
+      outs.map((o, i) => runCli(['consume', '--nats-url', nats.url, '--run-id', 'parts', '--part', `${i + 1}/2`, '--sink', 'files', '-o', o, '--stats'])),
     );
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
     const [a, b] = outs.map(flows) as [Map<string, string>, Map<string, string>];
@@ -91,10 +78,10 @@ describe.skipIf(!haveServer)('consume --part and --durable (nats-server)', () =>
     }
     const direct = path.join(tmp, 'ddirect');
     await pipeline(Readable.from(events, { objectMode: true }), buildSink({ type: 'files', dir: direct, writeThread: false }, 16 << 20, null) as Writable);
-    await pipeline(Readable.from(events, { objectMode: true }), new NatsSink({ servers: [url], runId: 'durable', stream: 'DUR', prefix: 'dur' }));
+    await pipeline(Readable.from(events, { objectMode: true }), new NatsSink({ servers: [nats.url], runId: 'durable', stream: 'DUR', prefix: 'dur' }));
 
     const out = path.join(tmp, 'dout');
-    const args = ['consume', '--nats-url', url, '--nats-stream', 'DUR', '--nats-subject-prefix', 'dur', '--run-id', 'durable', '--durable', 'd1', '--sink', 'files', '-o', out, '--stats'];
+    const args = ['consume', '--nats-url', nats.url, '--nats-stream', 'DUR', '--nats-subject-prefix', 'dur', '--run-id', 'durable', '--durable', 'd1', '--sink', 'files', '-o', out, '--stats'];
     const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: 'ignore' });
     const exited = new Promise<string | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
     const written = (): number => {

@@ -19,8 +19,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePorts, haveNatsServer, spawnNats, startNats, stopNats, waitForPort } from './helpers/nats-server.js';
+import { describe, expect, it } from 'vitest';
+import { freePorts, haveNatsServer, natsForSuite, spawnNats, waitForPort } from './helpers/nats-server.js';
 import { isPcapflowError, PcapflowError } from '../src/core/errors.js';
 import type { DataEvent, StreamEvent } from '../src/core/events.js';
 import {
@@ -512,14 +512,12 @@ describe('nats-wire packing of adjacent data events', () => {
 // --- a real server ---
 
 const haveServer = haveNatsServer();
-let server: ChildProcess | null = null;
-let url = '';
 
 /** streamState: the message count of `stream` (and of one run's subjects when `filter` is given). */
 async function streamMessages(stream: string): Promise<number> {
   const { connect } = await import('@nats-io/transport-node');
   const { jetstreamManager } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: [url] });
+  const nc = await connect({ servers: [nats.url] });
   try {
     const jsm = await jetstreamManager(nc);
     return (await jsm.streams.info(stream)).state.messages;
@@ -531,7 +529,7 @@ async function streamMessages(stream: string): Promise<number> {
 async function addStream(config: { name: string; subjects: string[]; max_msgs?: number; discard?: 'new' | 'old' }): Promise<void> {
   const { connect } = await import('@nats-io/transport-node');
   const { jetstreamManager, DiscardPolicy } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: [url] });
+  const nc = await connect({ servers: [nats.url] });
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ ...config, discard: config.discard === 'new' ? DiscardPolicy.New : DiscardPolicy.Old });
@@ -554,23 +552,13 @@ async function directAndBack(capture: string, runId: string): Promise<{ direct: 
   const ndb = `${newDir()}.ndjson`;
   const direct = await codeOf(readCaptures(capture, { sink: { type: 'files', dir: a, writeThread: false } }));
   const ndDirect = await codeOf(readCaptures(capture, { sink: { type: 'ndjson', dest: fs.createWriteStream(nd) } }));
-  const published = await codeOf(readCaptures(capture, { sink: new NatsSink({ servers: [url], runId }) }));
-  const consumed = await codeOf(consumeRun({ servers: [url], runId, sink: filesSink(b), idleTimeout: 5000 }));
-  const ndConsumed = await codeOf(consumeRun({ servers: [url], runId, sink: buildSink({ type: 'ndjson', dest: fs.createWriteStream(ndb) }, 16 << 20, null), idleTimeout: 5000 }));
+  const published = await codeOf(readCaptures(capture, { sink: new NatsSink({ servers: [nats.url], runId }) }));
+  const consumed = await codeOf(consumeRun({ servers: [nats.url], runId, sink: filesSink(b), idleTimeout: 5000 }));
+  const ndConsumed = await codeOf(consumeRun({ servers: [nats.url], runId, sink: buildSink({ type: 'ndjson', dest: fs.createWriteStream(ndb) }, 16 << 20, null), idleTimeout: 5000 }));
   return { direct: dirContents(a), back: dirContents(b), ndDirect: fs.readFileSync(nd, 'utf8'), ndBack: fs.readFileSync(ndb, 'utf8'), codes: [direct, published, consumed, ndDirect, ndConsumed] };
 }
 
-beforeAll(async () => {
-  if (!haveServer) return;
-  const started = await startNats(path.join(tmp, 'store'));
-  server = started.proc;
-  url = started.url;
-});
-
-afterAll(async () => {
-  await stopNats(server);
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const nats = natsForSuite(haveServer, tmp);
 
 describe.skipIf(!haveServer)('nats-server', () => {
   it('every shared capture: read --sink nats, then consume --sink files (ndjson), equals read --sink files (ndjson)', async () => {
@@ -602,26 +590,26 @@ describe.skipIf(!haveServer)('nats-server', () => {
     const a = newDir();
     const b = newDir();
     expect((await runCli(['read', capture, '--sink', 'files', '-o', a])).code).toBe(0);
-    const pub = await runCli(['read', capture, '--sink', 'nats', '--nats-url', url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli']);
+    const pub = await runCli(['read', capture, '--sink', 'nats', '--nats-url', nats.url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli']);
     expect(pub.code, pub.stderr).toBe(0);
     const runId = /--run-id (run-[0-9a-f]{16})/.exec(pub.stderr)?.[1];
     expect(runId).toBeDefined();
     // the same job derives the same id
-    const again = await runCli(['read', capture, '--sink', 'nats', '--nats-url', url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli', '--stats']);
+    const again = await runCli(['read', capture, '--sink', 'nats', '--nats-url', nats.url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli', '--stats']);
     expect(again.stderr).toContain(`--run-id ${runId}`);
     expect(again.stderr).toMatch(/sink\.duplicates\s+(\d+)/);
     const st = /sink\.acked\s+(\d+)/.exec(again.stderr)![1];
     expect(/sink\.duplicates\s+(\d+)/.exec(again.stderr)![1]).toBe(st);
-    const con = await runCli(['consume', '--nats-url', url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli', '--run-id', runId!, '--sink', 'files', '-o', b]);
+    const con = await runCli(['consume', '--nats-url', nats.url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli', '--run-id', runId!, '--sink', 'files', '-o', b]);
     expect(con.code, con.stderr).toBe(0);
     expect(dirContents(b)).toEqual(dirContents(a));
     const nd = await runCli(['read', capture, '--sink', 'ndjson']);
-    const ndBack = await runCli(['consume', '--nats-url', url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli', '--run-id', runId!, '--sink', 'ndjson']);
+    const ndBack = await runCli(['consume', '--nats-url', nats.url, '--nats-stream', 'CLI', '--nats-subject-prefix', 'cli', '--run-id', runId!, '--sink', 'ndjson']);
     expect(ndBack.code, ndBack.stderr).toBe(0);
     expect(ndBack.stdout).toBe(nd.stdout);
     // wrong or missing options
     expect((await runCli(['read', capture, '--sink', 'nats'])).stderr).toMatch(/INVALID_OPTION: --sink nats needs --nats-url/);
-    expect((await runCli(['consume', '--nats-url', url])).code).toBe(2);
+    expect((await runCli(['consume', '--nats-url', nats.url])).code).toBe(2);
   }, 30000);
 
   it('two shards of one run: consume gives every file of the unsharded read, and its connection records', async () => {
@@ -631,12 +619,12 @@ describe.skipIf(!haveServer)('nats-server', () => {
     await readCaptures(capture, { sink: { type: 'files', dir: a, writeThread: false } });
     const acked: number[] = [];
     for (const index of [1, 2]) {
-      const sink = new NatsSink({ servers: [url], runId: 'sharded', stream: 'SHARDS', prefix: 'shards', shard: index, shards: 2 });
+      const sink = new NatsSink({ servers: [nats.url], runId: 'sharded', stream: 'SHARDS', prefix: 'shards', shard: index, shards: 2 });
       await readCaptures(capture, { sink, shard: { index, count: 2 } });
       acked.push(sink.stats.acked);
     }
     expect(Math.min(...acked)).toBeGreaterThan(100);
-    const stats = await consumeRun({ servers: [url], runId: 'sharded', stream: 'SHARDS', prefix: 'shards', sink: filesSink(b) });
+    const stats = await consumeRun({ servers: [nats.url], runId: 'sharded', stream: 'SHARDS', prefix: 'shards', sink: filesSink(b) });
     expect(stats.shards).toBe(2);
     const lines = (dir: string): string[] => fs.readFileSync(path.join(dir, 'connections.ndjson'), 'utf8').split('\n').sort();
     expect(lines(b)).toEqual(lines(a));
@@ -647,13 +635,13 @@ describe.skipIf(!haveServer)('nats-server', () => {
 
   it('publishing a run again adds no message: every publish is a duplicate', async () => {
     const capture = sharedCaptures().find((c) => c.endsWith('suricata-verify__ftp-data-80-conns.pcap'))!;
-    const first = new NatsSink({ servers: [url], runId: 'again', stream: 'AGAIN', prefix: 'again' });
+    const first = new NatsSink({ servers: [nats.url], runId: 'again', stream: 'AGAIN', prefix: 'again' });
     await readCaptures(capture, { sink: first });
     const count = await streamMessages('AGAIN');
     expect(count).toBe(first.stats.acked);
     expect(first.stats.duplicates).toBe(0);
     expect(first.stats.created).toBe(true);
-    const second = new NatsSink({ servers: [url], runId: 'again', stream: 'AGAIN', prefix: 'again' });
+    const second = new NatsSink({ servers: [nats.url], runId: 'again', stream: 'AGAIN', prefix: 'again' });
     await readCaptures(capture, { sink: second });
     expect(second.stats.created).toBe(false);
     expect(second.stats.duplicates).toBe(second.stats.acked);
@@ -666,13 +654,13 @@ describe.skipIf(!haveServer)('nats-server', () => {
     const open = openEvent(7, client, srv);
     const big = pattern(7, 's2c', 0, 700 * 1024);
     const events: StreamEvent[] = [open, dataEvent(7, 'c2s', 0, pattern(7, 'c2s', 0, 10)), dataEvent(7, 's2c', 0, big), closeEvent(open, 10, big.length)];
-    const sink = new NatsSink({ servers: [url], runId: 'cut', stream: 'CUT', prefix: 'cut' });
+    const sink = new NatsSink({ servers: [nats.url], runId: 'cut', stream: 'CUT', prefix: 'cut' });
     await pipeline(Readable.from([events.slice(0, 2), events.slice(2)], { objectMode: true }), sink);
     expect(sink.stats.cut).toBe(1);
     expect(sink.stats.acked).toBe(1 + 1 + 3 + 1 + 1); // open, data, 3 parts, close, end
     expect(await streamMessages('CUT')).toBe(7);
     const got = new EventCollector();
-    const stats = await consumeRun({ servers: [url], runId: 'cut', stream: 'CUT', prefix: 'cut', sink: got });
+    const stats = await consumeRun({ servers: [nats.url], runId: 'cut', stream: 'CUT', prefix: 'cut', sink: got });
     expect(stats.events).toBe(4);
     expect(got.events.map(comparable)).toEqual(events.map(comparable));
   });
@@ -682,11 +670,11 @@ describe.skipIf(!haveServer)('nats-server', () => {
     const a = newDir();
     const b = newDir();
     await readCaptures(capture, { sink: { type: 'files', dir: a, writeThread: false } });
-    const sink = new NatsSink({ servers: [url], runId: 'tiny', stream: 'TINY', prefix: 'tiny', maxPending: 1, maxPendingBytes: 1 });
+    const sink = new NatsSink({ servers: [nats.url], runId: 'tiny', stream: 'TINY', prefix: 'tiny', maxPending: 1, maxPendingBytes: 1 });
     await readCaptures(capture, { sink });
     expect(sink.stats.maxPending).toBe(1);
     expect(sink.stats.acked).toBeGreaterThan(100);
-    await consumeRun({ servers: [url], runId: 'tiny', stream: 'TINY', prefix: 'tiny', sink: filesSink(b) });
+    await consumeRun({ servers: [nats.url], runId: 'tiny', stream: 'TINY', prefix: 'tiny', sink: filesSink(b) });
     expect(dirContents(b)).toEqual(dirContents(a));
   });
 
@@ -694,13 +682,13 @@ describe.skipIf(!haveServer)('nats-server', () => {
     const capture = sharedCaptures().find((c) => c.endsWith('suricata-verify__ftp-data-80-conns.pcap'))!;
     await addStream({ name: 'OTHER', subjects: ['other.>'] });
     let err: unknown = null;
-    await readCaptures(capture, { sink: new NatsSink({ servers: [url], runId: 'w', stream: 'OTHER', prefix: 'wrong' }) }).catch((e: unknown) => (err = e));
+    await readCaptures(capture, { sink: new NatsSink({ servers: [nats.url], runId: 'w', stream: 'OTHER', prefix: 'wrong' }) }).catch((e: unknown) => (err = e));
     expect((err as PcapflowError).code).toBe('OUTPUT_FAILED');
     expect((err as PcapflowError).message).toMatch(/do not take wrong\.w\.>/);
     expect(await streamMessages('OTHER')).toBe(0);
     await addStream({ name: 'FULL', subjects: ['full.>'], max_msgs: 5, discard: 'new' });
     err = null;
-    await readCaptures(capture, { sink: new NatsSink({ servers: [url], runId: 'f', stream: 'FULL', prefix: 'full' }) }).catch((e: unknown) => (err = e));
+    await readCaptures(capture, { sink: new NatsSink({ servers: [nats.url], runId: 'f', stream: 'FULL', prefix: 'full' }) }).catch((e: unknown) => (err = e));
     expect((err as PcapflowError).code).toBe('OUTPUT_FAILED');
     expect((err as PcapflowError).message).toMatch(/maximum messages exceeded/);
     err = null;
@@ -710,22 +698,22 @@ describe.skipIf(!haveServer)('nats-server', () => {
   });
 
   it('consume fails clearly on a missing stream and on a run that never completes', async () => {
-    expect(await codeOf(consumeRun({ servers: [url], runId: 'x', stream: 'NOPE', sink: new EventCollector() }))).toBe('INPUT_NOT_FOUND');
+    expect(await codeOf(consumeRun({ servers: [nats.url], runId: 'x', stream: 'NOPE', sink: new EventCollector() }))).toBe('INPUT_NOT_FOUND');
     let err: unknown = null;
-    await consumeRun({ servers: [url], runId: 'never', sink: new EventCollector(), idleTimeout: 300 }).catch((e: unknown) => (err = e));
+    await consumeRun({ servers: [nats.url], runId: 'never', sink: new EventCollector(), idleTimeout: 300 }).catch((e: unknown) => (err = e));
     expect((err as PcapflowError).code).toBe('INPUT_READ_FAILED');
     expect((err as PcapflowError).message).toMatch(/no message of run never/);
     // a run without its end message (a reader killed mid-run): incomplete after the idle timeout
     const { client, server: srv } = endpoints(1);
     // flushEachBatch (as live): the data event goes out with its batch, not held for the next
-    const half = new NatsSink({ servers: [url], runId: 'half', stream: 'HALF', prefix: 'half', flushEachBatch: true });
+    const half = new NatsSink({ servers: [nats.url], runId: 'half', stream: 'HALF', prefix: 'half', flushEachBatch: true });
     half.write([openEvent(1, client, srv)]);
     await new Promise<void>((resolve) => half.write([dataEvent(1, 'c2s', 0, pattern(1, 'c2s', 0, 5))], () => resolve()));
     while (half.stats.acked < 2) await new Promise((r) => setTimeout(r, 10));
     half.destroy();
     err = null;
     const got = new EventCollector();
-    await consumeRun({ servers: [url], runId: 'half', stream: 'HALF', prefix: 'half', sink: got, idleTimeout: 300 }).catch((e: unknown) => (err = e));
+    await consumeRun({ servers: [nats.url], runId: 'half', stream: 'HALF', prefix: 'half', sink: got, idleTimeout: 300 }).catch((e: unknown) => (err = e));
     expect((err as PcapflowError).message).toMatch(/run half is incomplete: shard 0: next message 3, end not seen/);
     expect(got.events).toHaveLength(2); // what came is given to the sink, which is finished
   });
@@ -737,7 +725,7 @@ describe.skipIf(!haveServer)('nats-server restarts', () => {
     const a = newDir();
     const b = newDir();
     await readCaptures(capture, { sink: { type: 'files', dir: a, writeThread: false } });
-    const first = new NatsSink({ servers: [url], runId: 'restart', stream: 'RESTART', prefix: 'restart', maxPending: 8 });
+    const first = new NatsSink({ servers: [nats.url], runId: 'restart', stream: 'RESTART', prefix: 'restart', maxPending: 8 });
     const stop = new AbortController();
     const timer = setInterval(() => {
       if (first.stats.acked > 200) stop.abort();
@@ -750,12 +738,12 @@ describe.skipIf(!haveServer)('nats-server restarts', () => {
     expect((err as Error).name).toBe('AbortError');
     const partial = await streamMessages('RESTART');
     expect(partial).toBe(first.stats.acked);
-    const second = new NatsSink({ servers: [url], runId: 'restart', stream: 'RESTART', prefix: 'restart' });
+    const second = new NatsSink({ servers: [nats.url], runId: 'restart', stream: 'RESTART', prefix: 'restart' });
     await readCaptures(capture, { sink: second });
     expect(second.stats.duplicates).toBe(partial);
     expect(await streamMessages('RESTART')).toBe(second.stats.acked);
     expect(second.stats.acked).toBeGreaterThan(partial);
-    await consumeRun({ servers: [url], runId: 'restart', stream: 'RESTART', prefix: 'restart', sink: filesSink(b) });
+    await consumeRun({ servers: [nats.url], runId: 'restart', stream: 'RESTART', prefix: 'restart', sink: filesSink(b) });
     expect(dirContents(b)).toEqual(dirContents(a));
   });
 

@@ -1,10 +1,13 @@
 /**
  * nats-server for the tests: where it is, free loopback ports, and a single JetStream node
- * started on one (stopped by the caller). Under CI a missing nats-server fails (needTool).
+ * started on one (stopped by the caller, or for a whole test file by natsForSuite). Under CI a
+ * missing nats-server fails (needTool).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { hasTool, needTool } from './env.js';
 
 /** nats-server on PATH, or where Debian puts it (/usr/sbin, often not on a user's PATH); null when neither. */
@@ -70,4 +73,26 @@ export async function stopNats(proc: ChildProcess | null): Promise<void> {
   const exited = new Promise((r) => proc.once('exit', r));
   proc.kill('SIGTERM');
   await exited;
+}
+
+/**
+ * natsForSuite: for the test file that calls it, one JetStream node started before its tests
+ * (store under `tmp`, after `before()` when given; not when `enabled` is false) and stopped after
+ * them, `tmp` then removed. Its URL is `url` of the object returned, set once the node listens.
+ */
+export function natsForSuite(enabled: boolean, tmp: string, before?: () => void): { url: string } {
+  const node = { url: '' };
+  let proc: ChildProcess | null = null;
+  beforeAll(async () => {
+    if (!enabled) return;
+    before?.();
+    const started = await startNats(path.join(tmp, 'store'));
+    proc = started.proc;
+    node.url = started.url;
+  });
+  afterAll(async () => {
+    await stopNats(proc);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  return node;
 }
