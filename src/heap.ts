@@ -40,9 +40,10 @@ let capping = false;
 export function tuneHeap(): void {
   if (tuned) return;
   tuned = true;
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''];
-  if (!heapFlagGiven(process.execArgv, process.env.NODE_OPTIONS)) v8().setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  if (!given.some((a) => /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/.test(a))) {
+  const { execArgv } = process;
+  const nodeOptions = process.env.NODE_OPTIONS;
+  if (!heapFlagGiven(execArgv, nodeOptions)) v8().setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  if (!flagGiven(/--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/, execArgv, nodeOptions)) {
     capping = true;
     new (perfHooks().PerformanceObserver)(() => capYoung(false)).observe({ entryTypes: ['gc'] });
   }
@@ -50,7 +51,12 @@ export function tuneHeap(): void {
 
 /** heapFlagGiven: does node's command line or NODE_OPTIONS set the heap growing percent itself? */
 export function heapFlagGiven(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return [...execArgv, nodeOptions ?? ''].some((a) => /--heap[-_]growing[-_]percent/.test(a));
+  return flagGiven(/--heap[-_]growing[-_]percent/, execArgv, nodeOptions);
+}
+
+/** flagGiven: does node's command line or NODE_OPTIONS hold a flag that `re` matches? */
+function flagGiven(re: RegExp, execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return execArgv.some((a) => re.test(a)) || re.test(nodeOptions ?? '');
 }
 
 /**

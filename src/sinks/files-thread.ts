@@ -92,7 +92,7 @@ export class ThreadWrites {
     if (this.minAverage === 0 && !this.syncWrites) return null;
     let count = 0;
     for (let i = 0; i < f.dirs.length; i++) if (wholeFile(f.dirs[i]!)) count++;
-    if (count > 0 && this.early && this.thread === null) this.thread = new WriteThread();
+    if (count > 0 && this.early) this.thread ??= new WriteThread();
     if (count < WHOLE_MIN_FILES) return null;
     const whole: Taken = { dirs: [], chunks: [] };
     const rest: Taken = { dirs: [], chunks: [] };
