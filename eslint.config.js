@@ -18,7 +18,7 @@ export default tseslint.config(
   {
     // bin/pcapflow.js is CommonJS (bin/package.json): it requires the CLI's bundle
     files: ['bin/**/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

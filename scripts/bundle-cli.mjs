@@ -25,3 +25,19 @@ await build({
   define: { 'import.meta.url': '__pcapflowUrl' },
   banner: { js: "const __pcapflowUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+
+// V8's code cache for the bundle (see bin/pcapflow.js): written after a `read` of the shipped
+// example, so that it holds the functions such a run compiles; then checked.
+const { execFileSync, spawnSync } = await import('node:child_process');
+const { rmSync } = await import('node:fs');
+rmSync(path.join(root, 'dist/cli/pcapflow.cjs.cache'), { force: true });
+const example = ['bin/pcapflow.js', 'read', 'examples/http-get.pcap', '--sink', 'ndjson'];
+// an optimization only: a failure here leaves the CLI without the cache, and the build goes on
+try {
+  execFileSync(process.execPath, example, { cwd: root, env: { ...process.env, PCAPFLOW_CODE_CACHE: 'write' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const check = spawnSync(process.execPath, example, { cwd: root, env: { ...process.env, PCAPFLOW_CODE_CACHE: 'check' }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' }).stderr ?? '';
+  if (!check.includes('code cache: taken')) console.warn(`bundle-cli: V8 did not take the code cache (${check.trim()}); the CLI starts without it`);
+} catch (err) {
+  rmSync(path.join(root, 'dist/cli/pcapflow.cjs.cache'), { force: true });
+  console.warn(`bundle-cli: no code cache written (${err instanceof Error ? err.message : String(err)}); the CLI starts without it`);
+}
