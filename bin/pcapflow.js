@@ -5,24 +5,24 @@
 // (bin/package.json) so that Node does not start its ES module loader for it: ~10 ms of every
 // start.
 //
-// The bundle is compiled with V8's code cache, dist/cli/pcapflow.cjs.cache, when there is one:
-// the bytecode of the functions a `read` runs, which V8 would otherwise compile on every start
-// (~15 ms of `read examples/http-get.pcap`; bench/PROFILE.md, "Start-up: the code cache").
-// `npm run build` writes it: scripts/bundle-cli.mjs runs this file on examples/http-get.pcap with
-// PCAPFLOW_CODE_CACHE=write, which writes the cache at exit, then checks with
-// PCAPFLOW_CODE_CACHE=check, which prints whether V8 took it (=off starts without it). A cache V8
-// rejects (another Node version) only costs that compilation. The V8 flags a run sets (heap.ts)
-// are put back to their defaults before the cache is written, since V8 takes a cache only under
-// the flags it was made with.
+// The bundle is compiled with V8's code cache, dist/cli/pcapflow.cjs.cache, when there is one made
+// from this very bundle (same modification time and size): the bytecode of the functions a `read`
+// runs, which V8 would otherwise compile on every start (bench/PROFILE.md, "Start-up: V8's code
+// cache"). `npm run build` writes it: scripts/bundle-cli.mjs runs this file with
+// PCAPFLOW_CODE_CACHE=write, which runs the command lines of PCAPFLOW_CODE_CACHE_RUNS (reads of
+// examples/http-get.pcap) and then writes the cache, and checks with PCAPFLOW_CODE_CACHE=check,
+// which prints whether V8 took it (=off starts without it). A cache V8 rejects (another Node
+// version) only costs that compilation. The V8 flags a run sets (heap.ts) are put back to their
+// defaults before the cache is written, since V8 takes a cache only under the flags it was made
+// with.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
-function run(main, after) {
+function run(main) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
-      if (after) after();
     },
     (err) => {
       process.stderr.write(`pcapflow: INTERNAL: ${err && err.message ? err.message : String(err)}\n`);
@@ -31,11 +31,28 @@ function run(main, after) {
   );
 }
 
+const STAMP_BYTES = 16;
+
+/** stampOf: a file's modification time and size, as the code cache's first STAMP_BYTES bytes. */
+function stampOf(st) {
+  const b = Buffer.alloc(STAMP_BYTES);
+  b.writeDoubleLE(st.mtimeMs, 0);
+  b.writeDoubleLE(st.size, 8);
+  return b;
+}
+
 /** loadBundle: the bundle's exports, compiled with the code cache when there is one; null when the bundle is missing. */
 function loadBundle(file) {
   let source;
+  let stamp;
   try {
-    source = fs.readFileSync(file, 'utf8');
+    const fd = fs.openSync(file, 'r');
+    try {
+      stamp = stampOf(fs.fstatSync(fd));
+      source = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (err) {
     if (err && err.code === 'ENOENT') return null;
     throw err;
@@ -44,28 +61,42 @@ function loadBundle(file) {
   let cachedData;
   if (mode !== 'write' && mode !== 'off') {
     try {
-      cachedData = fs.readFileSync(`${file}.cache`);
+      // the cache opens with the stamp of the bundle it was made from: V8 itself checks only the
+      // source's length
+      const data = fs.readFileSync(`${file}.cache`);
+      if (data.length > STAMP_BYTES && data.subarray(0, STAMP_BYTES).equals(stamp)) cachedData = data.subarray(STAMP_BYTES);
     } catch {
       cachedData = undefined;
     }
   }
   const vm = require('node:vm');
-  // the wrapper Node's own require puts around a CommonJS file
-  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  // the wrapper Node's own require puts around a CommonJS file, and __pcapflowHost: code compiled
+  // by vm.Script has no import() of its own when given cachedData (Node 20), so the bundle's
+  // dynamic imports (the NATS clients, cap, yargs) come here (see scripts/bundle-cli.mjs)
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __pcapflowHost) {${source}\n})`, { filename: file, cachedData });
   const mod = { exports: {} };
-  script.runInThisContext().call(mod.exports, mod.exports, require('node:module').createRequire(file), mod, file, path.dirname(file));
+  const host = (spec) => import(spec);
+  script.runInThisContext().call(mod.exports, mod.exports, require('node:module').createRequire(file), mod, file, path.dirname(file), host);
   if (mode === 'check') process.stderr.write(`code cache: ${cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'taken'}\n`);
   if (mode === 'write') {
-    mod.exports.writeCodeCache = () => {
-      const v8 = require('node:v8');
-      for (const flag of ['--heap-growing-percent=0', '--semi-space-growth-factor=2', '--no-expose-gc']) v8.setFlagsFromString(flag);
-      fs.writeFileSync(`${file}.cache.tmp`, script.createCachedData());
-      fs.renameSync(`${file}.cache.tmp`, `${file}.cache`);
+    return {
+      main: async (argv) => {
+        // each command line of PCAPFLOW_CODE_CACHE_RUNS (a JSON array of them) in turn, then the cache
+        for (const args of JSON.parse(process.env.PCAPFLOW_CODE_CACHE_RUNS || '[]')) {
+          const code = await mod.exports.main(args);
+          if (code !== 0) return code;
+        }
+        const v8 = require('node:v8');
+        for (const flag of ['--heap-growing-percent=0', '--semi-space-growth-factor=2', '--no-expose-gc']) v8.setFlagsFromString(flag);
+        fs.writeFileSync(`${file}.cache.tmp`, Buffer.concat([stamp, script.createCachedData()]));
+        fs.renameSync(`${file}.cache.tmp`, `${file}.cache`);
+        return argv.length === 0 ? 0 : mod.exports.main(argv);
+      },
     };
   }
   return mod.exports;
 }
 
 const bundle = loadBundle(path.join(__dirname, '../dist/cli/pcapflow.cjs'));
-if (bundle !== null) run(bundle.main, bundle.writeCodeCache);
+if (bundle !== null) run(bundle.main);
 else import('../dist/cli/main.js').then((m) => run(m.main));

@@ -159,6 +159,15 @@ describe('shell pipes (built bin)', () => {
     expect(r.stderr).toBe('');
   });
 
+  it('starts from the code cache npm run build wrote, and prints the same with and without it', () => {
+    const args = ['read', 'examples/http-get.pcap', '--sink', 'ndjson'];
+    const cached = spawnSync('node', [BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, PCAPFLOW_CODE_CACHE: 'check' } });
+    expect(cached.stderr.toString()).toBe('code cache: taken\n');
+    const plain = spawnSync('node', [BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, PCAPFLOW_CODE_CACHE: 'off' } });
+    expect(cached.stdout.length).toBeGreaterThan(1000);
+    expect(cached.stdout.equals(plain.stdout)).toBe(true);
+  });
+
   describe('the README jq recipes, with the real jq', () => {
     const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
     const haveJq = needTool('jq');
