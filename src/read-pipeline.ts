@@ -144,7 +144,7 @@ export class ReadPipeline {
     const explicitBudget = options.memoryBudget !== undefined;
     const fileBytes = fileBytesOf(names);
     const spec = isWritable(options.sink) ? null : options.sink;
-    if (options.tuneHeap !== false) tuneHeap();
+    if (options.tuneHeap !== false) tuneHeap(fileBytes);
     const workers = options.workers ?? 0;
     if (!Number.isInteger(workers) || workers < 0 || workers > 256) throw new PcapflowError('INVALID_OPTION', `workers must be an integer from 0 to 256, got ${workers}`);
     if (workers > 0 && (spec === null || spec.type === 'stdout')) throw new PcapflowError('INVALID_OPTION', 'workers needs a files or ndjson sink (given as a sink spec)');

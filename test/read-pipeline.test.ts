@@ -101,7 +101,7 @@ describe('tuneHeap', () => {
     }
   });
 
-  it('holds the young generation at YOUNG_GENERATION_CAP, with a worker started on the way (workerStarted); V8 alone grows it past', () => {
+  it('holds the young generation at YOUNG_GENERATION_CAP, with a worker started on the way (workerStarted); V8 alone grows it past, as for an input under CAP_YOUNG_FROM', () => {
     // a child process, so that the flags stay out of this one; allocation that survives a
     // scavenge or two (what makes V8 grow the young generation), and a worker started before the
     // cap is reached, as the sinks do (a worker's heap puts V8's growth factor back)
@@ -110,6 +110,12 @@ describe('tuneHeap', () => {
       const v8 = await import('node:v8');
       const { Worker } = await import('node:worker_threads');
       if (process.env.TUNE === '1') tuneHeap();
+      // a small input first: no cap for it; an input of unknown size later in the process sets it
+      if (process.env.TUNE === 'small') tuneHeap(8 << 20);
+      if (process.env.TUNE === 'later') {
+        tuneHeap(8 << 20);
+        tuneHeap(null);
+      }
       const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
       let keep = [];
       let most = 0;
@@ -128,12 +134,14 @@ describe('tuneHeap', () => {
       }
       console.log(JSON.stringify({ most, cap: YOUNG_GENERATION_CAP }));
     `;
-    const run = (tune: boolean): { most: number; cap: number } =>
-      JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TUNE: tune ? '1' : '0' } })) as { most: number; cap: number };
-    const tuned = run(true);
-    const plain = run(false);
+    const run = (tune: string): { most: number; cap: number } =>
+      JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TUNE: tune } })) as { most: number; cap: number };
+    const tuned = run('1');
+    const plain = run('0');
     expect(tuned.most).toBeLessThanOrEqual(tuned.cap);
     expect(plain.most).toBeGreaterThan(tuned.cap);
+    expect(run('small').most).toBeGreaterThan(tuned.cap);
+    expect(run('later').most).toBeLessThanOrEqual(tuned.cap);
   });
 });
 
