@@ -91,7 +91,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
   protected abstract render(batch: T): string | Uint8Array;
 
   /** renderEnd is what to write after the last batch ('' by default). */
-  protected renderEnd(): string {
+  protected renderEnd(): string | Uint8Array {
     return '';
   }
 
@@ -139,7 +139,7 @@ export abstract class ByteSink<T extends readonly unknown[] = readonly StreamEve
       this.dest.end();
     };
     if (this.destClosed()) return callback(this.failure);
-    let text: string;
+    let text: string | Uint8Array;
     try {
       text = this.renderEnd();
     } catch (err) {

@@ -15,6 +15,7 @@ import { DECODER_COST, HttpBodyDecoder, type HttpDecodeOptions } from '../transf
 import { PcapflowError, isPcapflowError } from '../core/errors.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
 import { BodyExtractor } from './http-extract.js';
+import { TextLines } from './json-bytes.js';
 
 export interface HttpSinkOptions extends ByteSinkOptions {
   format?: 'ndjson' | 'text';
@@ -53,10 +54,11 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   readonly records: HttpRecords;
   readonly extractor: BodyExtractor | null;
   private readonly format: 'ndjson' | 'text';
-  private text = '';
+  /** The lines of the records made since the last render, as UTF-8. */
+  private readonly lines = new TextLines();
   private events: HttpEvent[] = [];
   private readonly onRecords = (records: HttpRecord[]): void => {
-    for (const r of records) this.text += this.format === 'ndjson' ? `${JSON.stringify(r)}\n` : `${recordText(r)}\n`;
+    for (const r of records) this.lines.line(this.format === 'ndjson' ? JSON.stringify(r) : recordText(r));
   };
   private readonly onHttp = (events: HttpEvent[]): void => {
     for (const e of events) this.events.push(e);
@@ -112,14 +114,12 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
     );
   }
 
-  protected override render(): string {
-    const t = this.text;
-    this.text = '';
-    return t;
+  protected override render(): Buffer {
+    return this.lines.take();
   }
 
-  protected override renderEnd(): string {
-    return this.render();
+  protected override renderEnd(): Buffer {
+    return this.lines.take();
   }
 }
 

@@ -35,9 +35,9 @@ export class JsonBytes {
     this.at = at;
   }
 
-  /** utf8 writes any text, as UTF-8. */
+  /** utf8 writes any text, as UTF-8 (with room for one more byte after it). */
   protected utf8(s: string): void {
-    this.room(s.length * 3);
+    this.room(s.length * 3 + 1);
     this.at += (this.buf as unknown as RawWrites).utf8Write(s, this.at, this.buf.length - this.at);
   }
 
@@ -72,5 +72,22 @@ export class JsonBytes {
     this.raw(',"port":');
     this.num(e.port);
     this.raw('}');
+  }
+}
+
+/** TextLines: whole lines of text written as UTF-8 into a growing Buffer; `take` hands them over. */
+export class TextLines extends JsonBytes {
+  /** line writes `s` and a newline. */
+  line(s: string): void {
+    this.utf8(s);
+    this.buf[this.at++] = 0x0a;
+  }
+
+  /** take: the lines written since the last take (the Buffer is the caller's; the next lines go to a new one). */
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.at);
+    if (this.at > 0) this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.at = 0;
+    return out;
   }
 }

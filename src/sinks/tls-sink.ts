@@ -11,7 +11,7 @@ import type { StreamEvent } from '../core/events.js';
 import { TlsParser, type TlsClientHello, type TlsParserOptions, type TlsRecord, type TlsServerHello } from '../core/tls.js';
 import { nodeTlsHashes } from '../transforms/tls-transform.js';
 import { ByteSink, type ByteSinkOptions } from './byte-sink.js';
-import { JsonBytes } from './json-bytes.js';
+import { TextLines } from './json-bytes.js';
 
 export interface TlsSinkOptions extends ByteSinkOptions {
   format?: 'ndjson' | 'text';
@@ -132,7 +132,7 @@ export function tlsText(r: TlsRecord, cache?: Map<string, TlsCertificateInfo>): 
  * test/tls.test.ts) without building the record's copy nor its string, or tlsText's lines.
  * A certificate's JSON is made once per certificate described (certificateInfo's cache).
  */
-export class TlsLines extends JsonBytes {
+export class TlsLines extends TextLines {
   /** Certificates described, by SHA-256 (certificateInfo's cache). */
   private readonly certs = new Map<string, TlsCertificateInfo>();
   /**
@@ -141,18 +141,9 @@ export class TlsLines extends JsonBytes {
    */
   private readonly certJson = new WeakMap<Uint8Array, string>();
 
-  /** take: the lines written since the last take (the Buffer is the caller's; the next lines go to a new one). */
-  take(): Buffer {
-    const out = this.buf.subarray(0, this.at);
-    if (this.at > 0) this.buf = Buffer.allocUnsafe(this.buf.length);
-    this.at = 0;
-    return out;
-  }
-
   /** text writes tlsText's line. */
   text(r: TlsRecord): void {
-    this.utf8(tlsText(r, this.certs));
-    this.raw('\n');
+    this.line(tlsText(r, this.certs));
   }
 
   /** json writes the NDJSON line. */
@@ -347,8 +338,8 @@ export class TlsSink extends ByteSink<readonly StreamEvent[]> {
     return this.lines.take();
   }
 
-  protected override renderEnd(): string {
+  protected override renderEnd(): Buffer {
     this.parser.end(this.onRecords);
-    return this.lines.take().toString();
+    return this.lines.take();
   }
 }
