@@ -68,7 +68,11 @@ export interface ReadCapturesOptions {
    * given in its own options.
    */
   memoryBudget?: number;
-  /** Bytes per file read (default 512 KiB). Tests use small ones. */
+  /**
+   * Bytes per file read: the size of the batches the stages pass on. Default: the sink's own
+   * `readSize` when it is a Writable that has one (HttpSink: HTTP_READ_SIZE), else 512 KiB.
+   * Tests use small ones.
+   */
   readSize?: number;
   /** Aborting destroys the source (with an AbortError) and closes the open inputs. */
   signal?: AbortSignal;
@@ -168,7 +172,7 @@ export class ReadPipeline {
     // Transform: packets that wait in queues outlive V8's young generation, which cost a SYN
     // flood some 50 MB of RSS and a fifth of its time (see tcp-transforms.ts).
     const pool = new PacketPool();
-    const readSize = options.readSize ?? READ_SIZE;
+    const readSize = options.readSize ?? (spec === null ? sinkReadSize(options.sink as Writable) : null) ?? READ_SIZE;
     let shared: OpenCapturesOptions['sharedChunks'] = false;
     if (workers > 0) {
       // a files or ndjson spec (checked above); each worker gets 1/N of the shares (ShardSink)
@@ -325,6 +329,12 @@ function specThreads(sink: Writable, spec: ReadSinkSpec, fileBytes: number | nul
   if (spec.type === 'files') return sink instanceof FilesSink && spec.writeThread !== false;
   if (spec.type === 'ndjson') return sink instanceof NdjsonSink && (spec.renderThread ?? renderThreadByDefault(fileBytes)) !== false && spec.encoding !== 'utf8';
   return false;
+}
+
+/** sinkReadSize: the read size a sink of the caller's own asks for (a positive integer `readSize`), else null. */
+function sinkReadSize(sink: Writable): number | null {
+  const n = (sink as { readSize?: unknown }).readSize;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : null;
 }
 
 function isWritable(sink: ReadSinkSpec | Writable): sink is Writable {

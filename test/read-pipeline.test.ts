@@ -15,6 +15,7 @@ import { isPcapflowError } from '../src/core/errors.js';
 import type { StreamEvent } from '../src/core/events.js';
 import { planMemory } from '../src/core/memory-budget.js';
 import { FilesSink } from '../src/sinks/files-sink.js';
+import { HTTP_READ_SIZE, HttpSink } from '../src/sinks/http-sink.js';
 import { NdjsonSink } from '../src/sinks/ndjson-sink.js';
 import { createRequire } from 'node:module';
 import { heapFlagGiven, readCaptures, ReadPipeline, renderThreadByDefault, RENDER_THREAD_MIN_INPUT, tuneHeap, type ReadCapturesOptions, type ReadInput } from '../src/read-pipeline.js';
@@ -80,6 +81,39 @@ async function libNdjson(inputs: ReadInput | ReadInput[], options: Options = {},
 /** Both sinks' threads on from the first byte, for any segment size: the pool and the shared chunks get used on small captures. */
 const FILES_THREAD = { writeThread: { minAverage: 1, minFiles: 1, afterBytes: 0 } };
 const NDJSON_THREAD = { renderThread: { afterBytes: 0, minAverage: 0 } };
+
+describe('read size', () => {
+  /** A Writable sink that counts the batches it takes; `readSize` as given. */
+  const counting = (readSize?: number): Writable & { batches: number } => {
+    const w = Object.assign(
+      new Writable({
+        objectMode: true,
+        write(_b: StreamEvent[], _e, done) {
+          w.batches++;
+          done();
+        },
+      }),
+      { batches: 0 },
+      readSize === undefined ? {} : { readSize },
+    );
+    return w;
+  };
+
+  it("reads in the read size a sink of the caller's own asks for (HttpSink's HTTP_READ_SIZE), unless readSize is given", async () => {
+    const file = shared('pcapplusplus__mixed-126-conns.pcap');
+    const size = fs.statSync(file).size;
+    const plain = counting();
+    await readCaptures(file, { sink: plain, reorder: false });
+    const small = counting(16 * 1024);
+    await readCaptures(file, { sink: small, reorder: false });
+    const given = counting(16 * 1024);
+    await readCaptures(file, { sink: given, reorder: false, readSize: 512 * 1024 });
+    expect(plain.batches).toBeLessThanOrEqual(Math.ceil(size / (512 * 1024)) + 1);
+    expect(small.batches).toBeGreaterThanOrEqual(Math.floor(size / (16 * 1024)));
+    expect(given.batches).toBe(plain.batches);
+    expect(new HttpSink({ dest: new Writable({ write: (_c, _e, done) => done() }) }).readSize).toBe(HTTP_READ_SIZE);
+  });
+});
 
 describe('tuneHeap', () => {
   it('leaves a heap growing percent given to node alone (command line or NODE_OPTIONS)', () => {

@@ -32,6 +32,17 @@ export interface HttpSinkOptions extends ByteSinkOptions {
   memoryShare?: number;
 }
 
+/**
+ * HTTP_READ_SIZE: the read size (batch size) ReadPipeline uses for an HttpSink (its `readSize`).
+ * Measured (whole-process A/B of `pcapflow http`, 15 pairs each, against 512 KiB): http-small
+ * (40 000 small transactions) 0.88x the time and 0.85x the CPU, 89 against 100 MB peak RSS;
+ * http-large (32 bodies of 2-16 MiB) 1.02x the time, 0.95x the CPU, 78 against 93 MB. In a
+ * profile of http-small the batch's parsed events and records die before a scavenge more often
+ * (scavenges 188 against 253 ms) and stringifying the records costs less (170 against 271 ms).
+ * Cutting 512 KiB batches into slices of 128 KiB in the sink gained 4 % only.
+ */
+export const HTTP_READ_SIZE = 128 * 1024;
+
 /** The SHA-256 of no bytes. */
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -54,6 +65,8 @@ export class HttpSink extends ByteSink<readonly StreamEvent[]> {
   readonly records: HttpRecords;
   readonly extractor: BodyExtractor | null;
   private readonly format: 'ndjson' | 'text';
+  /** The read size ReadPipeline gives an input read into this sink (HTTP_READ_SIZE). */
+  readonly readSize = HTTP_READ_SIZE;
   /** The lines of the records made since the last render, as UTF-8. */
   private readonly lines = new TextLines();
   private events: HttpEvent[] = [];
