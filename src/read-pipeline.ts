@@ -70,7 +70,7 @@ export interface ReadCapturesOptions {
   memoryBudget?: number;
   /**
    * Bytes per file read: the size of the batches the stages pass on. Default: the sink's own
-   * `readSize` when it is a Writable that has one (HttpSink: HTTP_READ_SIZE), else 512 KiB.
+   * `readSize` when it is a Writable that has one (HttpSink, TlsSink: 128 KiB), else 512 KiB.
    * Tests use small ones.
    */
   readSize?: number;

@@ -16,6 +16,7 @@ import type { StreamEvent } from '../src/core/events.js';
 import { planMemory } from '../src/core/memory-budget.js';
 import { FilesSink } from '../src/sinks/files-sink.js';
 import { HTTP_READ_SIZE, HttpSink } from '../src/sinks/http-sink.js';
+import { TLS_READ_SIZE, TlsSink } from '../src/sinks/tls-sink.js';
 import { NdjsonSink } from '../src/sinks/ndjson-sink.js';
 import { createRequire } from 'node:module';
 import { heapFlagGiven, readCaptures, ReadPipeline, renderThreadByDefault, RENDER_THREAD_MIN_INPUT, tuneHeap, type ReadCapturesOptions, type ReadInput } from '../src/read-pipeline.js';
@@ -99,7 +100,7 @@ describe('read size', () => {
     return w;
   };
 
-  it("reads in the read size a sink of the caller's own asks for (HttpSink's HTTP_READ_SIZE), unless readSize is given", async () => {
+  it("reads in the read size a sink of the caller's own asks for (HttpSink's and TlsSink's 128 KiB), unless readSize is given", async () => {
     const file = shared('pcapplusplus__mixed-126-conns.pcap');
     const size = fs.statSync(file).size;
     const plain = counting();
@@ -111,7 +112,9 @@ describe('read size', () => {
     expect(plain.batches).toBeLessThanOrEqual(Math.ceil(size / (512 * 1024)) + 1);
     expect(small.batches).toBeGreaterThanOrEqual(Math.floor(size / (16 * 1024)));
     expect(given.batches).toBe(plain.batches);
-    expect(new HttpSink({ dest: new Writable({ write: (_c, _e, done) => done() }) }).readSize).toBe(HTTP_READ_SIZE);
+    const dest = (): Writable => new Writable({ write: (_c, _e, done) => done() });
+    expect(new HttpSink({ dest: dest() }).readSize).toBe(HTTP_READ_SIZE);
+    expect(new TlsSink({ dest: dest() }).readSize).toBe(TLS_READ_SIZE);
   });
 });
 

