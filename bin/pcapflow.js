@@ -12,9 +12,9 @@
 // PCAPFLOW_CODE_CACHE=write, which runs the command lines of PCAPFLOW_CODE_CACHE_RUNS (reads of
 // examples/http-get.pcap) and then writes the cache, and checks with PCAPFLOW_CODE_CACHE=check,
 // which prints whether V8 took it (=off starts without it). A cache V8 rejects (another Node
-// version) only costs that compilation. The V8 flags a run sets (heap.ts) are put back to their
-// defaults before the cache is written, since V8 takes a cache only under the flags it was made
-// with.
+// version) only costs that compilation. The V8 flags a run sets are put back to their defaults
+// (heap.ts, restoreHeapFlags) before the cache is written, since V8 takes a cache only under the
+// flags it was made with.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -86,8 +86,7 @@ function loadBundle(file) {
           const code = await mod.exports.main(args);
           if (code !== 0) return code;
         }
-        const v8 = require('node:v8');
-        for (const flag of ['--heap-growing-percent=0', '--semi-space-growth-factor=2', '--no-expose-gc']) v8.setFlagsFromString(flag);
+        mod.exports.restoreHeapFlags();
         fs.writeFileSync(`${file}.cache.tmp`, Buffer.concat([stamp, script.createCachedData()]));
         fs.renameSync(`${file}.cache.tmp`, `${file}.cache`);
         return argv.length === 0 ? 0 : mod.exports.main(argv);

@@ -5,7 +5,9 @@
 // command has options), as do yargs, cap and the --workers thread (dist/sinks/shard-worker.js).
 // The library (dist/index.js) is not bundled.
 import { build } from 'esbuild';
-import { writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,9 +52,6 @@ writeFileSync(path.join(root, 'dist/cli/pcapflow.cjs'), `${strict}\n${banner}\n$
 
 // V8's code cache for the bundle (see bin/pcapflow.js): written after `read`s of the shipped
 // example into each sink, so that it holds the functions such runs compile; then checked.
-const { execFileSync, spawnSync } = await import('node:child_process');
-const { mkdtempSync, rmSync } = await import('node:fs');
-const { tmpdir } = await import('node:os');
 const cache = path.join(root, 'dist/cli/pcapflow.cjs.cache');
 rmSync(cache, { force: true });
 const out = mkdtempSync(path.join(tmpdir(), 'pcapflow-cache-'));

@@ -93,6 +93,18 @@ function capYoung(again: boolean): void {
   v8().setFlagsFromString(`--semi-space-growth-factor=${want}`);
 }
 
+/** The V8 flags this module sets, at V8's own defaults (restoreHeapFlags). */
+const FLAG_DEFAULTS = ['--heap-growing-percent=0', '--semi-space-growth-factor=2', '--no-expose-gc'];
+
+/**
+ * restoreHeapFlags puts every V8 flag this module sets back to V8's default, for a process that
+ * is about to end: V8 takes a code cache only under the flags it was made with, so the CLI's
+ * build puts them back before it writes the bundle's cache (bin/pcapflow.js).
+ */
+export function restoreHeapFlags(): void {
+  for (const flag of FLAG_DEFAULTS) v8().setFlagsFromString(flag);
+}
+
 /**
  * fullCollection returns a function that runs a full V8 garbage collection, or null when none
  * can be had. `--expose-gc` set at run time only exposes `gc` to contexts created afterwards (the

@@ -275,3 +275,5 @@ export async function readOptions(y: Argv): Promise<Argv> {
 }
 
 export { PcapflowError };
+/** For bin/pcapflow.js, before it writes the bundle's code cache. */
+export { restoreHeapFlags } from '../heap.js';

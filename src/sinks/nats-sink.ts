@@ -339,14 +339,19 @@ export class NatsSink extends Writable {
   /** send starts publishing `msgs` in order, waiting for room in the window before each; rejects with the sink's failure. */
   private async send(msgs: readonly WireMessage[]): Promise<void> {
     for (const m of msgs) {
-      if (this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes)) {
+      if (this.full(m)) {
         this.handOver();
-        while (this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes)) await this.room();
+        while (this.full(m)) await this.room();
       }
       if (this.failure !== null) throw this.failure;
       this.publish(m);
     }
     this.handOver();
+  }
+
+  /** full: `m` must wait for room in the window (the sink has not failed, and the window is full by count or by bytes with it). */
+  private full(m: WireMessage): boolean {
+    return this.failure === null && this.pending > 0 && (this.pending >= this.maxPending || this.pendingBytes + m.payload.length > this.maxPendingBytes);
   }
 
   /** room resolves when the window has drained (see settled). */
